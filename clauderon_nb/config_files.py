@@ -1,0 +1,216 @@
+"""The user's config files and the per-repo file: their schemas and loading."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from .tomlfile import load_toml
+from .units import parse_memory
+
+
+def _env_name(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected an environment variable name such as ANTHROPIC_API_KEY"
+        )
+    return value
+
+
+def _dns_label(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a DNS label (lowercase letters, digits and '-')")
+    return value
+
+
+def _dns_subdomain(value: Any, info: ValidationInfo) -> str:
+    pattern = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    if not isinstance(value, str) or len(value) > 253 or not re.fullmatch(pattern, value):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a Kubernetes object name (lowercase, digits, '-', '.')"
+        )
+    return value
+
+
+def _storage(value: Any, info: ValidationInfo) -> int:
+    return parse_memory(value, info.field_name or "size")
+
+
+def _command(value: Any, info: ValidationInfo) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value) or not value[0].strip():
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a non-empty list of strings (argv, no shell), "
+            'e.g. ["claude", "{prompt}"]'
+        )
+    return list(value)
+
+
+def _network(value: Any, info: ValidationInfo) -> str:
+    if value not in ("bridge", "none", "host"):
+        raise ValueError(f"{info.field_name} {value!r}: expected one of bridge, none, host")
+    return str(value)
+
+
+def _existing_file(value: Any, info: ValidationInfo) -> Path:
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_file():
+        raise ValueError(f"{info.field_name} {str(value)!r}: no such file")
+    return path
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+DnsLabel = Annotated[str, BeforeValidator(_dns_label)]
+ObjectName = Annotated[str, BeforeValidator(_dns_subdomain)]
+StorageSize = Annotated[int, BeforeValidator(_storage)]
+Command = Annotated[list[str], BeforeValidator(_command)]
+Network = Annotated[str, BeforeValidator(_network)]
+ExistingFile = Annotated[Path, BeforeValidator(_existing_file)]
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PresetConfig(_File):
+    """``[presets.NAME]`` in config.toml: a named resource template."""
+
+    description: str | None = None
+    cpu_limit: Cpu | None = None
+    memory_limit: Memory | None = None
+    cpu_request: Cpu | None = None
+    memory_request: Memory | None = None
+
+
+class AgentConfig(_File):
+    """``[agents.NAME]`` in config.toml: how to run an agent."""
+
+    command: Command
+    pass_env: list[EnvName] = Field(default_factory=list)
+    pass_env_optional: list[EnvName] = Field(default_factory=list)
+    env_from_secret: ObjectName | None = None
+
+
+class GeneralConfig(_File):
+    """``$CLAUDERON_HOME/config.toml``."""
+
+    default_backend: BackendName | None = None
+    default_agent: Identifier | None = None
+    presets: dict[str, PresetConfig] = Field(default_factory=dict)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+
+
+def _registry_host(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a registry host such as ghcr.io or 127.0.0.1:5000")
+    return value
+
+
+class RegistryAuth(_File):
+    """``[image.registry_auth]``: a Docker config.json to pull with."""
+
+    registry: Annotated[str, BeforeValidator(_registry_host)]
+    config_file: ExistingFile
+
+
+class DockerImageSection(_File):
+    image: Image | None = None
+    pull_policy: Policy | None = None
+    registry_auth: RegistryAuth | None = None
+
+
+class DockerResources(_File):
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+
+
+class DockerConfig(_File):
+    """``$CLAUDERON_HOME/docker-config.toml`` (the seed's format)."""
+
+    image: DockerImageSection = Field(default_factory=DockerImageSection)
+    resources: DockerResources = Field(default_factory=DockerResources)
+    network: Network | None = None
+    extra_env: dict[EnvName, str] = Field(default_factory=dict)
+
+
+class KubernetesConfig(_File):
+    """``$CLAUDERON_HOME/k8s-config.toml`` (the seed's format)."""
+
+    namespace: DnsLabel | None = None
+    image: Image | None = None
+    image_pull_policy: Policy | None = None
+    cpu_request: Cpu | None = None
+    cpu_limit: Cpu | None = None
+    memory_request: Memory | None = None
+    memory_limit: Memory | None = None
+    service_account: ObjectName | None = None
+    storage_class: ObjectName | None = None
+    workspace_size: StorageSize | None = None
+    image_pull_secrets: list[ObjectName] = Field(default_factory=list)
+    git_remote_url: str | None = None
+
+
+class RepoConfig(_File):
+    """``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags."""
+
+    backend: BackendName | None = None
+    agent: Identifier | None = None
+    preset: Identifier | None = None
+    image: Image | None = None
+    pull_policy: Policy | None = None
+    cpu_limit: Cpu | None = None
+    memory_limit: Memory | None = None
+    cpu_request: Cpu | None = None
+    memory_request: Memory | None = None
+
+
+def clauderon_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """``home``, else ``$CLAUDERON_HOME``, else ``~/.clauderon``."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = os.environ.get("CLAUDERON_HOME", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".clauderon"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A parsed config file and where it came from (``path`` is None when absent)."""
+
+    path: Path | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """Everything in ``$CLAUDERON_HOME``; missing files are empty."""
+
+    home: Path
+    general: Loaded
+    docker: Loaded
+    kubernetes: Loaded
+    files: list[Path] = field(default_factory=list)
+
+
+def _maybe(path: Path, model: type[BaseModel]) -> Loaded:
+    if not path.exists():
+        return Loaded(None, model())
+    return Loaded(path, load_toml(path, model))
+
+
+def load_user_config(home: Path) -> UserConfig:
+    """Load the three user files; a file that exists but is wrong raises ``ConfigError``."""
+    general = _maybe(home / "config.toml", GeneralConfig)
+    docker = _maybe(home / "docker-config.toml", DockerConfig)
+    kubernetes = _maybe(home / "k8s-config.toml", KubernetesConfig)
+    files = [p for p in (general.path, docker.path, kubernetes.path) if p]
+    return UserConfig(home=home, general=general, docker=docker, kubernetes=kubernetes, files=files)
+
+
+def load_repo_config(repo_root: Path) -> Loaded:
+    """The repository's ``.clauderon.toml``, if any."""
+    return _maybe(repo_root / ".clauderon.toml", RepoConfig)

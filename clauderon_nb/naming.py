@@ -1,0 +1,56 @@
+"""Names that are valid everywhere: DNS-1123 labels, label values, branches."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import re
+import secrets
+import string
+
+MAX_NAME = 40  # before the "-xxxx" suffix
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def slugify(text: str, limit: int = MAX_NAME) -> str:
+    """Lowercase DNS-1123 slug of ``text`` (may be empty)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-")
+
+
+def name_from_prompt(prompt: str) -> str:
+    """A session name from the first words of a prompt plus ``-`` and 4 random characters."""
+    words = re.findall(r"[A-Za-z0-9]+", prompt)[:6]
+    base = slugify(" ".join(words)) or "session"
+    return f"{base}-{random_suffix()}"
+
+
+def random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(4))
+
+
+def is_dns_label(value: str) -> bool:
+    return bool(_DNS_LABEL.match(value))
+
+
+def label_safe(value: str) -> str:
+    """A Kubernetes/Docker label value for ``value``; escaped values carry a hash so they stay unique."""
+    if _LABEL_VALUE.match(value) and value:
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")[:54].rstrip("-_.")
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{cleaned}-{digest}" if cleaned else f"u-{digest}"
+
+
+def current_owner() -> str:
+    """``$JUPYTERHUB_USER`` when set, else the OS user."""
+    hub = os.environ.get("JUPYTERHUB_USER", "").strip()
+    if hub:
+        return hub
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry (e.g. a container uid)
+        return f"uid-{os.getuid()}"

@@ -1,0 +1,126 @@
+"""A dry run: the resolved settings, where each came from, and the backend-native spec."""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from .resolve import ResolvedSettings
+from .spec import SessionSpec
+from .units import human_cpu, human_memory
+
+#: Settings shown by ``config``/``--dry-run``, per backend, in display order.
+SHOWN = {
+    "local": ("backend", "agent"),
+    "docker": (
+        "backend",
+        "agent",
+        "preset",
+        "image",
+        "pull_policy",
+        "cpu_limit",
+        "memory_limit",
+        "cpu_request",
+        "memory_request",
+        "network",
+    ),
+    "kubernetes": (
+        "backend",
+        "agent",
+        "preset",
+        "image",
+        "pull_policy",
+        "cpu_limit",
+        "memory_limit",
+        "cpu_request",
+        "memory_request",
+        "namespace",
+        "service_account",
+        "storage_class",
+        "workspace_size",
+        "image_pull_secrets",
+    ),
+}
+
+
+def show_value(key: str, value: Any) -> str:
+    """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
+    if value is None:
+        return "none" if key.endswith(("_limit", "_request")) else "-"
+    if key.startswith("cpu_"):
+        return human_cpu(value)
+    if key.startswith("memory_") or key == "workspace_size":
+        return human_memory(value)
+    if isinstance(value, tuple):
+        return ", ".join(value) or "-"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``create`` would do. Creating nothing; secrets appear as ``***``."""
+
+    session_spec: SessionSpec
+    settings: ResolvedSettings
+    sources: dict[str, str]
+    origins: dict[str, str]
+    spec: Any  # Docker: containers.create kwargs; Kubernetes: list of manifests; local: argv and cwd
+
+    @property
+    def name(self) -> str:
+        return self.session_spec.name
+
+    @property
+    def backend(self) -> str:
+        return self.settings.backend.value
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(setting, value, source, origin) for every shown setting."""
+        out = []
+        for key in SHOWN[self.backend]:
+            value = getattr(self.settings, key)
+            out.append((key, show_value(key, value), self.sources.get(key, "default"), self.origins.get(key, "")))
+        return out
+
+    def _rendered(self) -> str:
+        # The session id is assigned when the session is created; keep reprs stable.
+        text = json.dumps(self.spec, indent=2, sort_keys=False, default=str)
+        return text.replace(self.session_spec.session_id, "<session-id>")
+
+    def __repr__(self) -> str:
+        s = self.session_spec
+        lines = [f"Plan: {self.backend} session {s.name!r} on branch {s.branch} (dry run: nothing created)"]
+        width = max(len(r[0]) for r in self.rows())
+        vwidth = max(len(r[1]) for r in self.rows())
+        for key, value, source, origin in self.rows():
+            where = source if origin in ("", "this request", "built-in default") else f"{source}: {origin}"
+            lines.append(f"  {key:<{width}}  {value:<{vwidth}}  ({where})")
+        lines.append(f"  command  {shlex.join(s.command)}")
+        label = {
+            "docker": "docker containers.create arguments",
+            "kubernetes": "kubernetes manifests",
+            "local": "local process",
+        }[self.backend]
+        lines.append(f"{label}:")
+        lines.extend("  " + line for line in self._rendered().splitlines())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        s = self.session_spec
+        rows = "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td>"
+            f"<td>{html.escape(src)}</td><td>{html.escape(o)}</td></tr>"
+            for k, v, src, o in self.rows()
+        )
+        return (
+            f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(s.name)}</code> "
+            f"on branch <code>{html.escape(s.branch)}</code> <i>(dry run: nothing created)</i>"
+            f"<table><thead><tr><th>setting</th><th>value</th><th>source</th><th>from</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            f"<p>command: <code>{html.escape(shlex.join(s.command))}</code></p>"
+            f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"
+            f"<pre>{html.escape(self._rendered())}</pre></details></div>"
+        )

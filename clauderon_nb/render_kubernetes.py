@@ -1,0 +1,131 @@
+"""Render a session spec as Kubernetes manifests (API field names): a PVC and a Pod."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .spec import SECRET_MASK, WORKSPACE, SessionSpec
+from .units import k8s_cpu, k8s_memory
+
+AGENT_CONTAINER = "agent"
+# Positional parameters keep every value out of the script text: no shell parses them.
+# $1 remote URL, $2 base branch, $3 session branch, $4 base commit (used when it was pushed).
+_INIT_SCRIPT = (
+    "set -eu\n"
+    'git clone -- "$1" /workspace\n'
+    "cd /workspace\n"
+    'git checkout -b "$3" "$4" 2>/dev/null || git checkout -b "$3" "origin/$2"\n'
+)
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+
+
+def _resources(spec: SessionSpec) -> dict[str, dict[str, str]]:
+    s = spec.settings
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if s.cpu_request is not None:
+        requests["cpu"] = k8s_cpu(s.cpu_request)
+    if s.memory_request is not None:
+        requests["memory"] = k8s_memory(s.memory_request)
+    if s.cpu_limit is not None:
+        limits["cpu"] = k8s_cpu(s.cpu_limit)
+    if s.memory_limit is not None:
+        limits["memory"] = k8s_memory(s.memory_limit)
+    out: dict[str, dict[str, str]] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def pvc_name(spec: SessionSpec) -> str:
+    return f"{spec.object_name}-workspace"
+
+
+def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """``[PersistentVolumeClaim, Pod]``. Secret values are masked unless ``secrets`` supplies them."""
+    s = spec.settings
+    if s.image is None or s.pull_policy is None or s.workspace_size is None:
+        raise ValueError("render_kubernetes needs resolved kubernetes settings")
+    meta = {"namespace": s.namespace, "labels": dict(spec.labels)}
+    pvc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": pvc_name(spec), **meta},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": k8s_memory(s.workspace_size)}},
+        },
+    }
+    if s.storage_class:
+        pvc["spec"]["storageClassName"] = s.storage_class
+
+    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env += [{"name": n, "value": secrets[n] if secrets is not None else SECRET_MASK} for n in spec.secret_env]
+    mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
+    agent: dict[str, Any] = {
+        "name": AGENT_CONTAINER,
+        "image": s.image,
+        "imagePullPolicy": s.pull_policy.kubernetes,
+        "command": list(spec.command),
+        "env": env,
+        "workingDir": WORKSPACE,
+        "stdin": True,
+        "tty": True,
+        "volumeMounts": mounts,
+        "securityContext": dict(_CONTAINER_SECURITY),
+    }
+    resources = _resources(spec)
+    if resources:
+        agent["resources"] = resources
+    if spec.env_from_secret:
+        agent["envFrom"] = [{"secretRef": {"name": spec.env_from_secret}}]
+    init: dict[str, Any] = {
+        "name": "workspace-init",
+        "image": s.image,
+        "imagePullPolicy": s.pull_policy.kubernetes,
+        "command": [
+            "sh",
+            "-c",
+            _INIT_SCRIPT,
+            "clauderon-init",
+            spec.remote_url or "",
+            spec.base_branch,
+            spec.branch,
+            spec.base_commit,
+        ],
+        "volumeMounts": mounts,
+        "securityContext": dict(_CONTAINER_SECURITY),
+    }
+    if resources:
+        init["resources"] = resources
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [init],
+        "containers": [agent],
+        "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": pvc_name(spec)}}],
+    }
+    if s.service_account:
+        pod_spec["serviceAccountName"] = s.service_account
+    if s.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": spec.object_name, **meta},
+        "spec": pod_spec,
+    }
+    return [pvc, pod]

@@ -1,0 +1,106 @@
+"""The one request model behind the magic, the form, the CLI and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy, SessionName
+from .units import CPU_HELP, MEMORY_HELP, human_cpu, human_memory
+
+#: Fields that only make sense for a container (refused on the local backend).
+CONTAINER_FIELDS = ("image", "pull_policy", "cpu_limit", "memory_limit", "cpu_request", "memory_request", "preset")
+#: Resource fields, in display order.
+RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
+
+
+def check_request_within_limit(values: dict[str, Any]) -> None:
+    """Raise ``ValueError`` if a request exceeds its limit (both in canonical units)."""
+    for kind, show in (("cpu", human_cpu), ("memory", human_memory)):
+        req, lim = values.get(f"{kind}_request"), values.get(f"{kind}_limit")
+        if req is not None and lim is not None and req > lim:
+            raise ValueError(
+                f"{kind}_request {show(req)} is above {kind}_limit {show(lim)}: a request must not exceed its limit"
+            )
+
+
+class CreateSessionRequest(BaseModel):
+    """What a user asks for; ``None`` means "use the configured value".
+
+    Values are validated and stored canonically: CPU as millicores, memory as
+    bytes, the image as a full reference, the pull policy as ``PullPolicy``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+
+    repo: str = Field(".", description="Git repository the session works on", json_schema_extra={"metavar": "PATH"})
+    prompt: str = Field(..., description="What the agent should do", json_schema_extra={"metavar": "TEXT"})
+    backend: BackendName | None = Field(
+        None, description="Where the session runs: docker, kubernetes or local", json_schema_extra={"metavar": "B"}
+    )
+    agent: Identifier | None = Field(None, description="Agent to run (claude, codex, gemini, or one from config.toml)")
+    name: SessionName | None = Field(
+        None, description="Session name (a DNS label; default: from the prompt plus 4 random characters)"
+    )
+    image: Image | None = Field(
+        None,
+        description="Container image, [registry[:port]/]path[:tag][@sha256:…]",
+        json_schema_extra={"advanced": True},
+    )
+    pull_policy: Policy | None = Field(
+        None, description="always, if-not-present or never", json_schema_extra={"advanced": True, "metavar": "POLICY"}
+    )
+    cpu_limit: Cpu | None = Field(
+        None, description=f"CPU limit: {CPU_HELP}", json_schema_extra={"advanced": True, "metavar": "CPU"}
+    )
+    memory_limit: Memory | None = Field(
+        None, description=f"Memory limit: {MEMORY_HELP}", json_schema_extra={"advanced": True, "metavar": "MEM"}
+    )
+    cpu_request: Cpu | None = Field(
+        None,
+        description="CPU request (Kubernetes requests; Docker cpu shares)",
+        json_schema_extra={"advanced": True, "metavar": "CPU"},
+    )
+    memory_request: Memory | None = Field(
+        None,
+        description="Memory request (Kubernetes requests; Docker soft limit)",
+        json_schema_extra={"advanced": True, "metavar": "MEM"},
+    )
+    preset: Identifier | None = Field(
+        None,
+        description="Resource preset: small, medium, large, or one from config.toml",
+        json_schema_extra={"advanced": True},
+    )
+
+    @field_validator("repo", mode="before")
+    @classmethod
+    def _repo(cls, value: Any) -> str:
+        if hasattr(value, "__fspath__"):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"repo {value!r}: expected the path of a git repository")
+        return value.strip()
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("prompt: must not be empty; say what the agent should do")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> CreateSessionRequest:
+        check_request_within_limit(self.explicit())
+        if self.backend is not None and self.backend.value == "local":
+            given = [f for f in CONTAINER_FIELDS if getattr(self, f) is not None]
+            if given:
+                raise ValueError(
+                    f"{given[0]} does not apply to the local backend (it runs the agent as a plain process); "
+                    "use --backend docker or kubernetes"
+                )
+        return self
+
+    def explicit(self) -> dict[str, Any]:
+        """The values the caller set (not ``None``)."""
+        return {k: getattr(self, k) for k in type(self).model_fields if getattr(self, k) is not None}

@@ -1,0 +1,278 @@
+"""Merge the request, config files, presets and policy into resolved settings.
+
+Highest first, field by field: session values, a preset named by the session,
+the repo's ``.clauderon.toml``, a preset named there, the user's files, the
+admin policy's defaults, built-in defaults. Every value records its source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .agents import all_agents, find_agent
+from .config_files import AgentConfig, Loaded, RegistryAuth, UserConfig
+from .errors import ConfigError
+from .fields import Backend
+from .policy import AdminPolicy
+from .presets import all_presets, preset_values
+from .pull_policy import PullPolicy
+from .request import CONTAINER_FIELDS, RESOURCE_FIELDS, CreateSessionRequest, check_request_within_limit
+from .tomlfile import display_path
+from .units import human_cpu, human_memory
+
+DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
+DEFAULT_AGENT = "claude"
+DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
+SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SOURCES = ("session", "preset", "repo", "user", "policy", "default")
+
+CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
+DOCKER_KEYS = ("network", "extra_env", "registry_auth")
+K8S_KEYS = ("namespace", "service_account", "storage_class", "workspace_size", "image_pull_secrets", "git_remote_url")
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Effective values for one session. Container fields are ``None`` on the local backend."""
+
+    backend: Backend
+    agent: str
+    preset: str | None = None
+    image: str | None = None
+    pull_policy: PullPolicy | None = None
+    cpu_limit: int | None = None
+    memory_limit: int | None = None
+    cpu_request: int | None = None
+    memory_request: int | None = None
+    network: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    registry_auth: RegistryAuth | None = None
+    namespace: str | None = None
+    service_account: str | None = None
+    storage_class: str | None = None
+    workspace_size: int | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    git_remote_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Layer:
+    source: str  # one of SOURCES
+    origin: str  # human detail: a file, "preset large", "built-in default"
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    settings: ResolvedSettings
+    sources: dict[str, str]
+    origins: dict[str, str]
+    agent_config: AgentConfig
+
+
+def _pick(key: str, layers: list[Layer]) -> tuple[Any, Layer | None]:
+    for layer in layers:
+        if layer.values.get(key) is not None:
+            return layer.values[key], layer
+    return None, None
+
+
+def _where(loaded: Loaded) -> str:
+    return display_path(loaded.path) if loaded.path else ""
+
+
+def docker_engine_present() -> bool:
+    """Cheap, side-effect-free guess: is a Docker engine configured here?"""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host:
+        return not host.startswith("unix://") or Path(host[len("unix://") :]).exists()
+    return Path("/var/run/docker.sock").exists()
+
+
+def _default_namespace() -> str:
+    try:
+        return SA_NAMESPACE_FILE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _user_values(backend: Backend, user: UserConfig) -> tuple[dict[str, Any], str]:
+    if backend is Backend.DOCKER:
+        d = user.docker.data
+        values = {
+            "image": d.image.image,
+            "pull_policy": d.image.pull_policy,
+            "registry_auth": d.image.registry_auth,
+            "cpu_limit": d.resources.cpu,
+            "memory_limit": d.resources.memory,
+            "network": d.network,
+            "extra_env": d.extra_env or None,
+        }
+        return values, _where(user.docker)
+    k = user.kubernetes.data
+    values = {key: getattr(k, key) for key in (*CONTAINER_KEYS, *K8S_KEYS) if key != "pull_policy"}
+    values["pull_policy"] = k.image_pull_policy
+    values["image_pull_secrets"] = tuple(k.image_pull_secrets) or None
+    return values, _where(user.kubernetes)
+
+
+def _defaults(backend: Backend) -> dict[str, Any]:
+    common: dict[str, Any] = {"image": DEFAULT_IMAGE, "pull_policy": PullPolicy.IF_NOT_PRESENT}
+    if backend is Backend.DOCKER:
+        return {**common, "network": "bridge", "extra_env": {}}
+    return {
+        **common,
+        "namespace": _default_namespace(),
+        "workspace_size": DEFAULT_WORKSPACE_SIZE,
+        "image_pull_secrets": (),
+    }
+
+
+def _show(key: str, value: Any) -> str:
+    if key.startswith("cpu"):
+        return human_cpu(value)
+    if key.startswith("memory") or key == "workspace_size":
+        return human_memory(value)
+    return str(value)
+
+
+def resolve(
+    request: CreateSessionRequest,
+    user: UserConfig,
+    repo: Loaded,
+    policy: AdminPolicy,
+    *,
+    engine_present: Callable[[], bool] = docker_engine_present,
+) -> Resolution:
+    """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``."""
+    session = request.explicit()
+    repo_values = {k: getattr(repo.data, k) for k in type(repo.data).model_fields if getattr(repo.data, k) is not None}
+    general = user.general.data
+    sources: dict[str, str] = {}
+    origins: dict[str, str] = {}
+
+    def record(key: str, layer: Layer | None) -> None:
+        sources[key] = layer.source if layer else "default"
+        origins[key] = layer.origin if layer else "built-in default"
+
+    # 1. Backend: it decides which user file applies.
+    front = [
+        Layer("session", "this request", session),
+        Layer("repo", _where(repo), repo_values),
+        Layer("user", _where(user.general), {"backend": general.default_backend, "agent": general.default_agent}),
+    ]
+    backend, layer = _pick("backend", front)
+    if backend is None:
+        default = Backend.DOCKER if engine_present() else Backend.LOCAL
+        reason = "Docker engine found" if default is Backend.DOCKER else "no Docker engine found"
+        if not policy.allows("allowed_backends", default):
+            allowed = policy.first("allowed_backends")
+            assert allowed is not None
+            backend, layer = allowed[0][0], Layer("policy", allowed[1].where, {})
+        else:
+            backend, layer = default, Layer("default", f"built-in default ({reason})", {})
+    record("backend", layer)
+
+    # 2. Agent.
+    agents = all_agents(general.agents)
+    agent_name, layer = _pick("agent", front)
+    agent_name = agent_name or DEFAULT_AGENT
+    record("agent", layer)
+    agent_config = find_agent(agent_name, agents, source=sources["agent"])
+
+    if backend is Backend.LOCAL:
+        policy.check({"backend": backend}, origins)
+        given = [f for f in CONTAINER_FIELDS if f in session]
+        if given:
+            raise ConfigError(
+                f"{given[0]} does not apply to the local backend (backend from {origins['backend']}); "
+                "the local backend runs the agent as a plain process: use --backend docker or kubernetes"
+            )
+        settings = ResolvedSettings(backend=backend, agent=agent_name)
+        return Resolution(settings, sources, origins, agent_config)
+
+    # 3. Presets slot in just below the layer that named them.
+    presets = all_presets(general.presets)
+    layers: list[Layer] = [Layer("session", "this request", session)]
+    preset_name, preset_layer = _pick("preset", [layers[0], Layer("repo", _where(repo), repo_values)])
+    if "preset" in session:
+        layers.append(
+            Layer(
+                "preset", f"preset {session['preset']}", preset_values(session["preset"], presets, named_by="session")
+            )
+        )
+    layers.append(Layer("repo", _where(repo), repo_values))
+    if "preset" in repo_values and "preset" not in session:
+        layers.append(
+            Layer(
+                "preset",
+                f"preset {repo_values['preset']} ({_where(repo)})",
+                preset_values(repo_values["preset"], presets, named_by=_where(repo)),
+            )
+        )
+    user_values, user_where = _user_values(backend, user)
+    layers.append(Layer("user", user_where, user_values))
+
+    # 4. Policy defaults: the admin's default preset, maximums as default limits,
+    #    an allowed image or pull policy when the built-in one is not allowed.
+    defaults = _defaults(backend)
+    policy_values: dict[str, Any] = {}
+    policy_origin = policy.files[0].where if policy.files else ""
+    if policy.max_cpu() is not None:
+        policy_values["cpu_limit"] = policy.max_cpu()
+    if policy.max_memory() is not None:
+        policy_values["memory_limit"] = policy.max_memory()
+    if not policy.allows("allowed_pull_policies", defaults["pull_policy"]):
+        allowed = policy.first("allowed_pull_policies")
+        assert allowed is not None
+        policy_values["pull_policy"], policy_origin = allowed[0][0], allowed[1].where
+    if not policy.image_allowed(defaults["image"]):
+        found = policy.first("allowed_images")
+        literal = [g for g in (found[0] if found else []) if not any(c in g for c in "*?[")]
+        if literal:
+            policy_values["image"] = literal[0]
+    default_preset = policy.first("default_preset")
+    if default_preset and preset_name is None:
+        policy_values.update(preset_values(default_preset[0], presets, named_by=f"policy {default_preset[1].where}"))
+        preset_name, preset_layer = default_preset[0], Layer("policy", default_preset[1].where, {})
+    layers.append(Layer("policy", policy_origin, policy_values))
+    layers.append(Layer("default", "built-in default", defaults))
+    record("preset", preset_layer)
+
+    keys = CONTAINER_KEYS + (DOCKER_KEYS if backend is Backend.DOCKER else K8S_KEYS)
+    values: dict[str, Any] = {"backend": backend, "agent": agent_name, "preset": preset_name}
+    for key in keys:
+        values[key], layer = _pick(key, layers)
+        record(key, layer)
+
+    if backend is Backend.KUBERNETES:
+        for kind in ("cpu", "memory"):  # a limit without a request: request = limit, as Kubernetes does
+            if values[f"{kind}_request"] is None and values[f"{kind}_limit"] is not None:
+                values[f"{kind}_request"] = values[f"{kind}_limit"]
+                sources[f"{kind}_request"] = sources[f"{kind}_limit"]
+                origins[f"{kind}_request"] = f"{origins[f'{kind}_limit']} (= {kind}_limit)"
+    try:
+        check_request_within_limit(values)
+    except ValueError:
+        for kind in ("cpu", "memory"):
+            req, lim = values[f"{kind}_request"], values[f"{kind}_limit"]
+            if req is not None and lim is not None and req > lim:
+                raise ConfigError(
+                    f"{kind}_request {_show(kind, req)} ({origins[f'{kind}_request']}) is above "
+                    f"{kind}_limit {_show(kind, lim)} ({origins[f'{kind}_limit']}): a request must not exceed its limit"
+                ) from None
+        raise
+    policy.check(values, origins)
+    if values.get("extra_env") is None and backend is Backend.DOCKER:
+        values["extra_env"] = {}
+    if values.get("image_pull_secrets") is None and backend is Backend.KUBERNETES:
+        values["image_pull_secrets"] = ()
+    settings = ResolvedSettings(**values)
+    return Resolution(settings, sources, origins, agent_config)

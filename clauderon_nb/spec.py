@@ -1,0 +1,103 @@
+"""The backend-neutral description of one session, built from resolved settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .agents import AgentEnv, render_command
+from .naming import label_safe
+from .resolve import ResolvedSettings
+
+LABEL_PREFIX = "clauderon.io/"
+WORKSPACE = "/workspace"
+SECRET_MASK = "***"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a renderer needs; secret values are not here, only their names."""
+
+    session_id: str
+    name: str
+    owner: str
+    prompt: str
+    settings: ResolvedSettings
+    command: list[str]
+    env: dict[str, str]
+    secret_env: tuple[str, ...]
+    labels: dict[str, str]
+    repo_root: Path
+    git_common_dir: Path
+    base_branch: str
+    base_commit: str
+    branch: str
+    worktree: Path
+    env_from_secret: str | None = None
+    remote_url: str | None = None
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def object_name(self) -> str:
+        """Container or pod name."""
+        return f"clauderon-{self.name}"
+
+
+def session_labels(session_id: str, name: str, owner: str, backend: str, agent: str) -> dict[str, str]:
+    """The labels every backend object carries so it can be found again."""
+    return {
+        f"{LABEL_PREFIX}managed": "true",
+        f"{LABEL_PREFIX}session-id": session_id,
+        f"{LABEL_PREFIX}session-name": name,
+        f"{LABEL_PREFIX}owner": label_safe(owner),
+        f"{LABEL_PREFIX}backend": backend,
+        f"{LABEL_PREFIX}agent": label_safe(agent),
+    }
+
+
+def agent_environment(settings: ResolvedSettings, session_id: str, prompt: str) -> dict[str, str]:
+    """Non-secret variables: configured extras, then the two clauderon always sets."""
+    return {**settings.extra_env, "CLAUDERON_PROMPT": prompt, "CLAUDERON_SESSION_ID": session_id}
+
+
+def build_spec(
+    *,
+    session_id: str,
+    name: str,
+    owner: str,
+    prompt: str,
+    settings: ResolvedSettings,
+    agent_command: list[str],
+    credentials: AgentEnv,
+    env_from_secret: str | None,
+    repo_root: Path,
+    git_common_dir: Path,
+    base_branch: str,
+    base_commit: str,
+    home: Path,
+    remote_url: str | None,
+    uid: int,
+    gid: int,
+) -> SessionSpec:
+    return SessionSpec(
+        session_id=session_id,
+        name=name,
+        owner=owner,
+        prompt=prompt,
+        settings=settings,
+        command=render_command(agent_command, prompt),
+        env=agent_environment(settings, session_id, prompt),
+        secret_env=credentials.names,
+        labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent),
+        repo_root=repo_root,
+        git_common_dir=git_common_dir,
+        base_branch=base_branch,
+        base_commit=base_commit,
+        branch=f"clauderon/{name}",
+        worktree=home / "worktrees" / name,
+        env_from_secret=env_from_secret,
+        remote_url=remote_url,
+        uid=uid,
+        gid=gid,
+    )
