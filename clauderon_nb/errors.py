@@ -29,7 +29,10 @@ class BackendError(ClauderonError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest choice, or ""."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not match and len(word) >= 3:  # "cpu" -> "cpu_limit", "mem" -> "memory"
+        match = [c for c in options if c.startswith(word) or word.startswith(c)][:1]
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 

@@ -149,7 +149,7 @@ def resolve(
     repo: Loaded,
     policy: AdminPolicy,
     *,
-    engine_present: Callable[[], bool] = docker_engine_present,
+    engine_present: Callable[[], bool] | None = None,
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``."""
     session = request.explicit()
@@ -170,7 +170,7 @@ def resolve(
     ]
     backend, layer = _pick("backend", front)
     if backend is None:
-        default = Backend.DOCKER if engine_present() else Backend.LOCAL
+        default = Backend.DOCKER if (engine_present or docker_engine_present)() else Backend.LOCAL
         reason = "Docker engine found" if default is Backend.DOCKER else "no Docker engine found"
         if not policy.allows("allowed_backends", default):
             allowed = policy.first("allowed_backends")
@@ -258,6 +258,7 @@ def resolve(
                 values[f"{kind}_request"] = values[f"{kind}_limit"]
                 sources[f"{kind}_request"] = sources[f"{kind}_limit"]
                 origins[f"{kind}_request"] = f"{origins[f'{kind}_limit']} (= {kind}_limit)"
+    policy.check(values, origins)
     try:
         check_request_within_limit(values)
     except ValueError:
@@ -269,7 +270,6 @@ def resolve(
                     f"{kind}_limit {_show(kind, lim)} ({origins[f'{kind}_limit']}): a request must not exceed its limit"
                 ) from None
         raise
-    policy.check(values, origins)
     if values.get("extra_env") is None and backend is Backend.DOCKER:
         values["extra_env"] = {}
     if values.get("image_pull_secrets") is None and backend is Backend.KUBERNETES:

@@ -22,6 +22,8 @@ M = TypeVar("M", bound=BaseModel)
 
 _SECRET_KEYS = {"password", "passwd", "token", "auth", "secret", "api_key", "apikey", "identitytoken", "client_secret"}
 _SECRET_PARTS = {"password", "passwd", "token", "secret", "apikey", "credential", "credentials"}
+# Keys whose values name a secret (a Secret object, a variable, a file) rather than hold one.
+_NAMES_A_SECRET = {"registry_auth", "env_from_secret", "image_pull_secrets", "pass_env", "pass_env_optional"}
 
 
 def display_path(path: Path) -> str:
@@ -45,7 +47,13 @@ def _find_secret(data: Any, trail: tuple[str, ...] = ()) -> str | None:
     if isinstance(data, dict):
         for key, value in data.items():
             path = (*trail, str(key))
-            if looks_secret(str(key)) and not (isinstance(value, dict) and key == "registry_auth"):
+            if key in _NAMES_A_SECRET:
+                if key == "registry_auth":
+                    found = _find_secret(value, path)
+                    if found:
+                        return found
+                continue
+            if looks_secret(str(key)):
                 return ".".join(path)
             found = _find_secret(value, path)
             if found:

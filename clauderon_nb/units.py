@@ -22,6 +22,7 @@ MAX_MILLICORES = _INT64_MAX // 1_000_000  # nano_cpus must fit in int64
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _CPU_RE = re.compile(rf"^(?P<num>{_NUMBER})(?P<unit>[a-zA-Z]*)$")
 _MEM_RE = re.compile(rf"^(?P<num>{_NUMBER})\s?(?P<unit>[a-zA-Z]*)$")
+_EXPONENT = re.compile(r"^[0-9.]+[eE][+-]?[0-9]+")
 _MEM_POWERS = {
     "": 0,
     "b": 0,
@@ -65,6 +66,8 @@ def parse_cpu(value: object, field: str = "cpu") -> int:
         if not text:
             raise ValueError(f"{field} '': empty; expected {CPU_HELP}")
         m = _CPU_RE.match(text)
+        if not m and _EXPONENT.match(text):
+            raise ValueError(f"{bad}: exponent notation is not accepted; expected {CPU_HELP}")
         if not m:
             raise ValueError(f"{bad}: expected {CPU_HELP}")
         unit = m["unit"]
@@ -104,6 +107,8 @@ def parse_memory(value: object, field: str = "memory") -> int:
         if not text:
             raise ValueError(f"{field} '': empty; expected {MEMORY_HELP}")
         m = _MEM_RE.match(text)
+        if not m and _EXPONENT.match(text):
+            raise ValueError(f"{bad}: exponent notation is not accepted; expected {MEMORY_HELP}")
         if not m:
             raise ValueError(f"{bad}: expected {MEMORY_HELP}")
         unit = m["unit"].lower()
