@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,19 @@ class ResolvedSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values, as stored with the session (no secrets: auth is a file path)."""
+        out: dict[str, Any] = {}
+        for key, value in self.as_dict().items():
+            if isinstance(value, RegistryAuth):
+                value = {"registry": value.registry, "config_file": str(value.config_file)}
+            elif isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        return out
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import clauderon_nb.policy
+
+from . import dockerkit
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +68,72 @@ def write(home: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+# --- real Docker engine -------------------------------------------------------
+
+TEST_AGENTS = r"""
+[agents.echo]
+command = ["sh", "-c", "printf 'argv=[%s]\n' \"$1\"; printf 'env=[%s]\n' \"$CLAUDERON_PROMPT\"; exec sleep 600", "agent", "{prompt}"]
+
+[agents.gitcheck]
+command = ["sh", "-c", "git -C /workspace rev-parse --abbrev-ref HEAD && git -C /workspace log --format=%s -1 && exec sleep 600"]
+
+[agents.quick]
+command = ["sh", "-c", "echo done"]
+
+[agents.crash]
+command = ["sh", "-c", "sleep 1; echo failing; exit 3"]
+
+[agents.missing]
+command = ["no-such-agent-binary", "{prompt}"]
+"""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI=true, a skipped real-engine test is a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and "docker" in item.keywords and os.environ.get("CI", "").lower() == "true":
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: real-engine test was skipped: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    return dockerkit.docker_client()
+
+
+@pytest.fixture(scope="session")
+def kit(docker_client: Any) -> Iterator[dockerkit.Kit]:
+    k = dockerkit.Kit(docker_client)
+    yield k
+    k.cleanup()
+
+
+@pytest.fixture(scope="session")
+def image(kit: dockerkit.Kit) -> str:
+    """A local busybox + git image (never in any registry)."""
+    return kit.build("busybox", "1", with_git=True)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[dockerkit.Registry]:
+    yield from dockerkit.start_registry(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture
+def dhome(home: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A CLAUDERON_HOME for real-engine tests: test agents, no network, a unique owner.
+
+    Every container this test's owner has left is removed afterwards.
+    """
+    owner = f"test-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("JUPYTERHUB_USER", owner)
+    (home / "config.toml").write_text(TEST_AGENTS)
+    (home / "docker-config.toml").write_text('network = "none"\n')
+    yield home
+    leftovers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
+    for c in leftovers:
+        docker_client.api.remove_container(c["Id"], force=True)

@@ -1,0 +1,29 @@
+"""Session backends. Each module imports its client library only when used."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import SessionBackend
+
+
+def get_backend(name: str) -> SessionBackend:
+    """A backend instance by name (``docker``, ``kubernetes``, ``local``)."""
+    if name == "docker":
+        from .docker import DockerBackend
+
+        return DockerBackend()
+    if name == "local":
+        from .local import LocalBackend
+
+        return LocalBackend()
+    if name == "kubernetes":
+        from ..errors import BackendError
+
+        raise BackendError(
+            "creating sessions on Kubernetes is not available in this version; "
+            "`plan()` / --dry-run renders the exact manifests",
+            step="kubernetes",
+        )
+    raise ValueError(f"backend {name!r}: expected one of docker, kubernetes, local")

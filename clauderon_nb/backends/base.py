@@ -1,0 +1,62 @@
+"""What every backend provides to the manager."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..progress import ProgressCallback
+from ..session import Session, Status
+from ..spec import SessionSpec
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the backend reports about one session's object."""
+
+    status: Status
+    error: str | None = None
+
+
+class SessionBackend(Protocol):
+    name: str
+
+    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
+        """Everything that can fail before anything is created (engine, resources, image)."""
+
+    def create(
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+    ) -> tuple[str, dict[str, Any]]:
+        """Create and start the session's object; returns its id and runtime bookkeeping."""
+        ...
+
+    def remove(self, session: Session) -> None:
+        """Remove the session's object if it exists (idempotent)."""
+
+    def start(self, session: Session) -> dict[str, Any]:
+        """Start a stopped session; returns updated runtime bookkeeping."""
+        ...
+
+    def stop(self, session: Session) -> None: ...
+
+    def observe(self, sessions: list[Session]) -> dict[str, Observed]:
+        """Current state of every given session, in one backend call; missing ids vanished."""
+        ...
+
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]: ...
+
+    def attach_command(self, session: Session) -> str: ...
+
+
+def reconcile(recorded: Status, observed: Observed | None, what: str) -> tuple[Status, str | None] | None:
+    """The status to store given what the backend shows, or ``None`` to keep the record as is."""
+    if recorded in (Status.CREATING, Status.DELETING):
+        return None
+    if observed is None:
+        if recorded is Status.FAILED:
+            return None
+        return Status.FAILED, f"{what} no longer exists (removed outside clauderon)"
+    if recorded is Status.STOPPED and observed.status in (Status.STOPPED, Status.FAILED):
+        return None  # stopped on purpose: the exit code of a stop is not a failure
+    return observed.status, observed.error

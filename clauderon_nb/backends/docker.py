@@ -1,0 +1,275 @@
+"""Docker backend: one container per session, via docker-py (never the docker CLI)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BackendError
+from ..image import parse_image
+from ..progress import ProgressCallback, ProgressEvent
+from ..pull_policy import PullPolicy
+from ..render_docker import render_docker
+from ..session import Session, Status
+from ..spec import LABEL_PREFIX, SessionSpec
+from ..units import human_cpu
+from .base import Observed
+
+if TYPE_CHECKING:
+    import docker
+
+START_CHECK_SECONDS = 0.2  # how long create watches a new container for an immediate exit
+_EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+def _explain(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return " ".join(str(text).split())
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+        self._ncpu: int | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env()
+            except docker.errors.DockerException as exc:
+                host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                reason = _explain(exc)
+                match = re.search(r"\(\d+, '([^']+)'\)|(Connection refused|No such file or directory)", reason)
+                detail = next((g for g in match.groups() if g), reason) if match else reason
+                raise BackendError(
+                    f"cannot reach the Docker engine at {host} ({detail}); is dockerd running?",
+                    step="connect to Docker engine",
+                ) from None
+        return self._client
+
+    def _api(self, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import docker
+
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step=step) from None
+        except OSError as exc:  # connection dropped mid-call
+            raise BackendError(f"lost the connection to the Docker engine ({exc})", step=step) from None
+
+    # --- create -------------------------------------------------------------
+
+    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
+        s = spec.settings
+        progress(ProgressEvent("check", "checking the Docker engine"))
+        if s.cpu_limit is not None:
+            if self._ncpu is None:
+                self._ncpu = int(self._api("check resources", self.client.api.info)["NCPU"])
+            if s.cpu_limit > self._ncpu * 1000:
+                raise BackendError(
+                    f"cpu_limit {human_cpu(s.cpu_limit)} is more than the Docker engine's {self._ncpu} CPUs",
+                    step="check resources",
+                )
+        if s.image is None or s.pull_policy is None:
+            raise BackendError("the image is not resolved", step="check image")
+        self.ensure_image(s.image, s.pull_policy, spec, progress)
+
+    def _auth_config(self, spec: SessionSpec) -> dict[str, Any] | None:
+        auth = spec.settings.registry_auth
+        if auth is None:
+            return None  # docker-py uses the engine user's `docker login` credentials
+        ref = parse_image(spec.settings.image)
+        if auth.registry.replace("index.docker.io", "docker.io") != ref.registry:
+            return None
+        from docker import auth as docker_auth
+
+        try:
+            config = docker_auth.load_config(config_path=str(auth.config_file))
+            creds = docker_auth.resolve_authconfig(config, registry=auth.registry)
+        except Exception as exc:  # noqa: BLE001 - any unreadable config is one error line
+            raise BackendError(f"cannot read {auth.config_file}: {_explain(exc)}", step="registry auth") from None
+        if not creds:
+            raise BackendError(f"{auth.config_file} has no credentials for {auth.registry}", step="registry auth")
+        return dict(creds)
+
+    def image_present(self, image: str) -> bool:
+        import docker
+
+        try:
+            self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step=f"inspect image {image}") from None
+
+    def ensure_image(self, image: str, policy: PullPolicy, spec: SessionSpec, progress: ProgressCallback) -> None:
+        """Apply the pull policy: always pull, pull when missing, or require it locally."""
+        if policy is not PullPolicy.ALWAYS and self.image_present(image):
+            progress(ProgressEvent("pull", f"image {image} is present locally"))
+            return
+        if policy is PullPolicy.NEVER:
+            raise BackendError(f"image {image} is not present locally and the pull policy is never", step="check image")
+        self.pull(image, spec, progress)
+
+    def pull(self, image: str, spec: SessionSpec, progress: ProgressCallback) -> None:
+        ref = parse_image(image)
+        step = f"pull image {image}"
+        auth = self._auth_config(spec)
+        progress(ProgressEvent("pull", f"pulling {image}"))
+        stream = self._api(
+            step, self.client.api.pull, ref.name, tag=ref.pull_tag, stream=True, decode=True, auth_config=auth
+        )
+        try:
+            for event in stream:
+                if "error" in event:  # the engine reports failures inside the stream
+                    detail = event.get("errorDetail", {}).get("message") or event["error"]
+                    raise BackendError(" ".join(str(detail).split()), step=step)
+                detail = event.get("progressDetail") or {}
+                progress(
+                    ProgressEvent(
+                        "pull",
+                        str(event.get("status", "")),
+                        layer=event.get("id"),
+                        current=detail.get("current"),
+                        total=detail.get("total"),
+                    )
+                )
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection errors while streaming
+            raise BackendError(_explain(exc), step=step) from None
+
+    def create(
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+    ) -> tuple[str, dict[str, Any]]:
+        import docker
+
+        kwargs = render_docker(spec, secrets)
+        progress(ProgressEvent("create", f"creating container {spec.object_name}"))
+        try:
+            container = self.client.containers.create(**kwargs)
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step="create container") from None
+        cid = str(container.id)
+        try:  # from here on, any failure or interrupt removes the container again
+            progress(ProgressEvent("start", f"starting container {spec.object_name}"))
+            try:
+                container.start()
+            except docker.errors.DockerException as exc:
+                raise BackendError(_explain(exc), step="start container") from None
+            self._check_started(cid)
+        except BaseException:
+            self._remove(cid)
+            raise
+        return cid, {"container": spec.object_name}
+
+    def _check_started(self, cid: str) -> None:
+        """Catch an agent that dies at once (e.g. its command is not in the image).
+
+        With ``init=True`` a missing command fails inside docker-init, after the
+        start call has returned, so the state is watched for a short moment.
+        """
+        deadline = time.monotonic() + START_CHECK_SECONDS
+        while True:
+            state = self._api("start container", self.client.api.inspect_container, cid)["State"]
+            if not state.get("Running") and state.get("ExitCode", 0) != 0:
+                raw = self.client.api.logs(cid, tail=3)
+                last = " ".join(bytes(raw).decode(errors="replace").split()) or "no output"
+                raise BackendError(
+                    f"the agent exited at once with code {state['ExitCode']}: {last[-300:]}", step="start container"
+                )
+            if time.monotonic() >= deadline or not state.get("Running"):
+                return
+            time.sleep(0.02)
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def _remove(self, container_id: str) -> None:
+        import docker
+
+        try:
+            self.client.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as exc:
+            if "already in progress" not in _explain(exc):
+                raise BackendError(_explain(exc), step="remove container") from None
+
+    def remove(self, session: Session) -> None:
+        if session.backend_id:
+            self._remove(session.backend_id)
+
+    @staticmethod
+    def _id(session: Session) -> str:
+        if not session.backend_id:
+            raise BackendError(f"session {session.name!r} has no container", step="find container")
+        return session.backend_id
+
+    def start(self, session: Session) -> dict[str, Any]:
+        self._api("start container", self.client.api.start, self._id(session))
+        return session.runtime
+
+    def stop(self, session: Session) -> None:
+        self._api("stop container", self.client.api.stop, self._id(session), timeout=10)
+
+    def observe(self, sessions: list[Session]) -> dict[str, Observed]:
+        """One ``GET /containers/json`` with the managed label, for every session at once."""
+        rows = self._api(
+            "list containers",
+            self.client.api.containers,
+            all=True,
+            filters={"label": f"{LABEL_PREFIX}managed=true"},
+        )
+        wanted = {s.id for s in sessions}
+        out: dict[str, Observed] = {}
+        for row in rows:
+            sid = (row.get("Labels") or {}).get(f"{LABEL_PREFIX}session-id")
+            if sid in wanted:
+                out[sid] = _observed(row.get("State", ""), row.get("Status", ""))
+        return out
+
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
+        import docker
+
+        cid = self._id(session)
+        lines: Literal["all"] | int = tail if tail is not None else "all"
+        try:
+            if follow:
+                stream = self.client.api.logs(cid, stream=True, follow=True, tail=lines)
+                return (chunk.decode(errors="replace").replace("\r\n", "\n") for chunk in stream)
+            data = self.client.api.logs(cid, tail=lines)
+        except docker.errors.NotFound:
+            raise BackendError(f"container {session.runtime.get('container')} no longer exists", step="logs") from None
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step="logs") from None
+        return bytes(data).decode(errors="replace").replace("\r\n", "\n")  # a TTY writes CRLF
+
+    def attach_command(self, session: Session) -> str:
+        host = os.environ.get("DOCKER_HOST")
+        prefix = f"docker -H {host}" if host else "docker"
+        return f"{prefix} attach {session.runtime.get('container', session.backend_id)}"
+
+
+def _observed(state: str, status: str) -> Observed:
+    if state in ("running", "restarting", "paused"):
+        return Observed(Status.RUNNING)
+    if state in ("exited", "dead"):
+        match = _EXIT.search(status)
+        code = int(match.group(1)) if match else None
+        if code in (0, None) and state == "exited":
+            return Observed(Status.STOPPED, None)
+        return Observed(Status.FAILED, f"container exited with code {code}" if code is not None else "container died")
+    if state == "created":
+        return Observed(Status.STOPPED, "container was created but never started")
+    return Observed(Status.FAILED, f"container is {state or 'in an unknown state'}")

@@ -1,0 +1,166 @@
+"""Local backend: the agent as a plain process in the session's worktree."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError
+from ..progress import ProgressCallback, ProgressEvent
+from ..session import Session, Status
+from ..spec import SessionSpec
+from .base import Observed
+
+
+def _alive(pid: int, marker: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # guard against a reused pid
+        try:
+            return marker in cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int | None) -> str:
+    if not path.exists():
+        return ""
+    text = path.read_text(errors="replace")
+    if lines is None:
+        return text
+    if lines <= 0:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+class LocalBackend:
+    name = "local"
+
+    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
+        progress(ProgressEvent("check", f"looking for {spec.command[0]}"))
+        if shutil.which(spec.command[0]) is None:
+            raise BackendError(
+                f"agent command {spec.command[0]!r} is not on PATH; install it, or set "
+                f"[agents.{spec.settings.agent}] command in config.toml",
+                step="check agent",
+            )
+
+    def _spawn(self, argv: list[str], cwd: str, env: Mapping[str, str], log: Path, exit_file: Path) -> int:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "clauderon_nb.backends._local_runner", str(exit_file), "--", *argv],
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return proc.pid
+
+    def create(
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+    ) -> tuple[str, dict[str, Any]]:
+        logs = spec.worktree.parent.parent / "logs"
+        runtime: dict[str, Any] = {
+            "argv": list(spec.command),
+            "cwd": str(spec.worktree),
+            "log": str(logs / f"{spec.name}.log"),
+            "exit_file": str(logs / f"{spec.name}.exit"),
+        }
+        progress(ProgressEvent("start", f"starting {spec.command[0]}"))
+        try:
+            pid = self._spawn(
+                spec.command, runtime["cwd"], {**spec.env, **secrets}, Path(runtime["log"]), Path(runtime["exit_file"])
+            )
+        except OSError as exc:
+            raise BackendError(str(exc.strerror or exc), step="start process") from None
+        runtime["pid"] = pid
+        return f"pid-{pid}", runtime
+
+    def start(self, session: Session) -> dict[str, Any]:
+        rt = dict(session.runtime)
+        if not Path(rt["cwd"]).is_dir():
+            raise BackendError(f"worktree {rt['cwd']} no longer exists", step="start process")
+        env = {"CLAUDERON_PROMPT": session.prompt, "CLAUDERON_SESSION_ID": session.id}
+        rt["pid"] = self._spawn(rt["argv"], rt["cwd"], env, Path(rt["log"]), Path(rt["exit_file"]))
+        return rt
+
+    def stop(self, session: Session) -> None:
+        pid = session.runtime.get("pid")
+        if not pid or not _alive(pid, session.runtime["exit_file"]):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _alive(pid, session.runtime["exit_file"]):
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def remove(self, session: Session) -> None:
+        if session.runtime:
+            self.stop(session)
+            for key in ("log", "exit_file"):
+                Path(session.runtime[key]).unlink(missing_ok=True)
+
+    def observe(self, sessions: list[Session]) -> dict[str, Observed]:
+        out: dict[str, Observed] = {}
+        for s in sessions:
+            pid, exit_file = s.runtime.get("pid"), s.runtime.get("exit_file")
+            if not pid or not exit_file:
+                continue
+            if _alive(pid, exit_file):
+                out[s.id] = Observed(Status.RUNNING)
+                continue
+            try:
+                code = int(Path(exit_file).read_text().strip())
+            except (OSError, ValueError):
+                out[s.id] = Observed(Status.FAILED, "the agent process vanished without an exit code")
+                continue
+            out[s.id] = (
+                Observed(Status.STOPPED) if code == 0 else Observed(Status.FAILED, f"agent exited with code {code}")
+            )
+        return out
+
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
+        path = Path(session.runtime.get("log", ""))
+        if not follow:
+            return _tail(path, tail)
+        return self._follow(session, path, tail)
+
+    def _follow(self, session: Session, path: Path, tail: int | None) -> Iterator[str]:
+        yield _tail(path, tail)
+        with open(path, errors="replace") as fh:
+            fh.seek(0, os.SEEK_END)
+            while True:
+                chunk = fh.read()
+                if chunk:
+                    yield chunk
+                elif not _alive(session.runtime.get("pid", 0), session.runtime["exit_file"]):
+                    yield fh.read()
+                    return
+                else:
+                    time.sleep(0.2)
+
+    def attach_command(self, session: Session) -> str:
+        return f"tail -f {session.runtime.get('log')}"

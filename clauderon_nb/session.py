@@ -1,0 +1,70 @@
+"""The Session record and its display."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .plan import show_value
+
+
+class Status(str, Enum):
+    CREATING = "creating"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class Session:
+    """One agent session. ``settings`` holds the resolved container settings, as created."""
+
+    id: str
+    name: str
+    owner: str
+    backend: str
+    agent: str
+    repo: str
+    worktree: str
+    branch: str
+    prompt: str
+    settings: dict[str, Any]
+    backend_id: str | None
+    status: Status
+    error: str | None
+    created_at: float
+    updated_at: float
+    runtime: dict[str, Any] = field(default_factory=dict)  # backend bookkeeping: argv, pid, base commit…
+
+    def summary(self) -> str:
+        """Image and limits in one short phrase."""
+        s = self.settings
+        if self.backend == "local":
+            return "local process"
+        parts = [str(s.get("image"))]
+        if s.get("cpu_limit"):
+            parts.append(f"cpu {show_value('cpu_limit', s['cpu_limit'])}")
+        if s.get("memory_limit"):
+            parts.append(f"memory {show_value('memory_limit', s['memory_limit'])}")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        text = f"Session {self.name!r}: {self.status.value} on {self.backend} ({self.summary()}), branch {self.branch}"
+        if self.error:
+            text += f"\n  error: {self.error}"
+        return text
+
+    def _repr_html_(self) -> str:
+        color = {"running": "#1a7f37", "failed": "#cf222e"}.get(self.status.value, "#57606a")
+        err = f"<br><span style='color:#cf222e'>{html.escape(self.error)}</span>" if self.error else ""
+        return (
+            f"<div><b>Session</b> <code>{html.escape(self.name)}</code> "
+            f"<span style='color:{color}'>{html.escape(self.status.value)}</span> on {html.escape(self.backend)} "
+            f"&middot; {html.escape(self.summary())} &middot; branch <code>{html.escape(self.branch)}</code>{err}</div>"
+        )

@@ -1,0 +1,180 @@
+"""SQLite session store: WAL, versioned schema, safe for many processes at once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import ClauderonError
+from .session import Session, Status
+
+SCHEMA_VERSION = 1
+# Each migration is a list of statements, run in one transaction with the version bump.
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        worktree TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        backend_id TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        runtime TEXT NOT NULL DEFAULT '{}'
+    )""",
+        "CREATE INDEX sessions_owner ON sessions(owner)",
+    ],
+}
+_COLUMNS = (
+    "id, name, owner, backend, agent, repo, worktree, branch, prompt, settings, backend_id, status, error, "
+    "created_at, updated_at, runtime"
+)
+
+
+class NameTaken(ClauderonError):
+    """A session with this name already exists in the store."""
+
+
+class Store:
+    """Sessions under one ``CLAUDERON_HOME``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            if write:
+                conn.execute("COMMIT")
+        except BaseException:
+            if write and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                raise ClauderonError(
+                    f"{self.path}: schema version {version} is newer than this clauderon-nb understands "
+                    f"({SCHEMA_VERSION}); upgrade clauderon-nb"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step}")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> Session:
+        return Session(
+            id=row[0],
+            name=row[1],
+            owner=row[2],
+            backend=row[3],
+            agent=row[4],
+            repo=row[5],
+            worktree=row[6],
+            branch=row[7],
+            prompt=row[8],
+            settings=json.loads(row[9]),
+            backend_id=row[10],
+            status=Status(row[11]),
+            error=row[12],
+            created_at=row[13],
+            updated_at=row[14],
+            runtime=json.loads(row[15]),
+        )
+
+    def insert(self, session: Session) -> None:
+        """Add a new session; ``NameTaken`` if the name is in use."""
+        values = (
+            session.id,
+            session.name,
+            session.owner,
+            session.backend,
+            session.agent,
+            session.repo,
+            session.worktree,
+            session.branch,
+            session.prompt,
+            json.dumps(session.settings),
+            session.backend_id,
+            session.status.value,
+            session.error,
+            session.created_at,
+            session.updated_at,
+            json.dumps(session.runtime),
+        )
+        try:
+            with self._connect(write=True) as conn:
+                conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", values)
+        except sqlite3.IntegrityError:
+            raise NameTaken(f"name {session.name!r} is taken by another session; choose another --name") from None
+
+    def update(self, session_id: str, **changes: Any) -> None:
+        changes["updated_at"] = time.time()
+        for key in ("settings", "runtime"):
+            if key in changes:
+                changes[key] = json.dumps(changes[key])
+        if "status" in changes:
+            changes["status"] = Status(changes["status"]).value
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self._connect(write=True) as conn:
+            conn.execute(f"UPDATE sessions SET {sets} WHERE id = ?", (*changes.values(), session_id))
+
+    def delete(self, session_id: str) -> None:
+        with self._connect(write=True) as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def all(self, owner: str | None = None) -> list[Session]:
+        with self._connect() as conn:
+            if owner is None:
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY created_at").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM sessions WHERE owner = ? ORDER BY created_at", (owner,)
+                ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def find(self, name_or_id: str) -> Session | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM sessions WHERE name = ? OR id = ?", (name_or_id, name_or_id)
+            ).fetchone()
+        return self._row(row) if row else None
+
+    def names(self) -> set[str]:
+        with self._connect() as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sessions")}
