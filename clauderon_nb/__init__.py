@@ -19,6 +19,9 @@ _EXPORTS = {
     "Backend": "fields",
     "ResolvedSettings": "resolve",
     "ClauderonError": "errors",
+    "CreateSessionForm": "widgets",
+    "SessionList": "widgets",
+    "Session": "session",
     "ConfigError": "errors",
     "PolicyError": "errors",
     "BackendError": "errors",
@@ -33,12 +36,15 @@ __all__ = [
     "BackendError",
     "ClauderonError",
     "ConfigError",
+    "CreateSessionForm",
     "CreateSessionRequest",
     "ImageRef",
     "Plan",
     "PolicyError",
     "PullPolicy",
     "ResolvedSettings",
+    "Session",
+    "SessionList",
     "SessionManager",
     "__version__",
     "parse_cpu",
@@ -55,7 +61,9 @@ if TYPE_CHECKING:
     from .pull_policy import PullPolicy
     from .request import CreateSessionRequest
     from .resolve import ResolvedSettings
+    from .session import Session
     from .units import parse_cpu, parse_memory
+    from .widgets import CreateSessionForm, SessionList
 
 
 def __getattr__(name: str) -> Any:
@@ -69,3 +77,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext clauderon_nb``: register ``%clauderon`` and ``%%clauderon``."""
+    from .magics import load
+
+    load(ip)

@@ -6,10 +6,11 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .agents import agent_env
+from .agents import agent_env, all_agents
 from .config_files import clauderon_home, load_repo_config, load_user_config
 from .errors import BackendError, ClauderonError, ConfigError
 from .fields import Backend
@@ -17,7 +18,9 @@ from .gitrepo import inspect_repo, remote_url
 from .naming import current_owner, name_from_prompt
 from .plan import Plan
 from .policy import load_policy
+from .presets import all_presets
 from .progress import ProgressCallback, ProgressEvent, no_progress
+from .pull_policy import PullPolicy
 from .request import CreateSessionRequest
 from .resolve import Resolution, resolve
 from .session import Session, Status
@@ -29,6 +32,20 @@ if TYPE_CHECKING:
     from .backends.base import SessionBackend
 
 _NAME_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a form offers: every choice already filtered by the admin policy."""
+
+    agents: list[str]
+    presets: dict[str, str]
+    backends: list[str]
+    pull_policies: list[str]
+    allowed_images: list[str]  # the policy's globs (empty: any image)
+    images: list[str]  # suggestions: the policy's literal images, then recently used ones
+    max_cpu: int | None
+    max_memory: int | None
 
 
 class SessionManager:
@@ -107,12 +124,46 @@ class SessionManager:
             session_spec=spec, settings=settings, sources=res.sources, origins=res.origins, spec=render_native(spec)
         )
 
+    def options(self) -> Options:
+        """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
+        user = load_user_config(self.home)
+        policy = load_policy()
+        backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
+        pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
+        found = policy.first("allowed_images")
+        globs = list(found[0]) if found else []
+        recent: list[str] = []
+        if (self.home / "sessions.sqlite").exists():
+            for s in reversed(self.store.all(self.owner)):
+                image = s.settings.get("image")
+                if image and image not in recent:
+                    recent.append(image)
+        return Options(
+            agents=sorted(all_agents(user.general.data.agents)),
+            presets={k: v.description or "" for k, v in all_presets(user.general.data.presets).items()},
+            backends=backends,
+            pull_policies=pulls,
+            allowed_images=globs,
+            images=[g for g in globs if not any(c in g for c in "*?[")] + recent[:10],
+            max_cpu=policy.max_cpu(),
+            max_memory=policy.max_memory(),
+        )
+
     # --- create -------------------------------------------------------------
 
     def create(
-        self, request: CreateSessionRequest | None = None, progress: ProgressCallback | None = None, **fields: Any
+        self,
+        request: CreateSessionRequest | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        wait: bool = True,
+        **fields: Any,
     ) -> Session:
-        """Create and start a session. All or nothing: on any failure nothing is left behind."""
+        """Create and start a session. All or nothing: on any failure nothing is left behind.
+
+        ``wait=False`` returns once the container or pod is submitted, without
+        watching it come up.
+        """
         request = _request(request, fields)
         report = progress or no_progress
         plan, session = self._reserve(request)
@@ -130,7 +181,7 @@ class SessionManager:
                 raise BackendError(f"branch {spec.branch} already exists in {spec.repo_root}", step="create worktree")
             add_worktree(spec.repo_root, spec.worktree, spec.branch, spec.base_commit)
             undo.append(lambda: remove_worktree(spec.repo_root, spec.worktree, spec.branch, base=None, keep_work=False))
-            backend_id, runtime = backend.create(spec, secrets, report)
+            backend_id, runtime = backend.create(spec, secrets, report, wait=wait)
             session.backend_id, session.runtime = backend_id, {**session.runtime, **runtime}
             undo.append(lambda: backend.remove(session))
             self.store.update(session.id, backend_id=backend_id, runtime=session.runtime, status=Status.RUNNING)

@@ -59,6 +59,39 @@ def show_value(key: str, value: Any) -> str:
     return str(value)
 
 
+def settings_rows(
+    settings: ResolvedSettings, sources: dict[str, str], origins: dict[str, str]
+) -> list[tuple[str, str, str, str]]:
+    """(setting, value, source, origin) for every setting shown for the backend."""
+    return [
+        (key, show_value(key, getattr(settings, key)), sources.get(key, "default"), origins.get(key, ""))
+        for key in SHOWN[settings.backend.value]
+    ]
+
+
+def format_rows(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """Aligned plain-text lines: ``key  value  (source: origin)``."""
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    out = []
+    for key, value, source, origin in rows:
+        where = source if origin in ("", "this request", "built-in default") else f"{source}: {origin}"
+        out.append(f"  {key:<{width}}  {value:<{vwidth}}  ({where})")
+    return out
+
+
+def html_rows(rows: list[tuple[str, str, str, str]]) -> str:
+    body = "".join(
+        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td>"
+        f"<td>{html.escape(src)}</td><td>{html.escape(o)}</td></tr>"
+        for k, v, src, o in rows
+    )
+    return (
+        "<table><thead><tr><th>setting</th><th>value</th><th>source</th><th>from</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
 @dataclass(frozen=True)
 class Plan:
     """What ``create`` would do. Creating nothing; secrets appear as ``***``."""
@@ -79,11 +112,7 @@ class Plan:
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(setting, value, source, origin) for every shown setting."""
-        out = []
-        for key in SHOWN[self.backend]:
-            value = getattr(self.settings, key)
-            out.append((key, show_value(key, value), self.sources.get(key, "default"), self.origins.get(key, "")))
-        return out
+        return settings_rows(self.settings, self.sources, self.origins)
 
     def _rendered(self) -> str:
         # The session id is assigned when the session is created; keep reprs stable.
@@ -93,11 +122,7 @@ class Plan:
     def __repr__(self) -> str:
         s = self.session_spec
         lines = [f"Plan: {self.backend} session {s.name!r} on branch {s.branch} (dry run: nothing created)"]
-        width = max(len(r[0]) for r in self.rows())
-        vwidth = max(len(r[1]) for r in self.rows())
-        for key, value, source, origin in self.rows():
-            where = source if origin in ("", "this request", "built-in default") else f"{source}: {origin}"
-            lines.append(f"  {key:<{width}}  {value:<{vwidth}}  ({where})")
+        lines.extend(format_rows(self.rows()))
         lines.append(f"  command  {shlex.join(s.command)}")
         label = {
             "docker": "docker containers.create arguments",
@@ -110,16 +135,10 @@ class Plan:
 
     def _repr_html_(self) -> str:
         s = self.session_spec
-        rows = "".join(
-            f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td>"
-            f"<td>{html.escape(src)}</td><td>{html.escape(o)}</td></tr>"
-            for k, v, src, o in self.rows()
-        )
         return (
             f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(s.name)}</code> "
             f"on branch <code>{html.escape(s.branch)}</code> <i>(dry run: nothing created)</i>"
-            f"<table><thead><tr><th>setting</th><th>value</th><th>source</th><th>from</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
+            f"{html_rows(self.rows())}"
             f"<p>command: <code>{html.escape(shlex.join(s.command))}</code></p>"
             f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"
             f"<pre>{html.escape(self._rendered())}</pre></details></div>"

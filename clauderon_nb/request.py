@@ -35,21 +35,31 @@ class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
     repo: str = Field(".", description="Git repository the session works on", json_schema_extra={"metavar": "PATH"})
-    prompt: str = Field(..., description="What the agent should do", json_schema_extra={"metavar": "TEXT"})
-    backend: BackendName | None = Field(
-        None, description="Where the session runs: docker, kubernetes or local", json_schema_extra={"metavar": "B"}
+    prompt: str = Field(
+        ..., description="What the agent should do", json_schema_extra={"metavar": "TEXT", "widget": "textarea"}
     )
-    agent: Identifier | None = Field(None, description="Agent to run (claude, codex, gemini, or one from config.toml)")
+    backend: BackendName | None = Field(
+        None,
+        description="Where the session runs: docker, kubernetes or local",
+        json_schema_extra={"metavar": "B", "widget": "choice"},
+    )
+    agent: Identifier | None = Field(
+        None,
+        description="Agent to run (claude, codex, gemini, or one from config.toml)",
+        json_schema_extra={"widget": "combo"},
+    )
     name: SessionName | None = Field(
         None, description="Session name (a DNS label; default: from the prompt plus 4 random characters)"
     )
     image: Image | None = Field(
         None,
         description="Container image, [registry[:port]/]path[:tag][@sha256:…]",
-        json_schema_extra={"advanced": True},
+        json_schema_extra={"advanced": True, "widget": "combo"},
     )
     pull_policy: Policy | None = Field(
-        None, description="always, if-not-present or never", json_schema_extra={"advanced": True, "metavar": "POLICY"}
+        None,
+        description="always, if-not-present or never",
+        json_schema_extra={"advanced": True, "metavar": "POLICY", "widget": "choice"},
     )
     cpu_limit: Cpu | None = Field(
         None, description=f"CPU limit: {CPU_HELP}", json_schema_extra={"advanced": True, "metavar": "CPU"}
@@ -70,7 +80,7 @@ class CreateSessionRequest(BaseModel):
     preset: Identifier | None = Field(
         None,
         description="Resource preset: small, medium, large, or one from config.toml",
-        json_schema_extra={"advanced": True},
+        json_schema_extra={"advanced": True, "widget": "choice"},
     )
 
     @field_validator("repo", mode="before")

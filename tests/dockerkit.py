@@ -8,6 +8,7 @@ loopback port with an htpasswd file. Everything made here is removed again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -136,24 +137,18 @@ class Kit:
     def forget_local(self, ref: str) -> None:
         import docker
 
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             self.client.api.remove_image(ref, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
     def cleanup(self) -> None:
         import docker
 
         for ref in sorted(self.images):
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 self.client.api.remove_image(ref, force=True)
-            except docker.errors.ImageNotFound:
-                pass
         for image in self.client.api.images(filters={"dangling": True}):
-            try:
+            with contextlib.suppress(docker.errors.DockerException):
                 self.client.api.remove_image(image["Id"], force=True)
-            except docker.errors.DockerException:
-                pass
 
 
 def docker_client() -> Any:

@@ -332,7 +332,7 @@ class TestFaultsLeaveNothing:
     def test_container_name_conflict_rolls_back(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
         docker_client.api.create_container(image, name="clauderon-squat", labels={"test": "squatter"})
         try:
-            with pytest.raises(BackendError, match="create container: .*already in use"):
+            with pytest.raises(BackendError, match=r"create container: .*already in use"):
                 SessionManager().create(
                     repo=str(repo), prompt="x", backend="docker", agent="echo", name="squat", image=image
                 )
@@ -395,7 +395,7 @@ def test_owner_isolation(dhome: Path, repo: Path, image: str, monkeypatch: pytes
         assert bob.list() == []
         assert [s.name for s in bob.list(all_owners=True)] == ["alices"]
         for action in (bob.stop, bob.start, bob.delete, bob.logs, bob.get, bob.attach_command):
-            with pytest.raises(ClauderonError, match="belongs to 'alice@example.org', not to you \\('bob'\\)"):
+            with pytest.raises(ClauderonError, match=r"belongs to 'alice@example\.org', not to you \('bob'\)"):
                 action("alices")
     finally:
         alice.delete("alices")
@@ -453,3 +453,28 @@ def test_concurrent_creates(dhome: Path, repo: Path, image: str, docker_client: 
         mgr.delete(s.name)
     assert mgr.list() == []
     assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+
+
+def test_magic_on_the_real_engine(dhome: Path, repo: Path, image: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's transcript: dry run, create, list, logs, delete, through %clauderon."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "clauderon_nb")
+    line = (f"create --repo {repo} --backend docker --agent echo --name mg --image {image} "
+            "--pull-policy if-not-present --cpu-limit 0.5 --memory-limit 128m --prompt 'hello from a magic'")
+    plan = ip.run_line_magic("clauderon", line + " --dry-run")
+    assert '"nano_cpus": 500000000' in repr(plan)
+    session = ip.run_line_magic("clauderon", line)
+    assert repr(session) == (
+        f"Session 'mg': running on docker (docker.io/{image}, cpu 500m, memory 128m), branch clauderon/mg"
+    )
+    err = capsys.readouterr().err
+    assert "✓ session mg is running (image present locally)" in err  # the terminal progress line
+    table = repr(ip.run_line_magic("clauderon", "list"))
+    assert table.splitlines()[1].split()[:3] == ["mg", "running", "docker"]
+    wait_for_logs(SessionManager(), "mg", "argv=[hello from a magic]")
+    ip.run_line_magic("clauderon", "logs mg --tail 2")
+    assert "env=[hello from a magic]" in capsys.readouterr().out
+    ip.run_line_magic("clauderon", "delete mg -f")
+    assert capsys.readouterr().out.strip() == "Deleted session mg."

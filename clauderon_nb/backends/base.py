@@ -26,9 +26,12 @@ class SessionBackend(Protocol):
         """Everything that can fail before anything is created (engine, resources, image)."""
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
-        """Create and start the session's object; returns its id and runtime bookkeeping."""
+        """Create and start the session's object; returns its id and runtime bookkeeping.
+
+        ``wait``: watch the object come up and fail if it does not.
+        """
         ...
 
     def remove(self, session: Session) -> None:

@@ -151,7 +151,7 @@ class DockerBackend:
             raise BackendError(_explain(exc), step=step) from None
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
         import docker
 
@@ -168,7 +168,8 @@ class DockerBackend:
                 container.start()
             except docker.errors.DockerException as exc:
                 raise BackendError(_explain(exc), step="start container") from None
-            self._check_started(cid)
+            if wait:
+                self._check_started(cid)
         except BaseException:
             self._remove(cid)
             raise

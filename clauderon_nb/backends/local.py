@@ -61,20 +61,21 @@ class LocalBackend:
 
     def _spawn(self, argv: list[str], cwd: str, env: Mapping[str, str], log: Path, exit_file: Path) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "clauderon_nb.backends._local_runner", str(exit_file), "--", *argv],
-                cwd=cwd,
-                env={**os.environ, **env},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return proc.pid
+        proc = subprocess.run(
+            [sys.executable, "-m", "clauderon_nb.backends._local_runner", str(log), str(exit_file), "--", *argv],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+            raise BackendError(proc.stderr.strip() or "the process runner failed", step="start process")
+        return int(proc.stdout.strip())
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
         logs = spec.worktree.parent.parent / "logs"
         runtime: dict[str, Any] = {

@@ -1,0 +1,88 @@
+"""Create progress in a notebook: one line updated in place, ending as a single summary.
+
+In a Jupyter kernel the line is a display updated by id, so the saved notebook
+keeps only the final line; in a terminal it is a status line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .progress import ProgressEvent
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython.core.getipython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Line:
+    def __init__(self) -> None:
+        self.layers: dict[str, tuple[int, int]] = {}
+        self.pulled = False
+        self.image_note = ""
+        self.finished = False
+
+    def text(self, event: ProgressEvent) -> str:
+        if event.step == "pull":
+            if event.layer and event.total:
+                self.pulled = True
+                self.layers[event.layer] = (event.current or 0, event.total)
+                done = sum(c for c, _ in self.layers.values())
+                total = sum(t for _, t in self.layers.values())
+                return f"pulling image: {len(self.layers)} layer(s), {done / 1e6:.1f} / {total / 1e6:.1f} MB"
+            if "present locally" in event.message:
+                self.image_note = "image present locally"
+            elif event.message.startswith("pulling"):
+                self.pulled = True
+        if event.step == "ready":
+            note = "image pulled" if self.pulled else self.image_note
+            return f"✓ {event.message}" + (f" ({note})" if note else "")
+        return event.message
+
+
+class KernelProgress(_Line):
+    """Progress as one display output, updated by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handle: Any = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from IPython.display import display
+
+        text = self.text(event)
+        bundle = {"text/plain": text}
+        if self.handle is None:
+            self.handle = display(bundle, raw=True, display_id=True)
+        else:
+            self.handle.update(bundle, raw=True)
+        self.finished = event.step == "ready"
+
+    def finish(self) -> None:
+        """On failure, remove the half-way line: the error says what happened."""
+        if self.handle is not None and not self.finished:
+            self.handle.update({"text/plain": ""}, raw=True)
+
+
+class TerminalProgress(_Line):
+    def __call__(self, event: ProgressEvent) -> None:
+        sys.stderr.write(f"\r\x1b[2K{self.text(event)[:150]}")
+        if event.step == "ready":
+            sys.stderr.write("\n")
+            self.finished = True
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if not self.finished:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+
+
+def progress_display() -> KernelProgress | TerminalProgress:
+    return KernelProgress() if _in_kernel() else TerminalProgress()
