@@ -23,6 +23,8 @@ BUILTIN_AGENTS: dict[str, AgentConfig] = {
         command=["gemini", "--yolo", "--prompt-interactive", PROMPT_TOKEN],
         pass_env_optional=["GEMINI_API_KEY", "GOOGLE_API_KEY"],
     ),
+    # Prints the prompt and exits: try clauderon-nb (or a new image) without an AI agent installed.
+    "echo": AgentConfig(command=["echo", PROMPT_TOKEN]),
 }
 
 

@@ -39,6 +39,13 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
         raise ConfigError(f"repo '{path}': no such directory")
     if not given.is_dir():
         raise ConfigError(f"repo '{path}': not a directory")
+    both = _git(
+        ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "--abbrev-ref", "HEAD", "HEAD"],
+        given,
+    )
+    lines = both.stdout.split()
+    if both.returncode == 0 and len(lines) == 4:  # the common case: one git call
+        return RepoInfo(root=Path(lines[0]), common_dir=Path(lines[1]), branch=lines[2], commit=lines[3])
     top = _git(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], given)
     if top.returncode != 0:
         raise ConfigError(f"repo '{path}': not a git repository (run `git init` there, or pass --repo)")

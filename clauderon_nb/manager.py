@@ -26,7 +26,7 @@ from .resolve import Resolution, resolve
 from .session import Session, Status
 from .spec import SessionSpec, build_spec
 from .store import NameTaken, Store
-from .worktree import add_worktree, branch_exists, remove_worktree
+from .worktree import add_worktree, remove_worktree
 
 if TYPE_CHECKING:
     from .backends.base import SessionBackend
@@ -177,8 +177,6 @@ class SessionManager:
             backend = self.backend(session.backend)
             backend.preflight(spec, report)
             report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
-            if branch_exists(spec.repo_root, spec.branch):
-                raise BackendError(f"branch {spec.branch} already exists in {spec.repo_root}", step="create worktree")
             add_worktree(spec.repo_root, spec.worktree, spec.branch, spec.base_commit)
             undo.append(lambda: remove_worktree(spec.repo_root, spec.worktree, spec.branch, base=None, keep_work=False))
             backend_id, runtime = backend.create(spec, secrets, report, wait=wait)

@@ -45,7 +45,7 @@ class CreateSessionRequest(BaseModel):
     )
     agent: Identifier | None = Field(
         None,
-        description="Agent to run (claude, codex, gemini, or one from config.toml)",
+        description="Agent to run (claude, codex, gemini, echo, or one from config.toml)",
         json_schema_extra={"widget": "combo"},
     )
     name: SessionName | None = Field(

@@ -40,7 +40,7 @@ def _extra(name: str) -> dict[str, Any]:
 
 
 def _error_html(text: str) -> str:
-    return f"<span style='color:#cf222e'>{html.escape(text)}</span>" if text else ""
+    return f"<span style='color:#cf222e'>{html.escape(text, quote=False)}</span>" if text else ""
 
 
 def magic_line(values: dict[str, str]) -> str:
@@ -235,17 +235,17 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             self.fields[name].disabled = local and not self.fields[name].value
         for key, value, source, origin in plan.rows():
             widget = self.fields.get(key)
-            where = origin if origin and origin not in ("this request",) else source
+            if origin in ("", "this request"):
+                where = source
+            elif origin.startswith("built-in default"):
+                where = origin
+            else:
+                where = f"from {origin}"
             hint = f"{value} — {where}"
             if isinstance(widget, (W.Text, W.Combobox)):
                 widget.placeholder = hint
-            elif isinstance(widget, W.Dropdown):
-                label = f"default ({hint})"
-                if widget.options and widget.options[0][0] != label:
-                    current = widget.value
-                    with widget.hold_trait_notifications():
-                        widget.options = [(label, ""), *widget.options[1:]]
-                        widget.value = current
+            elif isinstance(widget, W.Dropdown) and key in self.errors and not widget.value:
+                self.errors[key].value = f"<small style='color:#57606a'>{html.escape(hint)}</small>"
         note = " Container settings do not apply to it." if local else ""
         self.summary.value = (
             f"Ready: a {html.escape(plan.backend)} session on branch "
@@ -270,7 +270,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             return None
         request = self.request()
         if self.dry_run.value:
-            self.result.value = f"<pre>{html.escape(repr(self.plan))}</pre>"
+            self.result.value = self.plan._repr_html_()
             return None
         self.create_button.disabled = True
         self.progress.value = 0.0

@@ -21,8 +21,15 @@ command = ["sh", "-c", "printf 'argv=[%s]\n' \"$1\"; exec sleep 600", "agent", "
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("clauderon-nb")
     command = [exe] if exe else [sys.executable, "-m", "clauderon_nb.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_console_script_is_installed() -> None:
@@ -30,8 +37,23 @@ def test_console_script_is_installed() -> None:
 
 
 def test_dry_run_json(home: Path, repo: Path) -> None:
-    out = cli("create", "--repo", str(repo), "--prompt", "Add tests", "--backend", "kubernetes", "--name", "j",
-              "--cpu-limit", "500m", "--memory-limit", "1g", "--dry-run", "--json")
+    out = cli(
+        "create",
+        "--repo",
+        str(repo),
+        "--prompt",
+        "Add tests",
+        "--backend",
+        "kubernetes",
+        "--name",
+        "j",
+        "--cpu-limit",
+        "500m",
+        "--memory-limit",
+        "1g",
+        "--dry-run",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["settings"]["cpu_limit"] == 500
@@ -53,9 +75,15 @@ def test_same_text_as_the_magic(home: Path, repo: Path) -> None:
     [
         (["crate"], "clauderon-nb: unknown command 'crate' (did you mean 'create'?)"),
         (["create", "--prompt", "x", "--memory-limit", "2x"], "error: memory_limit '2x': unknown unit 'x'"),
-        (["create", "--prompt", "x", "--memroy-limit", "2g"], "clauderon-nb: unknown option --memroy-limit (did you mean '--memory-limit'?)"),
+        (
+            ["create", "--prompt", "x", "--memroy-limit", "2g"],
+            "clauderon-nb: unknown option --memroy-limit (did you mean '--memory-limit'?)",
+        ),
         (["show", "nope"], "error: no session named 'nope'"),
-        (["create", "--prompt", "x", "--backend", "docker", "--preset", "huge"], "error: preset 'huge' (session): unknown"),
+        (
+            ["create", "--prompt", "x", "--backend", "docker", "--preset", "huge"],
+            "error: preset 'huge' (session): unknown",
+        ),
     ],
 )
 def test_usage_errors_exit_2(home: Path, repo: Path, args: list[str], message: str) -> None:
@@ -68,8 +96,18 @@ def test_usage_errors_exit_2(home: Path, repo: Path, args: list[str], message: s
 
 def test_backend_failure_exits_1(home: Path, repo: Path) -> None:
     (home / "config.toml").write_text(AGENTS)
-    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--agent", "echo",
-              env={"DOCKER_HOST": f"unix://{home}/nothing.sock"})
+    out = cli(
+        "create",
+        "--repo",
+        str(repo),
+        "--prompt",
+        "x",
+        "--backend",
+        "docker",
+        "--agent",
+        "echo",
+        env={"DOCKER_HOST": f"unix://{home}/nothing.sock"},
+    )
     assert out.returncode == 1
     assert out.stderr.startswith("error: connect to Docker engine: cannot reach the Docker engine")
     assert out.stderr.count("\n") == 1
@@ -83,8 +121,9 @@ def test_help_exits_0() -> None:
 
 def test_local_lifecycle_and_json(home: Path, repo: Path) -> None:
     (home / "config.toml").write_text(AGENTS)
-    out = cli("create", "--repo", str(repo), "--prompt", "hi; there", "--backend", "local", "--agent", "echo",
-              "--name", "c1")
+    out = cli(
+        "create", "--repo", str(repo), "--prompt", "hi; there", "--backend", "local", "--agent", "echo", "--name", "c1"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Session 'c1': running on local (local process), branch clauderon/c1"
     listed = json.loads(cli("list", "--json").stdout)

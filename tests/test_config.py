@@ -255,7 +255,7 @@ def test_env_extra_and_masked_credentials(repo: Path, write: Write, monkeypatch:
 def test_unknown_agent_did_you_mean(repo: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"agent 'claud' \(session\): unknown; expected one of claude, codex, gemini \(did you mean 'claude'\?\)",
+        match=r"agent 'claud' \(session\): unknown; expected one of claude, codex, echo, gemini \(did you mean 'claude'\?\)",
     ):
         plan(repo, backend="docker", agent="claud")
 

@@ -293,13 +293,33 @@ class TestFaultsLeaveNothing:
         monkeypatch.delenv("DOCKER_HOST")
         assert_nothing_left(docker_client, dhome, repo, "down")
 
-    def test_container_start_failure(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
+    def test_agent_missing_from_image(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
         with pytest.raises(BackendError) as exc:
             SessionManager().create(
-                repo=str(repo), prompt="x", backend="docker", agent="missing", name="nostart", image=image
+                repo=str(repo), prompt="x", backend="docker", agent="missing", name="nocmd", image=image
+            )
+        assert str(exc.value).startswith(
+            f"check agent: agent command 'no-such-agent-binary' is not in image docker.io/{image} (looked in "
+        )
+        assert_nothing_left(docker_client, dhome, repo, "nocmd")
+
+    def test_container_start_failure(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
+        def sabotage(event: ProgressEvent) -> None:
+            if event.step == "start":  # the engine loses the container between create and start
+                docker_client.api.remove_container("clauderon-nostart", force=True)
+
+        with pytest.raises(BackendError) as exc:
+            SessionManager().create(
+                repo=str(repo),
+                prompt="x",
+                backend="docker",
+                agent="echo",
+                name="nostart",
+                image=image,
+                progress=sabotage,
             )
         assert str(exc.value).startswith("start container: ")
-        assert "no-such-agent-binary" in str(exc.value)
+        assert "No such container" in str(exc.value)
         assert_nothing_left(docker_client, dhome, repo, "nostart")
 
     @pytest.mark.parametrize("at", ["pull", "worktree", "create", "start", "ready"])
@@ -461,8 +481,10 @@ def test_magic_on_the_real_engine(dhome: Path, repo: Path, image: str, capsys: p
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "clauderon_nb")
-    line = (f"create --repo {repo} --backend docker --agent echo --name mg --image {image} "
-            "--pull-policy if-not-present --cpu-limit 0.5 --memory-limit 128m --prompt 'hello from a magic'")
+    line = (
+        f"create --repo {repo} --backend docker --agent echo --name mg --image {image} "
+        "--pull-policy if-not-present --cpu-limit 0.5 --memory-limit 128m --prompt 'hello from a magic'"
+    )
     plan = ip.run_line_magic("clauderon", line + " --dry-run")
     assert '"nano_cpus": 500000000' in repr(plan)
     session = ip.run_line_magic("clauderon", line)

@@ -26,8 +26,10 @@ def ip(home: Path) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "clauderon_nb")
     magics = next(c for c in shell.configurables if type(c).__name__ == "Clauderon")
-    saved = {k: getattr(magics, k) for k in ("default_backend", "default_agent", "home", "confirm_delete",
-                                             "show_progress", "debug")}
+    saved = {
+        k: getattr(magics, k)
+        for k in ("default_backend", "default_agent", "home", "confirm_delete", "show_progress", "debug")
+    }
     (home / "config.toml").write_text(LOCAL_AGENTS)
     yield shell
     for key, value in saved.items():
@@ -68,24 +70,47 @@ def test_loadable_from_config(tmp_path: Path) -> None:
     )
     code = "get_ipython().run_line_magic('config', 'Clauderon.default_backend')"
     out = subprocess.run(
-        [sys.executable, "-m", "IPython", f"--ipython-dir={tmp_path}", "--profile-dir", str(tmp_path),
-         "--no-banner", "--colors=NoColor", "-c", code],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            f"--ipython-dir={tmp_path}",
+            "--profile-dir",
+            str(tmp_path),
+            "--no-banner",
+            "--colors=NoColor",
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "'local'" in out.stdout
 
 
 def test_dry_run_uses_traits_and_is_stable(ip: InteractiveShell, repo: Path) -> None:
     ip.run_line_magic("config", 'Clauderon.default_backend = "docker"')
-    plan = magic(ip, f"create --repo {repo} --prompt 'Add tests' --name t1 --image ubuntu:24.04 "
-                     "--pull-policy Always --cpu-limit 1.5 --memory-limit 2g --dry-run")
+    plan = magic(
+        ip,
+        f"create --repo {repo} --prompt 'Add tests' --name t1 --image ubuntu:24.04 "
+        "--pull-policy Always --cpu-limit 1.5 --memory-limit 2g --dry-run",
+    )
     assert isinstance(plan, Plan)
     text = repr(plan)
     assert text.startswith("Plan: docker session 't1' on branch clauderon/t1 (dry run: nothing created)")
     assert "image           docker.io/library/ubuntu:24.04  (session)" in text
     assert '"nano_cpus": 1500000000' in text and '"mem_limit": 2147483648' in text
-    assert repr(magic(ip, f"create --repo {repo} --prompt 'Add tests' --name t1 --image ubuntu:24.04 "
-                          "--pull-policy Always --cpu-limit 1.5 --memory-limit 2g --dry-run")) == text
+    assert (
+        repr(
+            magic(
+                ip,
+                f"create --repo {repo} --prompt 'Add tests' --name t1 --image ubuntu:24.04 "
+                "--pull-policy Always --cpu-limit 1.5 --memory-limit 2g --dry-run",
+            )
+        )
+        == text
+    )
 
 
 def test_cell_magic_body_is_the_prompt(ip: InteractiveShell, repo: Path) -> None:
@@ -112,8 +137,9 @@ def test_cell_magic_body_is_the_prompt(ip: InteractiveShell, repo: Path) -> None
         ("create --prompt x --preset lareg --backend docker", "did you mean 'large'"),
     ],
 )
-def test_errors_are_one_line_usage_errors(ip: InteractiveShell, repo: Path, line: str, expected: str,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_errors_are_one_line_usage_errors(
+    ip: InteractiveShell, repo: Path, line: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(repo)
     assert expected in usage_error(ip, line)
 
@@ -152,8 +178,19 @@ def test_trait_validation(ip: InteractiveShell, capsys: pytest.CaptureFixture[st
 def test_help(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     magic(ip, "create --help")
     out = capsys.readouterr().out
-    for flag in ("--image", "--pull-policy", "--cpu-limit", "--memory-limit", "--cpu-request", "--memory-request",
-                 "--preset", "--dry-run", "--no-wait", "advanced container settings", "1024-based"):
+    for flag in (
+        "--image",
+        "--pull-policy",
+        "--cpu-limit",
+        "--memory-limit",
+        "--cpu-request",
+        "--memory-request",
+        "--preset",
+        "--dry-run",
+        "--no-wait",
+        "advanced container settings",
+        "1024-based",
+    ):
         assert flag in out
     for sub in ("list", "show", "logs", "stop", "start", "delete", "attach", "config", "form", "sessions"):
         magic(ip, f"{sub} --help")
@@ -191,6 +228,7 @@ def test_local_lifecycle(ip: InteractiveShell, repo: Path, capsys: pytest.Captur
     assert capsys.readouterr().out.startswith("tail -f ")
     assert magic(ip, "stop loc").status is Status.STOPPED
     assert magic(ip, "start loc").status is Status.RUNNING
+
     # delete asks; a kernel that cannot read input gets a hint instead
     def no_stdin(*_a: Any, **_k: Any) -> bool:
         raise StdinNotImplementedError

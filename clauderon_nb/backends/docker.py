@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,14 +13,14 @@ from ..progress import ProgressCallback, ProgressEvent
 from ..pull_policy import PullPolicy
 from ..render_docker import render_docker
 from ..session import Session, Status
-from ..spec import LABEL_PREFIX, SessionSpec
+from ..spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from ..units import human_cpu
 from .base import Observed
 
 if TYPE_CHECKING:
     import docker
 
-START_CHECK_SECONDS = 0.2  # how long create watches a new container for an immediate exit
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
 
 
@@ -38,6 +37,7 @@ class DockerBackend:
     def __init__(self) -> None:
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
+        self._image_config: dict[str, dict[str, Any]] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -106,7 +106,8 @@ class DockerBackend:
         import docker
 
         try:
-            self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            info = self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            self._image_config[image] = info.get("Config") or {}
             return True
         except docker.errors.ImageNotFound:
             return False
@@ -154,45 +155,62 @@ class DockerBackend:
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
         import docker
+        from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))
+        api = self.client.api
         try:
-            container = self.client.containers.create(**kwargs)
+            # What containers.create does, without its extra inspect of the new container.
+            created = api.create_container(**_create_container_args({**kwargs, "version": api.api_version}))
         except docker.errors.DockerException as exc:
             raise BackendError(_explain(exc), step="create container") from None
-        cid = str(container.id)
+        cid = str(created["Id"])
         try:  # from here on, any failure or interrupt removes the container again
+            self._check_command(cid, spec)
             progress(ProgressEvent("start", f"starting container {spec.object_name}"))
             try:
-                container.start()
+                api.start(cid)
             except docker.errors.DockerException as exc:
                 raise BackendError(_explain(exc), step="start container") from None
-            if wait:
-                self._check_started(cid)
         except BaseException:
             self._remove(cid)
             raise
         return cid, {"container": spec.object_name}
 
-    def _check_started(self, cid: str) -> None:
-        """Catch an agent that dies at once (e.g. its command is not in the image).
+    def _check_command(self, cid: str, spec: SessionSpec) -> None:
+        """Fail before start when the agent's executable is not in the container's filesystem.
 
-        With ``init=True`` a missing command fails inside docker-init, after the
-        start call has returned, so the state is watched for a short moment.
+        With ``init=True`` a missing command would only fail inside docker-init after
+        start; asking the engine for the file's stat finds it first, in a few ms.
         """
-        deadline = time.monotonic() + START_CHECK_SECONDS
-        while True:
-            state = self._api("start container", self.client.api.inspect_container, cid)["State"]
-            if not state.get("Running") and state.get("ExitCode", 0) != 0:
-                raw = self.client.api.logs(cid, tail=3)
-                last = " ".join(bytes(raw).decode(errors="replace").split()) or "no output"
-                raise BackendError(
-                    f"the agent exited at once with code {state['ExitCode']}: {last[-300:]}", step="start container"
-                )
-            if time.monotonic() >= deadline or not state.get("Running"):
+        program = spec.command[0]
+        if "/" in program:
+            candidates = [program if program.startswith("/") else f"{WORKSPACE}/{program}"]
+        else:
+            env = dict(e.split("=", 1) for e in self._image_env(spec) if "=" in e)
+            path = spec.settings.extra_env.get("PATH") or env.get("PATH") or DEFAULT_PATH
+            candidates = [f"{d.rstrip('/')}/{program}" for d in path.split(":") if d.startswith("/")]
+        api = self.client.api
+        url = api._url(  # type: ignore[attr-defined]
+            "/containers/{0}/archive", cid
+        )
+        for candidate in candidates:
+            response = self._api("check agent", api.head, url, params={"path": candidate})
+            if response.status_code == 200:
                 return
-            time.sleep(0.02)
+        image = spec.settings.image
+        raise BackendError(
+            f"agent command {program!r} is not in image {image} (looked in {', '.join(candidates)}); "
+            f"use an image that has it, or set [agents.{spec.settings.agent}] command in config.toml",
+            step="check agent",
+        )
+
+    def _image_env(self, spec: SessionSpec) -> list[str]:
+        if spec.settings.image not in self._image_config:
+            info = self._api("inspect image", self.client.api.inspect_image, spec.settings.image)
+            self._image_config[str(spec.settings.image)] = info.get("Config") or {}
+        return list(self._image_config[str(spec.settings.image)].get("Env") or [])
 
     # --- lifecycle ----------------------------------------------------------
 

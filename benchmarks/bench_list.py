@@ -1,0 +1,63 @@
+"""list() with 100 sessions vs 1 session, and how many engine API calls each makes (target: <= 3x)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from _common import busybox_image, median_time, scratch
+
+MANY = 100
+
+
+def count_calls(mgr: Any) -> list[str]:
+    api = mgr.backend("docker").client.api
+    calls: list[str] = []
+    original = api.send
+
+    def counting(request: Any, **kwargs: Any) -> Any:
+        calls.append(f"{request.method} {request.path_url.split('?')[0]}")
+        return original(request, **kwargs)
+
+    api.send = counting
+    return calls
+
+
+def main() -> None:
+    from clauderon_nb import SessionManager
+
+    with scratch() as (_home, repo), busybox_image() as image:
+        mgr = SessionManager()
+
+        def create(name: str) -> None:
+            mgr.create(
+                repo=str(repo),
+                prompt="bench",
+                backend="docker",
+                agent="sleeper",
+                image=image,
+                pull_policy="never",
+                name=name,
+                wait=False,
+            )
+
+        create("s0")
+        calls = count_calls(mgr)
+        t_one = median_time(mgr.list, 21)
+        one_calls = len(calls) / 21
+        for i in range(1, MANY):
+            create(f"s{i}")
+        calls.clear()
+        t_many = median_time(mgr.list, 21)
+        many_calls = len(calls) / 21
+        assert len(mgr.list()) == MANY
+        for s in mgr.list():
+            mgr.delete(s.name)
+    print(
+        f"list: 1 session {t_one * 1000:.1f}ms ({one_calls:.0f} engine call), {MANY} sessions "
+        f"{t_many * 1000:.1f}ms ({many_calls:.0f} engine call); ratio {t_many / t_one:.2f}x (target <= 3x)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

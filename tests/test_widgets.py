@@ -1,0 +1,184 @@
+"""The form and the session list, kernel side: values in, errors, disabled state and requests out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from clauderon_nb import CreateSessionForm, CreateSessionRequest, SessionList, SessionManager
+from clauderon_nb.session import Status
+from clauderon_nb.widgets import ADVANCED_TITLE, magic_line
+
+
+def form_for(repo: Path, **defaults: str) -> CreateSessionForm:
+    form = CreateSessionForm(SessionManager(), defaults)
+    form.fields["repo"].value = str(repo)
+    return form
+
+
+def test_built_from_the_request_model(home: Path, repo: Path) -> None:
+    form = form_for(repo)
+    assert list(form.fields) == list(CreateSessionRequest.model_fields)
+    assert form.advanced.get_title(0) == ADVANCED_TITLE
+    assert form.advanced.selected_index is None  # collapsed
+    advanced_box = form.advanced.children[0]
+    inside = {w.children[0].description for w in advanced_box.children[1:]}
+    assert inside == {"Image", "Pull policy", "CPU limit", "Memory limit", "CPU request", "Memory request", "Preset"}
+    assert [o[1] for o in form.fields["pull_policy"].options] == ["", "always", "if-not-present", "never"]
+    assert form.create_button.disabled
+    assert "Write a prompt" in form.summary.value
+    assert form.errors["prompt"].value == ""  # no scolding before typing
+
+
+def test_validates_as_you_type(home: Path, repo: Path) -> None:
+    form = form_for(repo)
+    form.fields["backend"].value = "docker"
+    form.fields["prompt"].value = "Add tests"
+    assert not form.create_button.disabled
+    form.fields["memory_limit"].value = "2x"
+    assert "memory_limit '2x': unknown unit 'x'" in form.errors["memory_limit"].value
+    assert "color:#cf222e" in form.errors["memory_limit"].value
+    assert form.create_button.disabled
+    form.fields["memory_limit"].value = "2g"
+    assert form.errors["memory_limit"].value == ""
+    assert not form.create_button.disabled
+    form.fields["cpu_limit"].value = "1"
+    form.fields["cpu_request"].value = "2"
+    assert "cpu_request 2 cores is above cpu_limit 1 core" in form.summary.value
+    assert form.create_button.disabled
+    form.fields["cpu_request"].value = ""
+    form.fields["image"].value = "Bad/Image"
+    assert "must be lowercase" in form.errors["image"].value
+    form.fields["image"].value = "ghcr.io/team/dev:1"
+    request = form.request()
+    assert request.image == "ghcr.io/team/dev:1"
+    assert request.memory_limit == 2 * 1024**3 and request.cpu_limit == 1000
+    assert form.magic.value == (
+        f"%clauderon create --repo {repo} --backend docker --image ghcr.io/team/dev:1 --cpu-limit 1 "
+        "--memory-limit 2g --prompt 'Add tests'"
+    )
+
+
+def test_repo_errors_show_beside_the_repo(home: Path, tmp_path: Path) -> None:
+    form = form_for(tmp_path)
+    form.fields["prompt"].value = "x"
+    form.fields["backend"].value = "docker"
+    assert "not a git repository" in form.errors["repo"].value
+    assert form.create_button.disabled
+
+
+def test_placeholders_show_effective_default_and_source(home: Path, repo: Path) -> None:
+    (home / "docker-config.toml").write_text('[resources]\nmemory = "4g"\n')
+    form = form_for(repo, backend="docker")
+    form.fields["prompt"].value = "x"
+    assert form.fields["memory_limit"].placeholder.startswith("4g — from ")
+    assert form.fields["memory_limit"].placeholder.endswith("docker-config.toml")
+    assert form.fields["image"].placeholder == "ghcr.io/shepherdjerred/dotfiles:latest — built-in default"
+    assert "if-not-present — built-in default" in form.errors["pull_policy"].value  # beside the dropdown
+    form.fields["memory_limit"].value = "1g"
+    assert form.request().memory_limit == 1024**3
+
+
+def test_policy_shows_as_choices_and_bounds(
+    home: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'allowed_backends = ["docker"]\nallowed_pull_policies = ["always", "if-not-present"]\n'
+        'max_cpu = "2"\nmax_memory = "4g"\nallowed_images = ["ghcr.io/team/base:1", "ghcr.io/team/*"]\n'
+    )
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    form = form_for(repo)
+    assert [o[1] for o in form.fields["backend"].options] == ["", "docker"]
+    assert [o[1] for o in form.fields["pull_policy"].options] == ["", "always", "if-not-present"]
+    assert form.fields["image"].options == ("ghcr.io/team/base:1",)
+    assert "CPU at most 2 cores; memory at most 4g; images matching ghcr.io/team/base:1, ghcr.io/team/*" in (
+        form.policy_hint.value
+    )
+    form.fields["prompt"].value = "x"
+    assert not form.create_button.disabled
+    form.fields["cpu_limit"].value = "3"
+    assert "max_cpu is 2 cores; cpu_limit 3 cores (this request) is above it" in form.summary.value
+    assert form.create_button.disabled
+    form.fields["cpu_limit"].value = ""
+    form.fields["image"].value = "ubuntu"
+    assert "does not match" in form.summary.value
+
+
+def test_local_backend_disables_container_settings(home: Path, repo: Path) -> None:
+    form = form_for(repo)
+    form.fields["backend"].value = "local"
+    form.fields["prompt"].value = "x"
+    assert form.fields["image"].disabled and form.fields["cpu_limit"].disabled
+    assert "Container settings do not apply" in form.summary.value
+
+
+def test_dry_run_shows_the_plan(home: Path, repo: Path) -> None:
+    form = form_for(repo, backend="docker")
+    form.fields["prompt"].value = "x"
+    form.fields["name"].value = "dry"
+    form.dry_run.value = True
+    assert form.create() is None
+    assert "<b>Plan</b>: docker session <code>dry</code>" in form.result.value
+    assert "dry run: nothing created" in form.result.value
+    assert SessionManager().list() == []
+
+
+def test_magic_line_for_multiline_prompt() -> None:
+    assert magic_line({"repo": ".", "prompt": "a\nb"}) == "%%clauderon create --repo .\na\nb"
+    assert magic_line({"prompt": "it's"}) == "%clauderon create --prompt 'it'\"'\"'s'"
+
+
+def test_plain_text_fallbacks(home: Path, repo: Path) -> None:
+    assert repr(form_for(repo)).startswith("CreateSessionForm: needs a Jupyter frontend")
+    bundle = form_for(repo)._repr_mimebundle_()
+    assert "VBox" not in bundle["text/plain"]
+    assert repr(SessionList(SessionManager())) == "No sessions."
+
+
+@pytest.mark.docker
+def test_create_and_manage_on_the_real_engine(dhome: Path, repo: Path, image: str) -> None:
+    form = form_for(repo, backend="docker")
+    form.fields["agent"].value = "echo"
+    form.fields["prompt"].value = "from the form"
+    form.fields["name"].value = "wf"
+    form.fields["image"].value = image
+    form.fields["memory_limit"].value = "96m"
+    seen: list[float] = []
+    form.progress.observe(lambda change: seen.append(change["new"]), names="value")
+    session = form.create()
+    assert session is not None and session.status is Status.RUNNING
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    assert form.progress.layout.visibility == "hidden"
+    assert "running" in form.result.value
+    # the name is now taken: the form says so instead of failing later
+    assert "name 'wf' is taken" not in form.summary.value
+    again = form.create()
+    assert again is None and "name 'wf' is taken" in form.result.value
+    assert form.fields["prompt"].value == "from the form"  # nothing typed is lost
+
+    sessions = SessionList(SessionManager())
+    assert [s.name for s in sessions.sessions] == ["wf"]
+    assert repr(sessions).splitlines()[1].split()[:2] == ["wf", "running"]
+    buttons = {b.description: b for b in sessions.table.children if hasattr(b, "on_click") and "wf" in b.tooltip}
+    deadline = time.monotonic() + 10
+    while "argv=[from the form]" not in sessions.detail.value and time.monotonic() < deadline:
+        buttons["Logs"].click()
+        time.sleep(0.1)
+    assert "argv=[from the form]" in sessions.detail.value
+    buttons["Stop"].click()
+    assert SessionManager().get("wf").status is Status.STOPPED
+    find = lambda label: next(  # noqa: E731
+        b for b in sessions.table.children if getattr(b, "description", "") == label and "wf" in b.tooltip
+    )
+    find("Start").click()
+    assert SessionManager().get("wf").status is Status.RUNNING
+    find("Delete").click()
+    assert "Confirm delete" in sessions.detail.value
+    assert SessionManager().list()  # not yet
+    find("Confirm delete").click()
+    assert SessionManager().list() == []
+    assert "Deleted wf." in sessions.detail.value
+    assert repr(sessions) == "No sessions."
