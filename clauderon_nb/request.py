@@ -34,7 +34,9 @@ class CreateSessionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
-    repo: str = Field(".", description="Git repository the session works on", json_schema_extra={"metavar": "PATH"})
+    repo: str = Field(
+        ".", description="Git repository the session works on", json_schema_extra={"metavar": "PATH", "widget": "path"}
+    )
     prompt: str = Field(
         ..., description="What the agent should do", json_schema_extra={"metavar": "TEXT", "widget": "textarea"}
     )

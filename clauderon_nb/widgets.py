@@ -8,6 +8,7 @@ supplies placeholders (effective value and source) and policy errors.
 from __future__ import annotations
 
 import html
+import re
 import shlex
 import time
 from typing import Any
@@ -40,7 +41,14 @@ def _extra(name: str) -> dict[str, Any]:
 
 
 def _error_html(text: str) -> str:
-    return f"<span style='color:#cf222e'>{html.escape(text, quote=False)}</span>" if text else ""
+    """One red line; a trailing parenthetical (the full unit list) moves to the tooltip."""
+    if not text:
+        return ""
+    short = re.sub(r" \([^()]*\)$", "", text)
+    return (
+        f"<span style='color:#cf222e;white-space:nowrap' title='{html.escape(text)}'>"
+        f"{html.escape(short, quote=False)}</span>"
+    )
 
 
 def magic_line(values: dict[str, str]) -> str:
@@ -123,20 +131,22 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         field = CreateSessionRequest.model_fields[name]
         common: dict[str, Any] = {"description": _label(name), "style": _STYLE, "tooltip": field.description}
         kind = _extra(name).get("widget", "text")
+        if kind == "path":
+            return W.Text(layout=W.Layout(width="640px"), continuous_update=True, placeholder="", **common)
         if kind == "textarea":
             return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=field.description, **common)
         if kind == "choice":
             options = [("default", ""), *[(c, c) for c in self._choices(name)]]
-            return W.Dropdown(options=options, value="", layout=W.Layout(width="420px"), **common)
+            return W.Dropdown(options=options, value="", layout=W.Layout(width="330px"), **common)
         if kind == "combo":
             return W.Combobox(
                 options=self._choices(name),
                 ensure_option=False,
-                layout=W.Layout(width="420px"),
+                layout=W.Layout(width="330px"),
                 continuous_update=True,
                 **common,
             )
-        return W.Text(layout=W.Layout(width="420px"), continuous_update=True, placeholder="", **common)
+        return W.Text(layout=W.Layout(width="330px"), continuous_update=True, placeholder="", **common)
 
     def _policy_text(self) -> str:
         if self._options_error:
