@@ -99,7 +99,9 @@ def jupyter_lab(root: Path, env: dict[str, str]) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("jupyter lab did not start:\n" + (state / "lab.log").read_text()[-2000:])
+                    raise AssertionError(
+                        "jupyter lab did not start:\n" + (state / "lab.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -125,7 +127,7 @@ def run_all(page: Any, cells: int, timeout: float = 90) -> None:
                 timeout=20_000,
             )
             return
-        except Exception:  # noqa: BLE001 - the kernel was not connected yet: try again
+        except Exception:
             if time.monotonic() > deadline:
                 raise
 
