@@ -64,7 +64,28 @@ def _existing_file(value: Any, info: ValidationInfo) -> Path:
     return path
 
 
+def _namespace_template(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or "{owner}" not in value:
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a pattern with {{owner}}, such as 'clauderon-{{owner}}'"
+        )
+    sample = value.replace("{owner}", "x")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", sample) or len(sample) > 40:
+        raise ValueError(f"{info.field_name} {value!r}: must make a DNS label (lowercase letters, digits, '-')")
+    return value
+
+
+def _workspace(value: Any, info: ValidationInfo) -> str:
+    if value not in ("volume", "ephemeral"):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected 'volume' (a PVC that survives stop) or 'ephemeral' (an emptyDir)"
+        )
+    return str(value)
+
+
 EnvName = Annotated[str, BeforeValidator(_env_name)]
+NamespaceTemplate = Annotated[str, BeforeValidator(_namespace_template)]
+Workspace = Annotated[str, BeforeValidator(_workspace)]
 DnsLabel = Annotated[str, BeforeValidator(_dns_label)]
 ObjectName = Annotated[str, BeforeValidator(_dns_subdomain)]
 StorageSize = Annotated[int, BeforeValidator(_storage)]
@@ -153,6 +174,12 @@ class KubernetesConfig(_File):
     workspace_size: StorageSize | None = None
     image_pull_secrets: list[ObjectName] = Field(default_factory=list)
     git_remote_url: str | None = None
+    namespace_template: NamespaceTemplate | None = None
+    workspace: Workspace | None = None
+    run_as_user: Annotated[int, Field(ge=1)] | None = None
+    pod_start_timeout: Annotated[float, Field(gt=0)] | None = None
+    kubeconfig: ExistingFile | None = None
+    context: str | None = None
 
 
 class RepoConfig(_File):

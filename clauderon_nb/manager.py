@@ -78,7 +78,9 @@ class SessionManager:
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
         repo = inspect_repo(request.repo)
-        return resolve(request, load_user_config(self.home), load_repo_config(repo.root), load_policy())
+        return resolve(
+            request, load_user_config(self.home), load_repo_config(repo.root), load_policy(), owner=self.owner
+        )
 
     def plan(self, request: CreateSessionRequest | None = None, **fields: Any) -> Plan:
         """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
@@ -91,7 +93,9 @@ class SessionManager:
 
     def _plan(self, request: CreateSessionRequest, name: str) -> Plan:
         repo = inspect_repo(request.repo)
-        res = resolve(request, load_user_config(self.home), load_repo_config(repo.root), load_policy())
+        res = resolve(
+            request, load_user_config(self.home), load_repo_config(repo.root), load_policy(), owner=self.owner
+        )
         settings = res.settings
         credentials = agent_env(settings.agent, res.agent_config)
         url = None
@@ -176,9 +180,12 @@ class SessionManager:
                 raise ConfigError(f"agent {spec.settings.agent!r}: variable {missing[0]} vanished from the environment")
             backend = self.backend(session.backend)
             backend.preflight(spec, report)
-            report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
-            add_worktree(spec.repo_root, spec.worktree, spec.branch, spec.base_commit)
-            undo.append(lambda: remove_worktree(spec.repo_root, spec.worktree, spec.branch, base=None, keep_work=False))
+            if backend.local_worktree:
+                report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
+                add_worktree(spec.repo_root, spec.worktree, spec.branch, spec.base_commit)
+                undo.append(
+                    lambda: remove_worktree(spec.repo_root, spec.worktree, spec.branch, base=None, keep_work=False)
+                )
             backend_id, runtime = backend.create(spec, secrets, report, wait=wait)
             session.backend_id, session.runtime = backend_id, {**session.runtime, **runtime}
             undo.append(lambda: backend.remove(session))
@@ -206,7 +213,7 @@ class SessionManager:
                 backend=plan.backend,
                 agent=spec.settings.agent,
                 repo=str(spec.repo_root),
-                worktree=str(spec.worktree),
+                worktree=str(spec.worktree) if plan.backend != "kubernetes" else "/workspace (in the pod)",
                 branch=spec.branch,
                 prompt=request.prompt,
                 settings=plan.settings.to_json(),
@@ -317,14 +324,17 @@ class SessionManager:
         """
         session = self._find(name)
         self.store.update(session.id, status=Status.DELETING)
-        self.backend(session.backend).remove(session)
-        note = remove_worktree(
-            Path(session.repo),
-            Path(session.worktree),
-            session.branch,
-            base=session.runtime.get("base_commit"),
-            keep_work=True,
-        )
+        backend = self.backend(session.backend)
+        backend.remove(session)
+        note = None
+        if backend.local_worktree:
+            note = remove_worktree(
+                Path(session.repo),
+                Path(session.worktree),
+                session.branch,
+                base=session.runtime.get("base_commit"),
+                keep_work=True,
+            )
         self.store.delete(session.id)
         return note
 

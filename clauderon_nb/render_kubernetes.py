@@ -48,8 +48,17 @@ def pvc_name(spec: SessionSpec) -> str:
     return f"{spec.object_name}-workspace"
 
 
+def secret_name(spec: SessionSpec) -> str:
+    return f"{spec.object_name}-env"
+
+
 def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """``[PersistentVolumeClaim, Pod]``. Secret values are masked unless ``secrets`` supplies them."""
+    """``[Secret?, PersistentVolumeClaim?, Pod]`` with API field names.
+
+    Agent credentials (``pass_env``) go into a per-session Secret that the pod
+    references, never into the pod spec; their values are masked unless
+    ``secrets`` supplies them. An ephemeral workspace is an ``emptyDir`` (no PVC).
+    """
     s = spec.settings
     if s.image is None or s.pull_policy is None or s.workspace_size is None:
         raise ValueError("render_kubernetes needs resolved kubernetes settings")
@@ -66,8 +75,8 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     if s.storage_class:
         pvc["spec"]["storageClassName"] = s.storage_class
 
-    env = [{"name": k, "value": v} for k, v in spec.env.items()]
-    env += [{"name": n, "value": secrets[n] if secrets is not None else SECRET_MASK} for n in spec.secret_env]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": n}}} for n in spec.secret_env]
     mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
     agent: dict[str, Any] = {
         "name": AGENT_CONTAINER,
@@ -105,18 +114,25 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     }
     if resources:
         init["resources"] = resources
+    uid = s.run_as_user or 1000
+    ephemeral = s.workspace == "ephemeral"
+    volume: dict[str, Any] = {"name": "workspace"}
+    if ephemeral:
+        volume["emptyDir"] = {"sizeLimit": k8s_memory(s.workspace_size)}
+    else:
+        volume["persistentVolumeClaim"] = {"claimName": pvc_name(spec)}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "initContainers": [init],
         "containers": [agent],
-        "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": pvc_name(spec)}}],
+        "volumes": [volume],
     }
     if s.service_account:
         pod_spec["serviceAccountName"] = s.service_account
@@ -128,4 +144,18 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         "metadata": {"name": spec.object_name, **meta},
         "spec": pod_spec,
     }
-    return [pvc, pod]
+    manifests: list[dict[str, Any]] = []
+    if spec.secret_env:
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret_name(spec), **meta},
+                "type": "Opaque",
+                "stringData": {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env},
+            }
+        )
+    if not ephemeral:
+        manifests.append(pvc)
+    manifests.append(pod)
+    return manifests

@@ -8,6 +8,7 @@ admin policy's defaults, built-in defaults. Every value records its source.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -18,6 +19,7 @@ from .agents import all_agents, find_agent
 from .config_files import AgentConfig, Loaded, RegistryAuth, UserConfig
 from .errors import ConfigError
 from .fields import Backend
+from .naming import label_safe
 from .policy import AdminPolicy
 from .presets import all_presets, preset_values
 from .pull_policy import PullPolicy
@@ -33,7 +35,19 @@ SOURCES = ("session", "preset", "repo", "user", "policy", "default")
 
 CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
 DOCKER_KEYS = ("network", "extra_env", "registry_auth")
-K8S_KEYS = ("namespace", "service_account", "storage_class", "workspace_size", "image_pull_secrets", "git_remote_url")
+K8S_KEYS = (
+    "namespace",
+    "service_account",
+    "storage_class",
+    "workspace_size",
+    "image_pull_secrets",
+    "git_remote_url",
+    "workspace",
+    "run_as_user",
+    "pod_start_timeout",
+    "kubeconfig",
+    "context",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,11 @@ class ResolvedSettings:
     workspace_size: int | None = None
     image_pull_secrets: tuple[str, ...] = ()
     git_remote_url: str | None = None
+    workspace: str | None = None
+    run_as_user: int | None = None
+    pod_start_timeout: float | None = None
+    kubeconfig: Path | None = None
+    context: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +91,8 @@ class ResolvedSettings:
                 value = value.value
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, Path):
+                value = str(value)
             out[key] = value
         return out
 
@@ -117,7 +138,13 @@ def _default_namespace() -> str:
         return "default"
 
 
-def _user_values(backend: Backend, user: UserConfig) -> tuple[dict[str, Any], str]:
+def owner_namespace_part(owner: str) -> str:
+    """The owner as a DNS-label fragment (for ``namespace_template``): lowercase, hashed when escaped."""
+    safe = label_safe(owner).lower().replace("_", "-").replace(".", "-")
+    return re.sub(r"-+", "-", safe).strip("-")[:22].strip("-") or "user"
+
+
+def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[str, Any], str]:
     if backend is Backend.DOCKER:
         d = user.docker.data
         values = {
@@ -134,6 +161,8 @@ def _user_values(backend: Backend, user: UserConfig) -> tuple[dict[str, Any], st
     values = {key: getattr(k, key) for key in (*CONTAINER_KEYS, *K8S_KEYS) if key != "pull_policy"}
     values["pull_policy"] = k.image_pull_policy
     values["image_pull_secrets"] = tuple(k.image_pull_secrets) or None
+    if k.namespace_template and not k.namespace:
+        values["namespace"] = k.namespace_template.replace("{owner}", owner_namespace_part(owner))
     return values, _where(user.kubernetes)
 
 
@@ -164,6 +193,7 @@ def resolve(
     policy: AdminPolicy,
     *,
     engine_present: Callable[[], bool] | None = None,
+    owner: str = "",
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``."""
     session = request.explicit()
@@ -231,7 +261,7 @@ def resolve(
                 preset_values(repo_values["preset"], presets, named_by=_where(repo)),
             )
         )
-    user_values, user_where = _user_values(backend, user)
+    user_values, user_where = _user_values(backend, user, owner)
     layers.append(Layer("user", user_where, user_values))
 
     # 4. Policy defaults: the admin's default preset, maximums as default limits,

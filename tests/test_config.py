@@ -248,7 +248,10 @@ def test_env_extra_and_masked_credentials(repo: Path, write: Write, monkeypatch:
     assert p.spec["environment"]["TZ"] == "UTC"
     assert "VERYSECRET" not in repr(p) + p._repr_html_()
     p = plan(repo, backend="kubernetes")  # built-in claude passes ANTHROPIC_API_KEY when it is set
-    assert {"name": "ANTHROPIC_API_KEY", "value": "***"} in p.spec[1]["spec"]["containers"][0]["env"]
+    secret, _pvc, pod = p.spec
+    assert secret["kind"] == "Secret" and secret["stringData"] == {"ANTHROPIC_API_KEY": "***"}
+    ref = {"secretKeyRef": {"name": "clauderon-" + p.name + "-env", "key": "ANTHROPIC_API_KEY"}}
+    assert {"name": "ANTHROPIC_API_KEY", "valueFrom": ref} in pod["spec"]["containers"][0]["env"]
     assert "VERYSECRET" not in repr(p)
 
 

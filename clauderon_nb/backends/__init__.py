@@ -19,11 +19,7 @@ def get_backend(name: str) -> SessionBackend:
 
         return LocalBackend()
     if name == "kubernetes":
-        from ..errors import BackendError
+        from .kubernetes import KubernetesBackend
 
-        raise BackendError(
-            "creating sessions on Kubernetes is not available in this version; "
-            "`plan()` / --dry-run renders the exact manifests",
-            step="kubernetes",
-        )
+        return KubernetesBackend()
     raise ValueError(f"backend {name!r}: expected one of docker, kubernetes, local")

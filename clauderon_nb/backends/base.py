@@ -21,6 +21,9 @@ class Observed:
 
 class SessionBackend(Protocol):
     name: str
+    #: True when the session works in a local git worktree (docker, local); False when the
+    #: backend clones the repository itself (kubernetes).
+    local_worktree: bool
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
         """Everything that can fail before anything is created (engine, resources, image)."""

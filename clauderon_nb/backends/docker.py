@@ -33,6 +33,7 @@ def _explain(exc: Exception) -> str:
 
 class DockerBackend:
     name = "docker"
+    local_worktree = True
 
     def __init__(self) -> None:
         self._client: docker.DockerClient | None = None

@@ -49,6 +49,7 @@ def _tail(path: Path, lines: int | None) -> str:
 
 class LocalBackend:
     name = "local"
+    local_worktree = True
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
         progress(ProgressEvent("check", f"looking for {spec.command[0]}"))

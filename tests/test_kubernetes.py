@@ -1,0 +1,285 @@
+"""The Kubernetes backend through the real `kubernetes` client, against a local API stand-in.
+
+Every body the backend sends is validated (strict) against two Kubernetes versions
+by the stand-in. The `k8s`-marked test runs the same lifecycle on a real cluster
+when KUBECONFIG points at one (skipped otherwise, including in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clauderon_nb import BackendError, SessionManager
+from clauderon_nb.backends.kubernetes import KubernetesBackend
+from clauderon_nb.progress import ProgressEvent
+from clauderon_nb.session import Status
+
+from .k8s_standin import StandIn, serve
+
+AGENTS = '[agents.echo]\ncommand = ["sh", "-c", "echo \\"$1\\"; exec sleep 600", "agent", "{prompt}"]\n'
+
+
+@pytest.fixture
+def k8s(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
+    monkeypatch.setattr(KubernetesBackend, "poll_interval", 0.01)
+    with serve(tmp_path) as (standin, kubeconfig):
+        (home / "config.toml").write_text(AGENTS)
+        (home / "k8s-config.toml").write_text(
+            f'kubeconfig = "{kubeconfig}"\nnamespace = "team-a"\nimage_pull_secrets = ["regcred"]\n'
+        )
+        yield standin
+        assert standin.schema_errors == [], standin.schema_errors
+
+
+def create(**kwargs: Any) -> Any:
+    args = {
+        "repo": kwargs.pop("repo"),
+        "prompt": "Fix it; $(rm -rf /)",
+        "backend": "kubernetes",
+        "agent": "echo",
+        "image": "ghcr.io/team/dev:1",
+        **kwargs,
+    }
+    return SessionManager().create(**args)
+
+
+def remaining(standin: StandIn) -> set[tuple[str, str]]:
+    """Objects that exist and are not being deleted (deletion of a pod completes asynchronously)."""
+    return {(res, name) for (res, _ns, name) in standin.objects if res != "events" and name not in standin.deleting}
+
+
+def test_lifecycle(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-VERY-SECRET")
+    events: list[ProgressEvent] = []
+    s = SessionManager().create(
+        repo=str(repo),
+        prompt="Fix it; $(rm -rf /)",
+        backend="kubernetes",
+        name="kl",
+        image="ghcr.io/team/dev:1",
+        pull_policy="always",
+        cpu_limit="2",
+        memory_limit="4g",
+        cpu_request="500m",
+        progress=events.append,
+    )
+    assert s.status is Status.RUNNING
+    assert [e.message.split(":")[0] for e in events if e.step in ("pull", "start")] == ["Pulling", "Pulled", "Started"]
+    assert any(e.message.startswith("creating Pod clauderon-kl") for e in events)
+    (secret,) = k8s.bodies("Secret")
+    assert secret["stringData"] == {"ANTHROPIC_API_KEY": "sk-ant-VERY-SECRET"}  # only in the Secret
+    (pod,) = k8s.bodies("Pod")
+    agent = pod["spec"]["containers"][0]
+    assert agent["command"] == ["claude", "--dangerously-skip-permissions", "Fix it; $(rm -rf /)"]
+    assert agent["imagePullPolicy"] == "Always"
+    assert agent["resources"] == {"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    assert {
+        "name": "ANTHROPIC_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "clauderon-kl-env", "key": "ANTHROPIC_API_KEY"}},
+    } in agent["env"]
+    assert "sk-ant-VERY-SECRET" not in str(pod)
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["metadata"]["labels"]["clauderon.io/session-id"] == s.id
+    assert remaining(k8s) == {
+        ("secrets", "clauderon-kl-env"),
+        ("persistentvolumeclaims", "clauderon-kl-workspace"),
+        ("pods", "clauderon-kl"),
+    }
+    mgr = SessionManager()
+    stored = mgr.get("kl")
+    assert "sk-ant-VERY-SECRET" not in str(stored.runtime) + str(stored.settings) + repr(stored)
+    assert str(mgr.logs("kl", tail=1)).strip() == "done"
+    assert "argv=[Fix it; $(rm -rf /)]" in str(mgr.logs("kl"))
+    assert mgr.attach_command("kl").endswith("attach -it -n team-a clauderon-kl -c agent")
+
+    k8s.requests.clear()
+    assert [x.status for x in mgr.list()] == [Status.RUNNING]
+    assert [r.path for r in k8s.requests] == ["/api/v1/namespaces/team-a/pods"]  # one label-selector call
+    assert k8s.requests[0].query["labelSelector"] == ["clauderon.io/managed=true"]
+
+    assert mgr.stop("kl").status is Status.STOPPED
+    assert ("pods", "clauderon-kl") not in remaining(k8s)
+    assert ("persistentvolumeclaims", "clauderon-kl-workspace") in remaining(k8s)  # the workspace is kept
+    assert [x.status for x in mgr.list()] == [Status.STOPPED]
+    assert mgr.start("kl").status is Status.RUNNING
+    assert k8s.bodies("Pod") == [pod]  # the same pod, recreated on the kept workspace
+    assert mgr.delete("kl") is None
+    assert remaining(k8s) == set()
+    assert mgr.list() == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("image_pull", "wait for pod: ErrImagePull in container workspace-init: failed to pull and unpack image"),
+        ("unschedulable", "wait for pod: Unschedulable: 0/3 nodes are available: 3 Insufficient cpu."),
+        (
+            "config_error",
+            'wait for pod: CreateContainerConfigError in container agent: secret "claude-creds" not found',
+        ),
+        ("init_fails", "wait for pod: container workspace-init exited with code 128: fatal: repository not found"),
+    ],
+)
+def test_failures_roll_back(k8s: StandIn, repo: Path, scenario: str, message: str) -> None:
+    k8s.scenario = scenario
+    with pytest.raises(BackendError) as exc:
+        create(repo=str(repo), name="bad")
+    assert str(exc.value).startswith(message), str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert remaining(k8s) == set()
+    assert SessionManager().list() == []
+
+
+def test_timeout(k8s: StandIn, repo: Path, home: Path) -> None:
+    k8s.scenario = "never_ready"
+    with (home / "k8s-config.toml").open("a") as f:
+        f.write("pod_start_timeout = 0.2\n")
+    with pytest.raises(
+        BackendError, match=r"wait for pod: pod clauderon-slow did not start within 0.2s \(last state: Pending\)"
+    ):
+        create(repo=str(repo), name="slow")
+    assert remaining(k8s) == set()
+
+
+def test_forbidden_names_the_permission(k8s: StandIn, repo: Path) -> None:
+    k8s.forbidden = {("create", "pods")}
+    with pytest.raises(BackendError) as exc:
+        create(repo=str(repo), name="rbac")
+    assert str(exc.value).startswith(
+        "create Pod: missing permission: cannot create pods in namespace 'team-a' (pods is forbidden: User "
+    )
+    assert "docs/kubernetes/rbac.yaml" in str(exc.value)
+    assert remaining(k8s) == set()  # the PVC made before the refusal is gone again
+
+
+def test_already_exists(k8s: StandIn, repo: Path) -> None:
+    k8s.objects[("pods", "team-a", "clauderon-dup")] = {
+        "metadata": {"name": "clauderon-dup", "labels": {}},
+        "status": {"phase": "Running"},
+        "spec": {},
+    }
+    with pytest.raises(BackendError, match=r'create Pod: AlreadyExists: pods "clauderon-dup" already exists'):
+        create(repo=str(repo), name="dup")
+    assert remaining(k8s) == {("pods", "clauderon-dup")}  # somebody else's pod is left alone
+
+
+def test_ephemeral_workspace(k8s: StandIn, repo: Path, home: Path) -> None:
+    with (home / "k8s-config.toml").open("a") as f:
+        f.write('workspace = "ephemeral"\nworkspace_size = "2Gi"\n')
+    create(repo=str(repo), name="eph")
+    assert k8s.bodies("PersistentVolumeClaim") == []
+    (pod,) = k8s.bodies("Pod")
+    assert pod["spec"]["volumes"] == [{"name": "workspace", "emptyDir": {"sizeLimit": "2Gi"}}]
+    SessionManager().delete("eph")
+    assert remaining(k8s) == set()
+
+
+def test_namespace_per_user(k8s: StandIn, repo: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (home / "k8s-config.toml").read_text().replace('namespace = "team-a"\n', "")
+    (home / "k8s-config.toml").write_text(text + 'namespace_template = "clauderon-{owner}"\n')
+    monkeypatch.setenv("JUPYTERHUB_USER", "Alice.Smith@example.org")
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", name="ns")
+    namespace = plan.settings.namespace
+    assert namespace is not None and namespace.startswith("clauderon-alice-smith-example")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace) and len(namespace) <= 63
+    create(repo=str(repo), name="ns2")
+    assert k8s.bodies("Pod")[0]["metadata"]["namespace"] == namespace
+    assert all(r.path.startswith(f"/api/v1/namespaces/{namespace}/") for r in k8s.requests)
+    SessionManager().delete("ns2")
+
+
+def test_no_configuration(home: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    (home / "config.toml").write_text(AGENTS)
+    with pytest.raises(BackendError, match=r"^connect to Kubernetes: no usable Kubernetes configuration"):
+        create(repo=str(repo), name="nocfg")
+    assert SessionManager().list() == []
+
+
+def test_unreachable_api(home: Path, repo: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "kc"
+    cfg.write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "c", "clusters": [{"name": "c", "cluster": '
+        f'{{"server": "http://127.0.0.1:{port}"}}}}], "users": [{{"name": "u", "user": {{}}}}], '
+        '"contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}'
+    )
+    (home / "config.toml").write_text(AGENTS)
+    (home / "k8s-config.toml").write_text(f'kubeconfig = "{cfg}"\n')
+    with pytest.raises(BackendError, match=r"^create PersistentVolumeClaim: cannot reach the Kubernetes API"):
+        create(repo=str(repo), name="down")
+
+
+def test_dry_run_magic_shows_the_manifests(k8s: StandIn, repo: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "clauderon_nb")
+    plan = ip.run_line_magic(
+        "clauderon", f"create --repo {repo} --backend kubernetes --name dry --prompt hi --cpu-limit 1 --dry-run"
+    )
+    text = repr(plan)
+    assert "kubernetes manifests:" in text
+    assert '"kind": "PersistentVolumeClaim"' in text and '"kind": "Pod"' in text
+    assert '"imagePullPolicy": "IfNotPresent"' in text
+    assert k8s.requests == []  # a dry run talks to nobody
+
+
+@pytest.mark.k8s
+def test_real_cluster_lifecycle(home: Path, repo: Path) -> None:
+    """Same lifecycle on a real cluster: KUBECONFIG and CLAUDERON_K8S_TEST_IMAGE (with git and sh) must be set."""
+    image = os.environ.get("CLAUDERON_K8S_TEST_IMAGE")
+    if not os.environ.get("KUBECONFIG") or not image:
+        pytest.skip("no real cluster: set KUBECONFIG and CLAUDERON_K8S_TEST_IMAGE")
+    (home / "config.toml").write_text(AGENTS)
+    remote = os.environ.get("CLAUDERON_K8S_TEST_REMOTE", "https://github.com/octocat/Hello-World.git")
+    (home / "k8s-config.toml").write_text(f'git_remote_url = "{remote}"\nworkspace = "ephemeral"\n')
+    mgr = SessionManager()
+    s = mgr.create(repo=str(repo), prompt="hello", backend="kubernetes", agent="echo", image=image, name="real")
+    try:
+        assert s.status is Status.RUNNING
+        assert [x.name for x in mgr.list()] == ["real"]
+        assert mgr.stop("real").status is Status.STOPPED
+        assert mgr.start("real").status is Status.RUNNING
+    finally:
+        mgr.delete("real")
+
+
+def test_rbac_manifest_grants_exactly_what_is_used(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubernetes_validate
+    import yaml
+
+    docs = list(yaml.safe_load_all((Path(__file__).parent.parent / "docs/kubernetes/rbac.yaml").read_text()))
+    for doc in docs:
+        for version in ("1.30.0", "1.37.0"):
+            kubernetes_validate.validate(doc, version, strict=True)
+    role = next(d for d in docs if d["kind"] == "Role")
+    granted = {(verb, res) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x" * 12)
+    mgr = SessionManager()
+    create(repo=str(repo), name="rb", agent="claude")  # claude passes ANTHROPIC_API_KEY: a Secret
+    mgr.list()
+    mgr.logs("rb")
+    mgr.stop("rb")
+    mgr.start("rb")
+    mgr.delete("rb")
+    used = set()
+    for r in k8s.requests:
+        parts = r.path.split("/")[5:]
+        resource = "/".join([parts[0], *parts[2:3]])
+        verb = {"POST": "create", "DELETE": "delete"}.get(r.method, "get" if len(parts) > 1 else "list")
+        used.add((verb, resource))
+    assert used <= granted, used - granted
+    assert granted - used == {("create", "pods/attach"), ("get", "pods/attach")}  # what `kubectl attach` needs
