@@ -199,9 +199,9 @@ class RepoConfig(_File):
 def clauderon_home(home: str | os.PathLike[str] | None = None) -> Path:
     """``home``, else ``$CLAUDERON_HOME``, else ``~/.clauderon``."""
     if home is not None:
-        return Path(home).expanduser()
+        return Path(home).expanduser().absolute()
     env = os.environ.get("CLAUDERON_HOME", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".clauderon"
+    return Path(env).expanduser().absolute() if env else Path.home() / ".clauderon"
 
 
 @dataclass(frozen=True)

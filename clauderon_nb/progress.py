@@ -11,6 +11,8 @@ class ProgressEvent:
     """One step of a create: ``step`` is check, pull, worktree, create, start or ready.
 
     Pull events carry the layer id and its byte counts when the engine reports them.
+    ``detail`` marks intermediate news from a slow step (a layer downloading, a pod
+    event) that is worth showing live.
     """
 
     step: str
@@ -18,6 +20,7 @@ class ProgressEvent:
     layer: str | None = None
     current: int | None = None
     total: int | None = None
+    detail: bool = False
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -1,7 +1,8 @@
-"""Create progress in a notebook: one line updated in place, ending as a single summary.
+"""Create progress: while it runs, then a single summary line.
 
-In a Jupyter kernel the line is a display updated by id, so the saved notebook
-keeps only the final line; in a terminal it is a status line on stderr.
+In a Jupyter kernel a live line (a display updated by id) appears only when a
+slow step reports detail (image layers, pod events), so the saved notebook keeps
+one final line; in a terminal it is a status line on stderr.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class _Line:
 
 
 class KernelProgress(_Line):
-    """Progress as one display output, updated by id."""
+    """Progress in a notebook: a live line (updated by id) only once a slow step reports detail,
+    ending as one summary line; a quick create prints just the summary."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,15 +59,17 @@ class KernelProgress(_Line):
         from IPython.display import display
 
         text = self.text(event)
-        bundle = {"text/plain": text}
-        if self.handle is None:
-            self.handle = display(bundle, raw=True, display_id=True)
-        else:
-            self.handle.update(bundle, raw=True)
         self.finished = event.step == "ready"
+        bundle = {"text/plain": text}
+        if self.handle is not None:
+            self.handle.update(bundle, raw=True)
+        elif event.detail:
+            self.handle = display(bundle, raw=True, display_id=True)
+        elif self.finished:
+            print(text)
 
     def finish(self) -> None:
-        """On failure, remove the half-way line: the error says what happened."""
+        """On failure, empty the live line: the error says what happened."""
         if self.handle is not None and not self.finished:
             self.handle.update({"text/plain": ""}, raw=True)
 

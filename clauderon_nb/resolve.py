@@ -186,6 +186,18 @@ def _show(key: str, value: Any) -> str:
     return str(value)
 
 
+def _check_preset_within_policy(name: str, where: str, values: dict[str, Any], policy: AdminPolicy) -> None:
+    """An admin's default preset must fit the admin's own maximums: say so once, about the file."""
+    for key, maximum in (("cpu", policy.max_cpu()), ("memory", policy.max_memory())):
+        for field_name in (f"{key}_limit", f"{key}_request"):
+            value = values.get(field_name)
+            if maximum is not None and value is not None and value > maximum:
+                raise ConfigError(
+                    f"policy {where}: default_preset {name!r} sets {field_name} {_show(key, value)}, above "
+                    f"max_{key} {_show(key, maximum)}; choose a smaller preset or raise max_{key}"
+                )
+
+
 def resolve(
     request: CreateSessionRequest,
     user: UserConfig,
@@ -284,7 +296,9 @@ def resolve(
             policy_values["image"] = literal[0]
     default_preset = policy.first("default_preset")
     if default_preset and preset_name is None:
-        policy_values.update(preset_values(default_preset[0], presets, named_by=f"policy {default_preset[1].where}"))
+        values_of_preset = preset_values(default_preset[0], presets, named_by=f"policy {default_preset[1].where}")
+        _check_preset_within_policy(default_preset[0], default_preset[1].where, values_of_preset, policy)
+        policy_values.update(values_of_preset)
         preset_name, preset_layer = default_preset[0], Layer("policy", default_preset[1].where, {})
     layers.append(Layer("policy", policy_origin, policy_values))
     layers.append(Layer("default", "built-in default", defaults))

@@ -302,6 +302,9 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
     def __repr__(self) -> str:
         return "CreateSessionForm: needs a Jupyter frontend; in a terminal use %clauderon create --help"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
 
 class SessionList(W.VBox):  # type: ignore[misc]
     """The owner's sessions with logs, stop/start and delete; refresh costs one backend call per backend."""
@@ -398,6 +401,14 @@ class SessionList(W.VBox):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return repr(SessionTable(self.sessions))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:
+    """The widget bundle with the whole plain-text fallback (ipywidgets cuts it at 110 characters)."""
+    return {**(bundle or {}), "text/plain": text}
 
 
 def show_form(manager: SessionManager, defaults: dict[str, str]) -> CreateSessionForm:

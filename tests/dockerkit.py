@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
-import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,9 +24,10 @@ from typing import Any
 
 import pytest
 
+from clauderon_nb import demo
+
 RUN = uuid.uuid4().hex[:8]
 IMAGE_PREFIX = f"clauderon-test-{RUN}"
-BUSYBOX_TOOLS = ("sh", "echo", "sleep", "cat", "ls", "id", "env", "printf", "true", "false", "test", "pwd")
 
 
 def need(reason: str) -> None:
@@ -36,46 +35,6 @@ def need(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o755) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), mode
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _add_link(tar: tarfile.TarFile, name: str, target: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = tarfile.SYMTYPE, target
-    tar.addfile(info)
-
-
-def rootfs_tar(version: str, with_git: bool) -> bytes:
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        need("busybox is not installed (apt-get install busybox-static)")
-    assert busybox is not None
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("bin", "tmp", "workspace", "usr/bin", "etc"):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
-            tar.addfile(info)
-        _add_file(tar, "bin/busybox", Path(busybox).read_bytes())
-        for tool in BUSYBOX_TOOLS:
-            _add_link(tar, f"bin/{tool}", "busybox")
-        _add_file(tar, "VERSION", f"{version}\n".encode(), 0o644)
-        if with_git:
-            git = shutil.which("git")
-            assert git is not None
-            _add_file(tar, "usr/bin/git", Path(git).read_bytes())
-            libs = subprocess.run(["ldd", git], capture_output=True, text=True, check=True).stdout
-            seen = set()
-            for token in libs.split():
-                if token.startswith("/") and token not in seen:
-                    seen.add(token)
-                    _add_file(tar, token.lstrip("/"), Path(token).resolve().read_bytes())
-    return buf.getvalue()
 
 
 @dataclass
@@ -101,14 +60,11 @@ class Kit:
         self.images: set[str] = set()
 
     def build(self, name: str, version: str = "1", with_git: bool = False) -> str:
-        repo, tag = f"{IMAGE_PREFIX}/{name}", version
-        self.client.api.import_image_from_data(
-            rootfs_tar(f"{name}:{version}:{uuid.uuid4().hex}", with_git),
-            repository=repo,
-            tag=tag,
-            changes=['CMD ["/bin/sh"]', "ENV PATH=/usr/bin:/bin"],
-        )
-        ref = f"{repo}:{tag}"
+        ref = f"{IMAGE_PREFIX}/{name}:{version}"
+        try:
+            demo.build_image(self.client, ref, f"{name}:{version}:{uuid.uuid4().hex}", with_git)
+        except FileNotFoundError as exc:
+            need(f"{exc} is not installed (apt-get install busybox-static git)")
         self.images.add(ref)
         return ref
 

@@ -121,3 +121,14 @@ def test_system_and_env_policies_both_apply(repo: Path, tmp_path: Path, policy: 
     policy('max_cpu = "8"\n')  # a user's own policy file cannot loosen the system one
     with pytest.raises(PolicyError, match="max_cpu is 1 core"):
         plan(repo, backend="docker", cpu_limit="2")
+
+
+def test_default_preset_above_the_policy_maximum_is_a_policy_file_error(
+    repo: Path, policy: Callable[[str], Path]
+) -> None:
+    policy('default_preset = "small"\nmax_memory = "1g"\n')
+    with pytest.raises(
+        ConfigError, match=r"policy\.toml: default_preset 'small' sets memory_limit 2g, above max_memory 1g"
+    ):
+        plan(repo, backend="docker")
+    assert plan(repo, backend="docker", preset="small", memory_limit="1g").settings.memory_limit == GI

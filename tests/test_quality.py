@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "clauderon_nb", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "clauderon_nb", "tests", "benchmarks"],
+        ["ruff", "check", "clauderon_nb", "tests", "benchmarks", "notebooks"],
+        ["ruff", "format", "--check", "clauderon_nb", "tests", "benchmarks", "notebooks"],
         [sys.executable, "-m", "mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

@@ -145,6 +145,7 @@ class DockerBackend:
                         layer=event.get("id"),
                         current=detail.get("current"),
                         total=detail.get("total"),
+                        detail=True,
                     )
                 )
         except BackendError:

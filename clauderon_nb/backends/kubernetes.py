@@ -208,7 +208,8 @@ class KubernetesBackend:
                 continue
             seen.add(key)
             step = _EVENT_STEPS.get(str(event.reason), "check")
-            progress(ProgressEvent(step, f"{event.reason}: {' '.join(str(event.message or '').split())}"[:200]))
+            message = f"{event.reason}: {' '.join(str(event.message or '').split())}"[:200]
+            progress(ProgressEvent(step, message, detail=True))
 
     # --- lifecycle ----------------------------------------------------------
 
