@@ -18,7 +18,8 @@ class RepoInfo:
     commit: str
 
 
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run git non-interactively with C-locale messages; ``ConfigError`` if git is missing."""
     try:
         return subprocess.run(
             ["git", *args],
@@ -39,21 +40,21 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
         raise ConfigError(f"repo '{path}': no such directory")
     if not given.is_dir():
         raise ConfigError(f"repo '{path}': not a directory")
-    both = _git(
+    both = run_git(
         ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "--abbrev-ref", "HEAD", "HEAD"],
         given,
     )
     lines = both.stdout.split()
     if both.returncode == 0 and len(lines) == 4:  # the common case: one git call
         return RepoInfo(root=Path(lines[0]), common_dir=Path(lines[1]), branch=lines[2], commit=lines[3])
-    top = _git(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], given)
+    top = run_git(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], given)
     if top.returncode != 0:
         raise ConfigError(f"repo '{path}': not a git repository (run `git init` there, or pass --repo)")
     lines = top.stdout.splitlines()
     if len(lines) < 2:
         raise ConfigError(f"repo '{path}': a bare repository has no working tree to branch from")
     root, common = Path(lines[0]), Path(lines[1])
-    head = _git(["rev-parse", "--abbrev-ref", "HEAD", "HEAD"], root)
+    head = run_git(["rev-parse", "--abbrev-ref", "HEAD", "HEAD"], root)
     if head.returncode != 0:
         raise ConfigError(f"repo '{path}': has no commits yet; a session branch needs a commit to start from")
     branch, commit = head.stdout.split()[:2]
@@ -64,10 +65,10 @@ def remote_url(repo: RepoInfo) -> str | None:
     """URL of the current branch's remote (else ``origin``), or ``None``."""
     remote = "origin"
     if repo.branch != "HEAD":
-        configured = _git(["config", "--get", f"branch.{repo.branch}.remote"], repo.root)
+        configured = run_git(["config", "--get", f"branch.{repo.branch}.remote"], repo.root)
         if configured.returncode == 0 and configured.stdout.strip():
             remote = configured.stdout.strip()
-    url = _git(["config", "--get", f"remote.{remote}.url"], repo.root)
+    url = run_git(["config", "--get", f"remote.{remote}.url"], repo.root)
     if url.returncode != 0 or not url.stdout.strip():
         return None
     return url.stdout.strip()

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .plan import format_rows, html_rows, settings_rows, show_value
+from .plan import SHOWN, format_rows, html_rows, settings_rows, show_value
 from .resolve import Resolution
 from .session import Session
 
@@ -104,16 +104,9 @@ class SessionDetails:
         ]
         if s.error:
             fields.append(("error", s.error))
-        for key in (
-            "image",
-            "pull_policy",
-            "cpu_limit",
-            "memory_limit",
-            "cpu_request",
-            "memory_request",
-            "network",
-            "namespace",
-        ):
+        for key in SHOWN[s.backend]:
+            if key in ("backend", "agent"):
+                continue
             if s.settings.get(key) is not None:
                 fields.append((key, show_value(key, s.settings[key])))
         return fields

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 from .errors import BackendError
+from .gitrepo import run_git
 
 
 def _git(args: list[str], cwd: Path, step: str) -> str:
     for attempt in range(20):
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-        )
+        proc = run_git(args, cwd)
         if proc.returncode == 0:
             return proc.stdout
         err = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
@@ -31,12 +23,7 @@ def _git(args: list[str], cwd: Path, step: str) -> str:
 
 
 def branch_exists(repo: Path, branch: str) -> bool:
-    proc = subprocess.run(
-        ["git", "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"],
-        cwd=repo,
-        check=False,
-    )
-    return proc.returncode == 0
+    return run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo).returncode == 0
 
 
 def add_worktree(repo: Path, path: Path, branch: str, commit: str) -> None:

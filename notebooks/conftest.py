@@ -29,3 +29,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"CI=true and {reason}")
     for item in notebooks:
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_DEMO_GLOB = "clauderon-demo-*"
+_BEFORE = pytest.StashKey[set[str]]()
+
+
+def _demo_dirs() -> set[str]:
+    import glob
+    import tempfile
+
+    return set(glob.glob(f"{tempfile.gettempdir()}/{_DEMO_GLOB}"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _demo_dirs()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A notebook that failed half-way never reached ``demo.stop()``: clean up after it."""
+    import shutil
+    from pathlib import Path
+
+    before = session.config.stash.get(_BEFORE, set())
+    for folder in sorted(_demo_dirs() - before):
+        home = Path(folder) / "home"
+        if (home / "sessions.sqlite").exists():
+            from clauderon_nb import SessionManager
+
+            mgr = SessionManager(home)
+            for s in mgr.list(all_owners=True):
+                mgr.delete(s.name)
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        import docker
+
+        from clauderon_nb.demo import DEMO_IMAGE
+
+        docker.from_env().api.remove_image(DEMO_IMAGE, force=True)
+    except Exception:  # noqa: BLE001 - no engine, or the image is already gone
+        pass

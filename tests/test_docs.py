@@ -35,8 +35,10 @@ def keys(model: type[BaseModel], prefix: str = "") -> set[str]:
             inner = typing.get_args(inner)[0]
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             out |= keys(inner, f"{prefix}{name}.")
-        elif typing.get_origin(inner) is dict and isinstance(typing.get_args(inner)[1], type) and issubclass(
-            typing.get_args(inner)[1], BaseModel
+        elif (
+            typing.get_origin(inner) is dict
+            and isinstance(typing.get_args(inner)[1], type)
+            and issubclass(typing.get_args(inner)[1], BaseModel)
         ):
             out |= keys(typing.get_args(inner)[1], f"{prefix}{name}.NAME.")
         else:

@@ -271,6 +271,12 @@ def test_real_kernel(home: Path, repo: Path) -> None:
         stderr = "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream")
         assert stderr.strip().startswith("UsageError: cpu_limit '0': must be greater than zero")
         assert "Traceback" not in stderr
+        # A quick create leaves a single summary line: no live display, nothing to clean from saved output.
+        out = run(f"%clauderon create --repo {repo} --backend local --agent echo --name k2 --prompt hi")
+        kinds = [m["msg_type"] for m in out if m["msg_type"] not in ("status", "execute_input")]
+        assert kinds == ["stream", "execute_result"], kinds
+        assert out[[m["msg_type"] for m in out].index("stream")]["content"]["text"] == "✓ session k2 is running\n"
+        run("%clauderon delete k2 -f")
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
