@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 from .cli_parser import HelpShown, UsageProblem, build_parser
-from .progress import no_progress
 from .progress_display import TerminalProgress
 from .views import dumps
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(
             manager=SessionManager(),
             confirm=_confirm if sys.stdin.isatty() else None,
-            progress=TerminalProgress() if sys.stderr.isatty() else no_progress,
+            progress=TerminalProgress(),
             interactive_hint=f"run `clauderon-nb delete {getattr(args, 'name', 'NAME')} -f`",
         )
         result = run(args, ctx)

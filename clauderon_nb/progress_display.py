@@ -75,15 +75,23 @@ class KernelProgress(_Line):
 
 
 class TerminalProgress(_Line):
+    """A status line on stderr rewritten in place; where stderr is not a terminal, only the final line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = sys.stderr.isatty()
+
     def __call__(self, event: ProgressEvent) -> None:
-        sys.stderr.write(f"\r\x1b[2K{self.text(event)[:150]}")
-        if event.step == "ready":
-            sys.stderr.write("\n")
-            self.finished = True
+        text = self.text(event)
+        self.finished = event.step == "ready"
+        if self.live:
+            sys.stderr.write(f"\r\x1b[2K{text[:150]}" + ("\n" if self.finished else ""))
+        elif self.finished:
+            sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
     def finish(self) -> None:
-        if not self.finished:
+        if self.live and not self.finished:
             sys.stderr.write("\r\x1b[2K")
             sys.stderr.flush()
 
