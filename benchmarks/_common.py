@@ -57,17 +57,11 @@ def busybox_image() -> Iterator[str]:
     """A local busybox image, removed afterwards."""
     import docker
 
-    sys.path.insert(0, str(ROOT))
-    from tests.dockerkit import rootfs_tar
+    from clauderon_nb.demo import build_image
 
     client = docker.from_env()
     name = f"clauderon-bench-{uuid.uuid4().hex[:8]}/busybox"
-    client.api.import_image_from_data(
-        rootfs_tar("bench", with_git=False),
-        repository=name,
-        tag="1",
-        changes=['CMD ["/bin/sh"]', "ENV PATH=/usr/bin:/bin"],
-    )
+    build_image(client, f"{name}:1", "bench")
     try:
         yield f"{name}:1"
     finally:

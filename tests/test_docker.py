@@ -386,6 +386,7 @@ class TestOutsideChanges:
         assert states["bad"] == (Status.FAILED, "container exited with code 3")
         assert "failing" in str(mgr.logs("bad"))
         assert str(mgr.logs("ok", tail=1)).strip() == "done"
+        assert "".join(mgr.logs("ok", follow=True)).strip() == "done"  # the stream ends with the container
         mgr.delete("ok")
         mgr.delete("bad")
 

@@ -64,6 +64,17 @@ def test_lifecycle(lhome: Path, repo: Path) -> None:
     assert mgr.list() == []
 
 
+def test_follow_streams_until_the_agent_ends(lhome: Path, repo: Path) -> None:
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="fol")
+    text = "".join(mgr.logs("fol", follow=True))
+    assert text.strip() == "done"
+    Path(mgr.get("fol").runtime["log"]).unlink()
+    with pytest.raises(BackendError, match="logs: the log file .* no longer exists"):
+        mgr.logs("fol", follow=True)
+    mgr.delete("fol")
+
+
 def test_exit_codes_show_in_list(lhome: Path, repo: Path) -> None:
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="ok")

@@ -146,6 +146,8 @@ class LocalBackend:
 
     def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
         path = Path(session.runtime.get("log", ""))
+        if follow and not path.is_file():
+            raise BackendError(f"the log file {path} no longer exists", step="logs")
         if not follow:
             return _tail(path, tail)
         return self._follow(session, path, tail)
