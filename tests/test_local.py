@@ -70,7 +70,7 @@ def test_follow_streams_until_the_agent_ends(lhome: Path, repo: Path) -> None:
     text = "".join(mgr.logs("fol", follow=True))
     assert text.strip() == "done"
     Path(mgr.get("fol").runtime["log"]).unlink()
-    with pytest.raises(BackendError, match="logs: the log file .* no longer exists"):
+    with pytest.raises(BackendError, match=r"logs: the log file .* no longer exists"):
         mgr.logs("fol", follow=True)
     mgr.delete("fol")
 
