@@ -96,6 +96,7 @@ def test_lifecycle(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert "sk-ant-VERY-SECRET" not in str(stored.runtime) + str(stored.settings) + repr(stored)
     assert str(mgr.logs("kl", tail=1)).strip() == "done"
     assert "argv=[Fix it; $(rm -rf /)]" in str(mgr.logs("kl"))
+    assert "".join(mgr.logs("kl", follow=True)).endswith("working\ndone\n")  # a stream, to its end
     assert mgr.attach_command("kl").endswith("attach -it -n team-a clauderon-kl -c agent")
 
     k8s.requests.clear()

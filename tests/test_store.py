@@ -1,0 +1,93 @@
+"""The SQLite store: WAL, a schema version with migrations, unique names, one line per problem."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from clauderon_nb import ClauderonError
+from clauderon_nb.session import Session, Status
+from clauderon_nb.store import SCHEMA_VERSION, NameTaken, Store
+
+
+def session(name: str, owner: str = "alice") -> Session:
+    now = time.time()
+    return Session(
+        id=f"id-{name}",
+        name=name,
+        owner=owner,
+        backend="docker",
+        agent="claude",
+        repo="/r",
+        worktree=f"/w/{name}",
+        branch=f"clauderon/{name}",
+        prompt="p",
+        settings={"cpu_limit": 500},
+        backend_id=None,
+        status=Status.CREATING,
+        error=None,
+        created_at=now,
+        updated_at=now,
+        runtime={"base_commit": "abc"},
+    )
+
+
+def test_wal_and_schema_version(tmp_path: Path) -> None:
+    store = Store(tmp_path / "sessions.sqlite")
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    Store(store.path)  # opening again migrates nothing and loses nothing
+
+
+def test_round_trip_and_owner_filter(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.insert(session("a"))
+    store.insert(session("b", owner="bob"))
+    store.update("id-a", status=Status.RUNNING, runtime={"pid": 1}, settings={"cpu_limit": 1000})
+    (a,) = store.all("alice")
+    assert (a.status, a.runtime, a.settings) == (Status.RUNNING, {"pid": 1}, {"cpu_limit": 1000})
+    assert [s.name for s in store.all()] == ["a", "b"]
+    assert store.find("id-b") is not None and store.find("b") is not None
+    with pytest.raises(NameTaken, match="name 'a' is taken by another session"):
+        store.insert(Session(**{**session("a").__dict__, "id": "other"}))
+    store.delete("id-a")
+    assert store.find("a") is None
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store(path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(ClauderonError, match="schema version 99 is newer than this clauderon-nb understands"):
+        Store(path)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            store = Store(path)  # each thread its own connections, as separate kernels would
+            for i in range(25):
+                store.insert(session(f"t{n}-{i}"))
+                store.update(f"id-t{n}-{i}", status=Status.RUNNING)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = Store(path).all()
+    assert len(rows) == 150 and all(s.status is Status.RUNNING for s in rows)
