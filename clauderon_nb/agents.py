@@ -13,14 +13,17 @@ PROMPT_TOKEN = "{prompt}"
 BUILTIN_AGENTS: dict[str, AgentConfig] = {
     "claude": AgentConfig(
         command=["claude", "--dangerously-skip-permissions", PROMPT_TOKEN],
+        headless_command=["claude", "--print", "--dangerously-skip-permissions", PROMPT_TOKEN],
         pass_env_optional=["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
     ),
     "codex": AgentConfig(
         command=["codex", "--dangerously-bypass-approvals-and-sandbox", PROMPT_TOKEN],
+        headless_command=["codex", "exec", "--dangerously-bypass-approvals-and-sandbox", PROMPT_TOKEN],
         pass_env_optional=["OPENAI_API_KEY"],
     ),
     "gemini": AgentConfig(
         command=["gemini", "--yolo", "--prompt-interactive", PROMPT_TOKEN],
+        headless_command=["gemini", "--yolo", "--prompt", PROMPT_TOKEN],
         pass_env_optional=["GEMINI_API_KEY", "GOOGLE_API_KEY"],
     ),
     # Prints the prompt and exits: try clauderon-nb (or a new image) without an AI agent installed.
@@ -40,6 +43,11 @@ def find_agent(name: str, agents: dict[str, AgentConfig], *, source: str) -> Age
             f"{did_you_mean(name, agents)}"
         )
     return agent
+
+
+def agent_command(agent: AgentConfig, has_terminal: bool) -> list[str]:
+    """The interactive command where there is a terminal (containers), else the headless one if any."""
+    return agent.command if has_terminal or not agent.headless_command else agent.headless_command
 
 
 def render_command(command: list[str], prompt: str) -> list[str]:

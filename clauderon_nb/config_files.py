@@ -112,6 +112,7 @@ class AgentConfig(_File):
     """``[agents.NAME]`` in config.toml: how to run an agent."""
 
     command: Command
+    headless_command: Command | None = None  # for the local backend, which has no terminal
     pass_env: list[EnvName] = Field(default_factory=list)
     pass_env_optional: list[EnvName] = Field(default_factory=list)
     env_from_secret: ObjectName | None = None

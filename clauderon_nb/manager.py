@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .agents import agent_env, all_agents
+from .agents import agent_command, agent_env, all_agents
 from .config_files import clauderon_home, load_repo_config, load_user_config
 from .errors import BackendError, ClauderonError, ConfigError
 from .fields import Backend
@@ -112,7 +112,7 @@ class SessionManager:
             owner=self.owner,
             prompt=request.prompt,
             settings=settings,
-            agent_command=res.agent_config.command,
+            agent_command=agent_command(res.agent_config, has_terminal=settings.backend is not Backend.LOCAL),
             credentials=credentials,
             env_from_secret=res.agent_config.env_from_secret,
             repo_root=repo.root,

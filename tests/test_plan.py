@@ -236,3 +236,13 @@ def test_planning_imports_no_backend_client(repo: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_local_backend_runs_agents_headless(repo: Path) -> None:
+    """No terminal on the local backend: built-in agents use their headless form there."""
+    local = SessionManager().plan(repo=str(repo), prompt="Fix it", backend="local", agent="claude")
+    assert local.session_spec.command == ["claude", "--print", "--dangerously-skip-permissions", "Fix it"]
+    docker = SessionManager().plan(repo=str(repo), prompt="Fix it", backend="docker", agent="claude")
+    assert docker.session_spec.command == ["claude", "--dangerously-skip-permissions", "Fix it"]
+    echo = SessionManager().plan(repo=str(repo), prompt="hi", backend="local", agent="echo")
+    assert echo.session_spec.command == ["echo", "hi"]  # no headless form: the command itself
