@@ -175,7 +175,3 @@ class Store:
                 f"SELECT {_COLUMNS} FROM sessions WHERE name = ? OR id = ?", (name_or_id, name_or_id)
             ).fetchone()
         return self._row(row) if row else None
-
-    def names(self) -> set[str]:
-        with self._connect() as conn:
-            return {r[0] for r in conn.execute("SELECT name FROM sessions")}
