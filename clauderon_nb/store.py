@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ClauderonError
 from .session import Session, Status
 
+T = TypeVar("T")
 SCHEMA_VERSION = 1
+BUSY_SECONDS = 30.0
 # Each migration is a list of statements, run in one transaction with the version bump.
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -57,34 +59,45 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; skips an fsync per commit
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            if write:
-                conn.execute("COMMIT")
-        except BaseException:
-            if write and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+    def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` when writing).
+
+        SQLite can answer "database is locked" without waiting (for instance while
+        another process recovers or checkpoints the WAL), so the whole transaction
+        is retried for up to ``BUSY_SECONDS``.
+        """
+        deadline = time.monotonic() + BUSY_SECONDS
+        delay = 0.005
+        while True:
+            conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+                conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; skips an fsync per commit
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")
+                result = fn(conn)
+                if write:
+                    conn.execute("COMMIT")
+                return result
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise ClauderonError(f"{self.path}: {exc}") from None
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.close()
+            time.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 0.2)
 
     def _migrate(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
+        def migrate(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                conn.execute("ROLLBACK")
                 raise ClauderonError(
                     f"{self.path}: schema version {version} is newer than this clauderon-nb understands "
                     f"({SCHEMA_VERSION}); upgrade clauderon-nb"
@@ -93,9 +106,9 @@ class Store:
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step}")
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+
+        self._run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        self._run(migrate, write=True)
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Session:
@@ -139,8 +152,10 @@ class Store:
             json.dumps(session.runtime),
         )
         try:
-            with self._connect(write=True) as conn:
-                conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", values)
+            self._run(
+                lambda conn: conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", values),
+                write=True,
+            )
         except sqlite3.IntegrityError:
             raise NameTaken(f"name {session.name!r} is taken by another session; choose another --name") from None
 
@@ -152,26 +167,31 @@ class Store:
         if "status" in changes:
             changes["status"] = Status(changes["status"]).value
         sets = ", ".join(f"{k} = ?" for k in changes)
-        with self._connect(write=True) as conn:
-            conn.execute(f"UPDATE sessions SET {sets} WHERE id = ?", (*changes.values(), session_id))
+        self._run(
+            lambda conn: conn.execute(f"UPDATE sessions SET {sets} WHERE id = ?", (*changes.values(), session_id)),
+            write=True,
+        )
 
     def delete(self, session_id: str) -> None:
-        with self._connect(write=True) as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self._run(lambda conn: conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)), write=True)
 
     def all(self, owner: str | None = None) -> list[Session]:
-        with self._connect() as conn:
-            if owner is None:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY created_at").fetchall()
-            else:
-                rows = conn.execute(
+        if owner is None:
+            rows = self._run(
+                lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY created_at").fetchall()
+            )
+        else:
+            rows = self._run(
+                lambda conn: conn.execute(
                     f"SELECT {_COLUMNS} FROM sessions WHERE owner = ? ORDER BY created_at", (owner,)
                 ).fetchall()
+            )
         return [self._row(r) for r in rows]
 
     def find(self, name_or_id: str) -> Session | None:
-        with self._connect() as conn:
-            row = conn.execute(
+        row = self._run(
+            lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM sessions WHERE name = ? OR id = ?", (name_or_id, name_or_id)
             ).fetchone()
+        )
         return self._row(row) if row else None
