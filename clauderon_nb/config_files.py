@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
 
 from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from .request import CreateSessionRequest
 from .tomlfile import load_toml
 from .units import parse_memory
 
@@ -183,18 +184,20 @@ class KubernetesConfig(_File):
     context: str | None = None
 
 
-class RepoConfig(_File):
-    """``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags."""
+#: Request fields a repository may set defaults for (everything but what names one session).
+REPO_FILE_FIELDS = tuple(f for f in CreateSessionRequest.model_fields if f not in ("repo", "prompt", "name"))
 
-    backend: BackendName | None = None
-    agent: Identifier | None = None
-    preset: Identifier | None = None
-    image: Image | None = None
-    pull_policy: Policy | None = None
-    cpu_limit: Cpu | None = None
-    memory_limit: Memory | None = None
-    cpu_request: Cpu | None = None
-    memory_request: Memory | None = None
+# ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the
+# request model's own field declarations, so the file and the flags can never disagree.
+RepoConfig: type[_File] = create_model(  # type: ignore[call-overload]
+    "RepoConfig",
+    __base__=_File,
+    __doc__="``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags.",
+    **{
+        name: (CreateSessionRequest.model_fields[name].annotation, CreateSessionRequest.model_fields[name])
+        for name in REPO_FILE_FIELDS
+    },
+)
 
 
 def clauderon_home(home: str | os.PathLike[str] | None = None) -> Path:

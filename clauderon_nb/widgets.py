@@ -20,7 +20,7 @@ from .errors import ClauderonError, ConfigError, describe_validation_error
 from .manager import Options, SessionManager
 from .plan import Plan, show_value
 from .progress import ProgressEvent
-from .request import CreateSessionRequest
+from .request import CONTAINER_FIELDS, CreateSessionRequest
 from .session import Session, Status
 from .views import SessionTable, age_text
 
@@ -28,7 +28,6 @@ ADVANCED_TITLE = "Advanced Container Settings"
 _LABELS = {"cpu_limit": "CPU limit", "cpu_request": "CPU request", "repo": "Repository"}
 _STYLE = {"description_width": "130px"}
 _STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.9, "ready": 1.0}
-_CONTAINER_ONLY = ("image", "pull_policy", "cpu_limit", "memory_limit", "cpu_request", "memory_request", "preset")
 
 
 def _label(name: str) -> str:
@@ -241,7 +240,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
 
     def _show_plan(self, plan: Plan) -> None:
         local = plan.backend == "local"
-        for name in _CONTAINER_ONLY:
+        for name in CONTAINER_FIELDS:
             self.fields[name].disabled = local and not self.fields[name].value
         for key, value, source, origin in plan.rows():
             widget = self.fields.get(key)
