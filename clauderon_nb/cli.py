@@ -7,6 +7,7 @@ from typing import Any
 
 from .cli_parser import HelpShown, UsageProblem, build_parser
 from .progress_display import TerminalProgress
+from .redact import redact_json
 from .views import dumps
 
 
@@ -23,12 +24,20 @@ def as_json(result: Any) -> Any:
     from .views import session_dict
 
     if isinstance(result, Session):
-        return session_dict(result)
-    if isinstance(result, Plan):
-        return {"settings": result.settings.to_json(), "sources": result.sources, "spec": result.spec}
-    if hasattr(result, "to_json"):
-        return result.to_json()
-    return {"message": repr(result)}
+        out: Any = session_dict(result)
+    elif isinstance(result, Plan):
+        out = {
+            "name": result.name,
+            "settings": result.settings.to_json(),
+            "sources": result.sources,
+            "notes": list(result.notes),
+            "spec": result.spec,
+        }
+    elif hasattr(result, "to_json"):
+        out = result.to_json()
+    else:
+        out = {"message": repr(result)}
+    return redact_json(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,20 @@ from typing import Any, NoReturn
 from .errors import did_you_mean
 from .request import CreateSessionRequest
 
-SUBCOMMANDS = ("create", "list", "show", "logs", "stop", "start", "delete", "attach", "config", "form", "sessions")
+SUBCOMMANDS = (
+    "create",
+    "list",
+    "show",
+    "logs",
+    "stop",
+    "start",
+    "delete",
+    "attach",
+    "config",
+    "trust",
+    "form",
+    "sessions",
+)
 
 
 class UsageProblem(Exception):
@@ -23,6 +36,10 @@ class UsageProblem(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageProblem(_explain(self, message))
+
+    def print_help(self, file: Any = None) -> None:
+        """``--help``: hand the text to the caller, which prints it once."""
+        raise HelpShown(self.format_help())
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if status:
@@ -120,6 +137,14 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     config.add_argument("--backend", metavar="B", default=None, help="docker, kubernetes or local")
     config.add_argument("--repo", metavar="PATH", default=".", help="repository whose .clauderon.toml applies")
     config.add_argument("--json", action="store_true", help="print JSON")
+    trust = sub.add_parser(
+        "trust",
+        help="trust a repository's .clauderon.toml (needed when it picks the image or agent)",
+        description="Trust the current content of a repository's .clauderon.toml. It is untrusted input: when it "
+        "chooses the image or agent that would receive your credentials, create asks for this first; any change "
+        "to the file asks again.",
+    )
+    trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
     sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
     sub.add_parser(
         "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."
@@ -128,7 +153,7 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
 
 
 def _non_negative(text: str) -> int:
-    if not text.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", text):
         raise argparse.ArgumentTypeError(f"expected a whole number of lines, got {text!r}")
     return int(text)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,6 +14,7 @@ from .cli_parser import UsageProblem, request_fields
 from .errors import BackendError, ClauderonError, describe_validation_error
 from .manager import SessionManager
 from .progress import ProgressCallback, no_progress
+from .redact import redact_text
 from .request import CreateSessionRequest
 from .views import ConfigView, SessionDetails, SessionTable, Text
 
@@ -27,17 +28,15 @@ def write_stdout(text: str) -> None:
 class Context:
     """What a front end supplies: the manager, defaults, and how to talk to the user."""
 
-    manager: SessionManager
-    defaults: dict[str, Any] = field(default_factory=dict)  # e.g. backend/agent from traitlets
+    manager: SessionManager  # carries the front end's defaults (a resolver layer of their own)
     confirm: Callable[[str], bool] | None = None  # None: cannot ask (non-interactive)
     progress: ProgressCallback = no_progress
     write: Callable[[str], None] = write_stdout  # streaming output (logs --follow)
     interactive_hint: str = "add -f"
 
 
-def build_request(
-    args: argparse.Namespace, defaults: dict[str, Any], prompt: str | None = None
-) -> CreateSessionRequest:
+def build_request(args: argparse.Namespace, prompt: str | None = None) -> CreateSessionRequest:
+    """The request from the flags (and a cell body); front-end defaults are not merged here."""
     values = request_fields(args)
     if prompt is not None:
         if "prompt" in values:
@@ -45,9 +44,6 @@ def build_request(
         values["prompt"] = prompt
     if "prompt" not in values:
         raise UsageProblem("create: --prompt is required (or use %%clauderon create with the prompt as the cell body)")
-    for key, value in defaults.items():
-        if value and key not in values:
-            values[key] = value
     return CreateSessionRequest(**values)
 
 
@@ -56,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
     mgr = ctx.manager
     cmd = args.command
     if cmd == "create":
-        request = build_request(args, ctx.defaults, prompt)
+        request = build_request(args, prompt)
         if args.dry_run:
             return mgr.plan(request)
         return mgr.create(request, progress=ctx.progress, wait=not args.no_wait)
@@ -89,10 +85,11 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         return Text(mgr.attach_command(args.name))
     if cmd == "config":
         fields: dict[str, Any] = {"repo": args.repo, "prompt": "(config)"}
-        backend = args.backend or ctx.defaults.get("backend")
-        if backend:
-            fields["backend"] = backend
+        if args.backend:
+            fields["backend"] = args.backend
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)))
+    if cmd == "trust":
+        return Text(mgr.trust_repo(args.repo))
     raise UsageProblem(f"{cmd}: needs a notebook with ipywidgets")
 
 
@@ -108,9 +105,9 @@ def _stream(chunks: Iterator[str], write: Callable[[str], None]) -> None:
 def describe(exc: BaseException) -> tuple[str, int]:
     """One line for an error and the exit code: 2 for usage and config, 1 for backend failures."""
     if isinstance(exc, ValidationError):
-        return describe_validation_error(exc, fields=CreateSessionRequest.model_fields), 2
+        return redact_text(describe_validation_error(exc, fields=CreateSessionRequest.model_fields)), 2
     if isinstance(exc, BackendError):
-        return str(exc), 1
+        return redact_text(str(exc)), 1
     if isinstance(exc, (ClauderonError, UsageProblem)):
-        return str(exc), 2
+        return redact_text(str(exc)), 2
     raise exc

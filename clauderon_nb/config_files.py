@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -11,8 +12,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
 
 from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from .redact import has_credentials, redact_url
 from .request import CreateSessionRequest
-from .tomlfile import load_toml
+from .tomlfile import load_toml, readable_file
 from .units import parse_memory
 
 
@@ -82,6 +84,37 @@ def _workspace(value: Any, info: ValidationInfo) -> str:
             f"{info.field_name} {value!r}: expected 'volume' (a PVC that survives stop) or 'ephemeral' (an emptyDir)"
         )
     return str(value)
+
+
+MAX_UID = 2**31 - 1  # Kubernetes' runAsUser is an int64 but Linux uids stop here (and 65534+ are special)
+MAX_POD_START_TIMEOUT = 24 * 3600.0
+
+
+def _uid(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UID:
+        raise ValueError(f"{info.field_name} {value!r}: expected a whole number from 1 to {MAX_UID} (a non-root uid)")
+    return value
+
+
+def _timeout(value: Any, info: ValidationInfo) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{info.field_name} {value!r}: expected a number of seconds")
+    if not math.isfinite(value) or not 0 < value <= MAX_POD_START_TIMEOUT:
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a number of seconds above 0 and at most {MAX_POD_START_TIMEOUT:g}"
+        )
+    return float(value)
+
+
+def _git_url(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() or ord(c) < 32 for c in value.strip()):
+        raise ValueError(f"{info.field_name}: expected a git URL such as https://host/org/repo.git")
+    if has_credentials(value):
+        raise ValueError(
+            f"{info.field_name} {redact_url(value)!r}: holds credentials; use a URL without them and give the pod "
+            "its git credentials through an agent's env_from_secret"
+        )
+    return value.strip()
 
 
 EnvName = Annotated[str, BeforeValidator(_env_name)]
@@ -175,11 +208,11 @@ class KubernetesConfig(_File):
     storage_class: ObjectName | None = None
     workspace_size: StorageSize | None = None
     image_pull_secrets: list[ObjectName] = Field(default_factory=list)
-    git_remote_url: str | None = None
+    git_remote_url: Annotated[str, BeforeValidator(_git_url)] | None = None
     namespace_template: NamespaceTemplate | None = None
     workspace: Workspace | None = None
-    run_as_user: Annotated[int, Field(ge=1)] | None = None
-    pod_start_timeout: Annotated[float, Field(gt=0)] | None = None
+    run_as_user: Annotated[int, BeforeValidator(_uid)] | None = None
+    pod_start_timeout: Annotated[float, BeforeValidator(_timeout)] | None = None
     kubeconfig: ExistingFile | None = None
     context: str | None = None
 
@@ -228,7 +261,7 @@ class UserConfig:
 
 
 def _maybe(path: Path, model: type[BaseModel]) -> Loaded:
-    if not path.exists():
+    if not readable_file(path, what="the config file", missing_ok=True):
         return Loaded(None, model())
     return Loaded(path, load_toml(path, model))
 

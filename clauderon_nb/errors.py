@@ -8,7 +8,15 @@ from typing import Any
 
 
 class ClauderonError(Exception):
-    """Base class for every error clauderon-nb raises on purpose."""
+    """Base class for every error clauderon-nb raises on purpose.
+
+    ``field`` names the request field the error is about, when there is one, so a
+    form can show it beside that field.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConfigError(ClauderonError):
@@ -22,8 +30,8 @@ class PolicyError(ClauderonError):
 class BackendError(ClauderonError):
     """The backend (Docker engine, Kubernetes API, local process) failed."""
 
-    def __init__(self, message: str, *, step: str | None = None) -> None:
-        super().__init__(f"{step}: {message}" if step else message)
+    def __init__(self, message: str, *, step: str | None = None, field: str | None = None) -> None:
+        super().__init__(f"{step}: {message}" if step else message, field=field)
         self.step = step
 
 

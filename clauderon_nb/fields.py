@@ -76,14 +76,18 @@ def _identifier(value: Any, info: ValidationInfo) -> str:
 
 
 def _session_name(value: Any, info: ValidationInfo) -> str:
+    """A name is used as given or refused: it names a container, a branch and a folder, so it never changes."""
     field = _field(info)
     if not isinstance(value, str):
         raise ValueError(f"{field} of type {type(value).__name__}: expected text")
-    slug = slugify(value, limit=10_000)
-    if not slug:
-        raise ValueError(f"{field} {value!r}: needs at least one letter or digit")
-    if len(slug) > MAX_NAME:
-        raise ValueError(f"{field} {value!r}: at most {MAX_NAME} characters")
+    text = value.strip()
+    what = f"expected lowercase letters, digits and '-' (a DNS label of at most {MAX_NAME} characters)"
+    if len(text) > MAX_NAME:
+        raise ValueError(f"{field} {value!r}: at most {MAX_NAME} characters; {what}")
+    slug = slugify(text, limit=MAX_NAME)
+    if slug != text:
+        hint = f" (did you mean '{slug}'?)" if slug else ""
+        raise ValueError(f"{field} {value!r}: {what}{hint}")
     return slug
 
 

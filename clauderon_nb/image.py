@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 DEFAULT_REGISTRY = "docker.io"
 _LEGACY_REGISTRIES = {"index.docker.io", "registry-1.docker.io"}
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$", re.ASCII)
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$", re.ASCII)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", re.ASCII)
 _DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _FORBIDDEN = re.compile(r"[\s;&|$`'\"\\<>(){}*?!#~%^,=+]")
 MAX_NAME = 255
@@ -83,6 +83,9 @@ def parse_image(value: object, field: str = "image") -> ImageRef:
     if slash and ("." in first or ":" in first or first == "localhost"):
         if not _HOST.match(first):
             raise ValueError(f"{bad}: invalid registry host {first!r}")
+        port = re.search(r":([0-9]+)$", first)
+        if port and not 0 < int(port.group(1)) <= 65535:
+            raise ValueError(f"{bad}: registry port {port.group(1)} is not between 1 and 65535")
         registry, path = first, remainder
 
     tag = None
@@ -110,6 +113,8 @@ def parse_image(value: object, field: str = "image") -> ImageRef:
         registry = DEFAULT_REGISTRY
     if registry == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
+    if len(f"{registry}/{path}") > MAX_NAME:  # the engine checks the canonical name, not the short one
+        raise ValueError(f"{bad}: name is longer than {MAX_NAME} characters in its full form {registry}/{path}")
     if tag is None and digest is None:
         tag = "latest"
     return ImageRef(registry=registry, repository=path, tag=tag, digest=digest)

@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
@@ -49,7 +49,11 @@ class Clauderon(Magics, Configurable):
     def _manager(self) -> Any:
         from .manager import SessionManager
 
-        return SessionManager(home=self.home or None)
+        return SessionManager(
+            home=self.home or None,
+            defaults={"backend": self.default_backend, "agent": self.default_agent},
+            defaults_origin="kernel defaults (%config Clauderon)",
+        )
 
     def _confirm(self, question: str) -> bool:
         try:
@@ -61,12 +65,22 @@ class Clauderon(Magics, Configurable):
             ) from None
         return bool(answer)
 
-    @line_cell_magic  # type: ignore[untyped-decorator]
+    @no_var_expand
+    @line_cell_magic
     def clauderon(self, line: str, cell: str | None = None) -> Any:
-        """Create and manage agent sessions. ``%clauderon --help`` lists the commands."""
+        """Create and manage agent sessions. ``%clauderon --help`` lists the commands.
+
+        A ``create`` line is taken verbatim: ``{…}`` and ``$name`` in a prompt stay as
+        typed (notebook variables never leak into a prompt). Other commands expand
+        ``{expr}`` and ``$name`` as IPython usually does (``%clauderon logs {s.name}``).
+        """
         from .cli_parser import HelpShown, UsageProblem, build_parser
         from .commands import Context, describe, run
 
+        first = next((t for t in line.split() if not t.startswith("-")), "")
+        if first != "create" and self.shell is not None and ("{" in line or "$" in line):
+            # As IPython would have: the caller of run_line_magic is two frames above this one.
+            line = self.shell.var_expand(line, depth=2)
         try:
             argv = shlex.split(line)
         except ValueError as exc:
@@ -89,12 +103,11 @@ class Clauderon(Magics, Configurable):
 
         ctx = Context(
             manager=self._manager(),
-            defaults={"backend": self.default_backend, "agent": self.default_agent},
             confirm=self._confirm if self.confirm_delete else (lambda _q: True),
             progress=progress_display() if self.show_progress else no_progress,
             interactive_hint="use %clauderon delete NAME -f",
         )
-        prompt = cell.strip("\n") if cell is not None else None
+        prompt = cell.removesuffix("\n") if cell is not None else None
         try:
             result = run(args, ctx, prompt=prompt if cell is not None else None)
         except UsageError:
@@ -128,8 +141,7 @@ class Clauderon(Magics, Configurable):
                 return SessionTable(manager.list())
             print("Create a session with: %clauderon create --repo PATH --prompt TEXT [--image …] (see --help)")
             return None
-        defaults = {"backend": self.default_backend, "agent": self.default_agent}
-        return show_form(manager, defaults) if which == "form" else show_sessions(manager)
+        return show_form(manager) if which == "form" else show_sessions(manager)
 
 
 def load(ip: Any) -> None:

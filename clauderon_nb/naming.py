@@ -28,6 +28,17 @@ def name_from_prompt(prompt: str) -> str:
     return f"{base}-{random_suffix()}"
 
 
+def stable_name(prompt: str, context: str) -> str:
+    """The name a dry run shows and the create that follows uses: the prompt's words plus 4 characters
+    derived from the prompt and ``context`` (owner, repository, commit); a create falls back to random
+    suffixes only if that name is taken by then."""
+    words = re.findall(r"[A-Za-z0-9]+", prompt)[:6]
+    base = slugify(" ".join(words)) or "session"
+    digest = int.from_bytes(hashlib.sha256(f"{context}\0{prompt}".encode(errors="surrogatepass")).digest()[:8], "big")
+    suffix = "".join(_SUFFIX_ALPHABET[(digest >> (6 * i)) % len(_SUFFIX_ALPHABET)] for i in range(4))
+    return f"{base}-{suffix}"
+
+
 def random_suffix() -> str:
     return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(4))
 

@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from .redact import redact_json
 from .resolve import ResolvedSettings
 from .spec import SessionSpec
 from .units import human_cpu, human_memory
@@ -101,6 +102,8 @@ class Plan:
     sources: dict[str, str]
     origins: dict[str, str]
     spec: Any  # Docker: containers.create kwargs; Kubernetes: list of manifests; local: argv and cwd
+    notes: tuple[str, ...] = ()  # what create will tell (or ask) the user
+    needs_trust: bool = False  # the repository's own file picks what gets the credentials, unconfirmed
 
     @property
     def name(self) -> str:
@@ -116,13 +119,14 @@ class Plan:
 
     def _rendered(self) -> str:
         # The session id is assigned when the session is created; keep reprs stable.
-        text = json.dumps(self.spec, indent=2, sort_keys=False, default=str)
+        text = json.dumps(redact_json(self.spec), indent=2, sort_keys=False, default=str)
         return text.replace(self.session_spec.session_id, "<session-id>")
 
     def __repr__(self) -> str:
         s = self.session_spec
         lines = [f"Plan: {self.backend} session {s.name!r} on branch {s.branch} (dry run: nothing created)"]
         lines.extend(format_rows(self.rows()))
+        lines.extend(f"  note: {note}" for note in self.notes)
         lines.append(f"  command  {shlex.join(s.command)}")
         label = {
             "docker": "docker containers.create arguments",
@@ -139,7 +143,8 @@ class Plan:
             f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(s.name)}</code> "
             f"on branch <code>{html.escape(s.branch)}</code> <i>(dry run: nothing created)</i>"
             f"{html_rows(self.rows())}"
-            f"<p>command: <code>{html.escape(shlex.join(s.command))}</code></p>"
+            + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes)
+            + f"<p>command: <code>{html.escape(shlex.join(s.command))}</code></p>"
             f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"
             f"<pre>{html.escape(self._rendered())}</pre></details></div>"
         )

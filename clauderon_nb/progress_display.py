@@ -30,6 +30,8 @@ class _Line:
         self.finished = False
 
     def text(self, event: ProgressEvent) -> str:
+        if event.step == "note":
+            return f"Note: {event.message}"
         if event.step == "pull":
             if event.layer and event.total:
                 self.pulled = True
@@ -59,6 +61,9 @@ class KernelProgress(_Line):
         from IPython.display import display
 
         text = self.text(event)
+        if event.step == "note":  # said at once and kept: the user must see it whatever follows
+            print(text)
+            return
         self.finished = event.step == "ready"
         bundle = {"text/plain": text}
         if self.handle is not None:
@@ -83,6 +88,10 @@ class TerminalProgress(_Line):
 
     def __call__(self, event: ProgressEvent) -> None:
         text = self.text(event)
+        if event.step == "note":
+            sys.stderr.write(("\r\x1b[2K" if self.live else "") + text + "\n")
+            sys.stderr.flush()
+            return
         self.finished = event.step == "ready"
         if self.live:
             sys.stderr.write(f"\r\x1b[2K{text[:150]}" + ("\n" if self.finished else ""))

@@ -5,8 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import SECRET_MASK, WORKSPACE, SessionSpec
+from .redact import SECRET_MASK
+from .spec import WORKSPACE, SessionSpec
 from .units import docker_cpu_shares, docker_nano_cpus
+
+#: Inside the repository's git directory, what an agent must not change: git runs hooks and reads
+#: config (core.fsmonitor, core.hooksPath, aliases…) as the user, on the host, at their next git command.
+PROTECTED_GIT_PATHS = ("hooks", "config")
+
+
+def workspace_volumes(spec: SessionSpec) -> dict[str, dict[str, str]]:
+    """The worktree at /workspace, the repository's git directory (the worktree's .git file points
+    there, so commits work), and read-only mounts over the parts of it that run code on the host."""
+    common = spec.git_common_dir
+    volumes = {
+        str(spec.worktree): {"bind": WORKSPACE, "mode": "rw"},
+        str(common): {"bind": str(common), "mode": "rw"},
+    }
+    for name in PROTECTED_GIT_PATHS:
+        volumes[str(common / name)] = {"bind": str(common / name), "mode": "ro"}
+    return volumes
 
 
 def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -28,11 +46,7 @@ def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -
         "tty": True,
         "stdin_open": True,
         "network_mode": s.network,
-        "volumes": {
-            str(spec.worktree): {"bind": WORKSPACE, "mode": "rw"},
-            # The worktree's .git file points into the repository's .git directory.
-            str(spec.git_common_dir): {"bind": str(spec.git_common_dir), "mode": "rw"},
-        },
+        "volumes": workspace_volumes(spec),
     }
     if s.cpu_limit is not None:
         kwargs["nano_cpus"] = docker_nano_cpus(s.cpu_limit)

@@ -5,17 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import SECRET_MASK, WORKSPACE, SessionSpec
+from .redact import SECRET_MASK, has_credentials, redact_url, strip_credentials
+from .spec import WORKSPACE, SessionSpec
 from .units import k8s_cpu, k8s_memory
 
 AGENT_CONTAINER = "agent"
+VOLUME_ROOT = "/clauderon"  # where the init container sees the whole volume; the agent sees only repo/
+REPO_SUBPATH = "repo"
+REMOTE_ENV = "CLAUDERON_GIT_REMOTE"  # the URL to clone (from the Secret when it holds credentials)
+REMOTE_KEY = "CLAUDERON_GIT_REMOTE"
 # Positional parameters keep every value out of the script text: no shell parses them.
-# $1 remote URL, $2 base branch, $3 session branch, $4 base commit (used when it was pushed).
+# $1 remote URL without credentials, $2 base branch, $3 session branch, $4 base commit (used when pushed).
+# Idempotent: a kept volume (start after stop) already holds the clone; a fresh volume may hold lost+found,
+# so the clone goes into a sub-directory, made under a temporary name and renamed when complete.
 _INIT_SCRIPT = (
     "set -eu\n"
-    'git clone -- "$1" /workspace\n'
-    "cd /workspace\n"
+    f"dest={VOLUME_ROOT}/{REPO_SUBPATH}\n"
+    'if [ -e "$dest/.git" ]; then echo "workspace kept from before: not cloning again"; exit 0; fi\n'
+    'rm -rf "$dest.partial"\n'
+    f'git -c core.hooksPath=/dev/null clone -- "${REMOTE_ENV}" "$dest.partial"\n'
+    'cd "$dest.partial"\n'
     'git checkout -b "$3" "$4" 2>/dev/null || git checkout -b "$3" "origin/$2"\n'
+    'git remote set-url origin "$1"\n'
+    'cd / && rm -rf "$dest" && mv "$dest.partial" "$dest"\n'
 )
 _CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
@@ -77,7 +89,18 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
 
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
     env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": n}}} for n in spec.secret_env]
-    mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
+    mounts = [{"name": "workspace", "mountPath": WORKSPACE, "subPath": REPO_SUBPATH}]
+    remote = spec.remote_url or ""
+    remote_secret = has_credentials(remote)
+    secret_data = {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env}
+    if remote_secret:  # never in the pod spec: the init container reads it from the Secret
+        secret_data[REMOTE_KEY] = remote if secrets is not None else redact_url(remote)
+        remote_env: dict[str, Any] = {
+            "name": REMOTE_ENV,
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": REMOTE_KEY}},
+        }
+    else:
+        remote_env = {"name": REMOTE_ENV, "value": remote}
     agent: dict[str, Any] = {
         "name": AGENT_CONTAINER,
         "image": s.image,
@@ -104,12 +127,13 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
             "-c",
             _INIT_SCRIPT,
             "clauderon-init",
-            spec.remote_url or "",
+            strip_credentials(remote),
             spec.base_branch,
             spec.branch,
             spec.base_commit,
         ],
-        "volumeMounts": mounts,
+        "env": [remote_env],
+        "volumeMounts": [{"name": "workspace", "mountPath": VOLUME_ROOT}],
         "securityContext": dict(_CONTAINER_SECURITY),
     }
     if resources:
@@ -145,14 +169,14 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         "spec": pod_spec,
     }
     manifests: list[dict[str, Any]] = []
-    if spec.secret_env:
+    if secret_data:
         manifests.append(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": secret_name(spec), **meta},
                 "type": "Opaque",
-                "stringData": {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env},
+                "stringData": secret_data,
             }
         )
     if not ephemeral:

@@ -11,6 +11,10 @@ from .units import CPU_HELP, MEMORY_HELP, human_cpu, human_memory
 
 #: Fields that only make sense for a container (refused on the local backend).
 CONTAINER_FIELDS = ("image", "pull_policy", "cpu_limit", "memory_limit", "cpu_request", "memory_request", "preset")
+#: Linux passes one argument or environment string of at most 128 KiB (MAX_ARG_STRLEN, with its NUL); the
+#: prompt is both an argument and ``CLAUDERON_PROMPT=…``, so this is the most a prompt can be (measured).
+MAX_ARG_BYTES = 131072
+MAX_PROMPT_BYTES = MAX_ARG_BYTES - 1 - len("CLAUDERON_PROMPT=")
 #: Resource fields, in display order.
 RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
 
@@ -92,6 +96,8 @@ class CreateSessionRequest(BaseModel):
             value = str(value)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"repo {value!r}: expected the path of a git repository")
+        if "\x00" in value:
+            raise ValueError("repo: contains a NUL character; expected the path of a git repository")
         return value.strip()
 
     @field_validator("prompt", mode="before")
@@ -99,6 +105,14 @@ class CreateSessionRequest(BaseModel):
     def _prompt(cls, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("prompt: must not be empty; say what the agent should do")
+        if "\x00" in value:
+            raise ValueError("prompt: contains a NUL character, which no process argument can carry; remove it")
+        size = len(value.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_PROMPT_BYTES:
+            raise ValueError(
+                f"prompt: {size} bytes is more than the {MAX_PROMPT_BYTES} bytes one process argument can carry "
+                "on Linux; put long instructions in a file in the repository and point the prompt at it"
+            )
         return value
 
     @model_validator(mode="after")

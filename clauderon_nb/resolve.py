@@ -7,6 +7,7 @@ admin policy's defaults, built-in defaults. Every value records its source.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -15,14 +16,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .agents import all_agents, find_agent
-from .config_files import AgentConfig, Loaded, RegistryAuth, UserConfig
-from .errors import ConfigError
+from .config_files import REPO_FILE_FIELDS, AgentConfig, Loaded, RegistryAuth, UserConfig
+from .errors import ConfigError, describe_validation_error, did_you_mean
 from .fields import Backend
-from .naming import label_safe
 from .policy import AdminPolicy
 from .presets import all_presets, preset_values
 from .pull_policy import PullPolicy
+from .redact import mask_env, redact_url
 from .request import CONTAINER_FIELDS, RESOURCE_FIELDS, CreateSessionRequest, check_request_within_limit
 from .tomlfile import display_path
 from .units import human_cpu, human_memory
@@ -31,7 +34,7 @@ DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
 DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-SOURCES = ("session", "preset", "repo", "user", "policy", "default")
+SOURCES = ("session", "preset", "repo", "kernel", "user", "policy", "default")
 
 CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
 DOCKER_KEYS = ("network", "extra_env", "registry_auth")
@@ -87,6 +90,10 @@ class ResolvedSettings:
         for key, value in self.as_dict().items():
             if isinstance(value, RegistryAuth):
                 value = {"registry": value.registry, "config_file": str(value.config_file)}
+            elif key == "extra_env":
+                value = mask_env(value)  # possibly secret: names only, wherever settings are stored or shown
+            elif key == "git_remote_url" and value:
+                value = redact_url(value)
             elif isinstance(value, Enum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -110,6 +117,7 @@ class Resolution:
     sources: dict[str, str]
     origins: dict[str, str]
     agent_config: AgentConfig
+    notes: tuple[str, ...] = ()  # things the user must be told (e.g. running on the host without an engine)
 
 
 def _pick(key: str, layers: list[Layer]) -> tuple[Any, Layer | None]:
@@ -139,9 +147,16 @@ def _default_namespace() -> str:
 
 
 def owner_namespace_part(owner: str) -> str:
-    """The owner as a DNS-label fragment (for ``namespace_template``): lowercase, hashed when escaped."""
-    safe = label_safe(owner).lower().replace("_", "-").replace(".", "-")
-    return re.sub(r"-+", "-", safe).strip("-")[:22].strip("-") or "user"
+    """The owner as a DNS-label fragment (for ``namespace_template``).
+
+    Used as is when it already is one; otherwise (``jane.doe``, ``JaneDoe``, a long
+    name) a short hash of the raw owner is added, so different owners never share a namespace.
+    """
+    if re.fullmatch(r"[a-z0-9](?:[-a-z0-9]{0,20}[a-z0-9])?", owner):
+        return owner
+    base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:15].strip("-")
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:6]
+    return f"{base}-{digest}" if base else f"u-{digest}"
 
 
 def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[str, Any], str]:
@@ -198,6 +213,21 @@ def _check_preset_within_policy(name: str, where: str, values: dict[str, Any], p
                 )
 
 
+def _frontend_values(raw: dict[str, Any], origin: str) -> dict[str, Any]:
+    """A front end's defaults, validated by the request model like any other value."""
+    given = {k: v for k, v in raw.items() if v not in (None, "")}
+    if not given:
+        return {}
+    unknown = [k for k in given if k not in REPO_FILE_FIELDS]
+    if unknown:
+        raise ConfigError(f"{origin}: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], REPO_FILE_FIELDS)}")
+    try:
+        parsed = CreateSessionRequest(prompt="-", **given).explicit()
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {describe_validation_error(exc)}") from None
+    return {k: v for k, v in parsed.items() if k in given}
+
+
 def resolve(
     request: CreateSessionRequest,
     user: UserConfig,
@@ -206,9 +236,17 @@ def resolve(
     *,
     engine_present: Callable[[], bool] | None = None,
     owner: str = "",
+    frontend: dict[str, Any] | None = None,
+    frontend_origin: str = "kernel defaults (%config Clauderon)",
 ) -> Resolution:
-    """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``."""
+    """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``.
+
+    ``frontend``: defaults of the front end in use (``%config Clauderon.default_backend``, the
+    form's defaults), a layer of their own below the repository file, with source ``kernel``.
+    """
     session = request.explicit()
+    kernel_values = _frontend_values(frontend or {}, frontend_origin)
+    notes: list[str] = []
     repo_values = {k: getattr(repo.data, k) for k in type(repo.data).model_fields if getattr(repo.data, k) is not None}
     general = user.general.data
     sources: dict[str, str] = {}
@@ -222,6 +260,7 @@ def resolve(
     front = [
         Layer("session", "this request", session),
         Layer("repo", _where(repo), repo_values),
+        Layer("kernel", frontend_origin, kernel_values),
         Layer("user", _where(user.general), {"backend": general.default_backend, "agent": general.default_agent}),
     ]
     backend, layer = _pick("backend", front)
@@ -234,6 +273,11 @@ def resolve(
             backend, layer = allowed[0][0], Layer("policy", allowed[1].where, {})
         else:
             backend, layer = default, Layer("default", f"built-in default ({reason})", {})
+        if backend is Backend.LOCAL:
+            notes.append(
+                "no Docker engine was found and no backend was chosen: the agent runs as a local process on this "
+                "machine, as you, with no container around it (choose --backend docker or kubernetes to avoid this)"
+            )
     record("backend", layer)
 
     # 2. Agent.
@@ -252,7 +296,7 @@ def resolve(
                 "the local backend runs the agent as a plain process: use --backend docker or kubernetes"
             )
         settings = ResolvedSettings(backend=backend, agent=agent_name)
-        return Resolution(settings, sources, origins, agent_config)
+        return Resolution(settings, sources, origins, agent_config, tuple(notes))
 
     # 3. Presets slot in just below the layer that named them.
     presets = all_presets(general.presets)
@@ -273,6 +317,17 @@ def resolve(
                 preset_values(repo_values["preset"], presets, named_by=_where(repo)),
             )
         )
+    if kernel_values.get("preset") and preset_name is None:
+        preset_name, preset_layer = kernel_values["preset"], Layer("kernel", frontend_origin, {})
+    layers.append(Layer("kernel", frontend_origin, kernel_values))
+    if kernel_values.get("preset") and "preset" not in session and "preset" not in repo_values:
+        layers.append(
+            Layer(
+                "preset",
+                f"preset {kernel_values['preset']} ({frontend_origin})",
+                preset_values(kernel_values["preset"], presets, named_by=frontend_origin),
+            )
+        )
     user_values, user_where = _user_values(backend, user, owner)
     layers.append(Layer("user", user_where, user_values))
 
@@ -289,9 +344,15 @@ def resolve(
         allowed = policy.first("allowed_pull_policies")
         assert allowed is not None
         policy_values["pull_policy"], policy_origin = allowed[0][0], allowed[1].where
+    if "network" in defaults and not policy.allows("allowed_networks", defaults["network"]):
+        allowed = policy.first("allowed_networks")
+        assert allowed is not None
+        policy_values["network"] = allowed[0][0]
+    max_size = policy.max_workspace_size()
+    if "workspace_size" in defaults and max_size is not None and max_size < defaults["workspace_size"]:
+        policy_values["workspace_size"] = max_size
     if not policy.image_allowed(defaults["image"]):
-        found = policy.first("allowed_images")
-        literal = [g for g in (found[0] if found else []) if not any(c in g for c in "*?[")]
+        literal = policy.literal_images()
         if literal:
             policy_values["image"] = literal[0]
     default_preset = policy.first("default_preset")
@@ -333,4 +394,4 @@ def resolve(
     if values.get("image_pull_secrets") is None and backend is Backend.KUBERNETES:
         values["image_pull_secrets"] = ()
     settings = ResolvedSettings(**values)
-    return Resolution(settings, sources, origins, agent_config)
+    return Resolution(settings, sources, origins, agent_config, tuple(notes))

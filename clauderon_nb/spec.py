@@ -11,7 +11,6 @@ from .resolve import ResolvedSettings
 
 LABEL_PREFIX = "clauderon.io/"
 WORKSPACE = "/workspace"
-SECRET_MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,8 @@ class SessionSpec:
     prompt: str
     settings: ResolvedSettings
     command: list[str]
-    env: dict[str, str]
-    secret_env: tuple[str, ...]
+    env: dict[str, str]  # not secret: CLAUDERON_PROMPT and CLAUDERON_SESSION_ID
+    secret_env: tuple[str, ...]  # names only: pass_env credentials and extra_env, values given at create
     labels: dict[str, str]
     repo_root: Path
     git_common_dir: Path
@@ -56,9 +55,15 @@ def session_labels(session_id: str, name: str, owner: str, backend: str, agent: 
     }
 
 
-def agent_environment(settings: ResolvedSettings, session_id: str, prompt: str) -> dict[str, str]:
-    """Non-secret variables: configured extras, then the two clauderon always sets."""
-    return {**settings.extra_env, "CLAUDERON_PROMPT": prompt, "CLAUDERON_SESSION_ID": session_id}
+def agent_environment(session_id: str, prompt: str) -> dict[str, str]:
+    """The variables clauderon always sets; ``extra_env`` values count as secrets (``secret_names``)."""
+    return {"CLAUDERON_PROMPT": prompt, "CLAUDERON_SESSION_ID": session_id}
+
+
+def secret_names(settings: ResolvedSettings, credentials: AgentEnv) -> tuple[str, ...]:
+    """Every variable whose value is kept out of specs, plans and the store."""
+    names = [n for n in settings.extra_env if n not in agent_environment("", "")]
+    return tuple(dict.fromkeys([*names, *credentials.names]))
 
 
 def build_spec(
@@ -87,8 +92,8 @@ def build_spec(
         prompt=prompt,
         settings=settings,
         command=render_command(agent_command, prompt),
-        env=agent_environment(settings, session_id, prompt),
-        secret_env=credentials.names,
+        env=agent_environment(session_id, prompt),
+        secret_env=secret_names(settings, credentials),
         labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent),
         repo_root=repo_root,
         git_common_dir=git_common_dir,

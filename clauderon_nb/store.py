@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import time
@@ -47,17 +48,48 @@ _COLUMNS = (
 )
 
 
+def _status(value: Any) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        raise ValueError(f"unknown status {value!r}; expected one of {', '.join(s.value for s in Status)}") from None
+
+
 class NameTaken(ClauderonError):
     """A session with this name already exists in the store."""
 
 
-class Store:
-    """Sessions under one ``CLAUDERON_HOME``."""
+class StoreError(ClauderonError):
+    """The session store is missing, unreadable or damaged."""
 
-    def __init__(self, path: Path) -> None:
+
+_FIX = "move it aside (or set CLAUDERON_HOME to another folder) and run again"
+
+
+class Store:
+    """Sessions under one ``CLAUDERON_HOME``.
+
+    ``create=False`` opens an existing store only: read-only commands never make
+    files, and a store that does not exist reads as empty.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.exists = path.is_file()
+        if not self.exists and not create:
+            return
+        if not self.exists:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the session store folder {path.parent}: {exc.strerror or exc}; "
+                    "set CLAUDERON_HOME (or %config Clauderon.home) to a folder you can write"
+                ) from None
+        elif not os.access(path, os.R_OK):
+            raise StoreError(f"{path}: cannot read the session store (permission denied); check its owner and mode")
         self._migrate()
+        self.exists = True
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` when writing).
@@ -69,7 +101,10 @@ class Store:
         deadline = time.monotonic() + BUSY_SECONDS
         delay = 0.005
         while True:
-            conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StoreError(self._explain(exc)) from None
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
                 conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; skips an fsync per commit
@@ -84,7 +119,15 @@ class Store:
                     conn.execute("ROLLBACK")
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if not busy or time.monotonic() > deadline:
-                    raise ClauderonError(f"{self.path}: {exc}") from None
+                    raise StoreError(self._explain(exc)) from None
+            except sqlite3.IntegrityError:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(self._explain(exc)) from None
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -93,6 +136,17 @@ class Store:
                 conn.close()
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 0.2)
+
+    def _explain(self, exc: Exception) -> str:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+            return f"{self.path}: not a clauderon session store ({text}); {_FIX}"
+        if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+            return (
+                f"{self.path}: cannot write the session store ({text}); "
+                "check the folder's permissions, or set CLAUDERON_HOME to a folder you can write"
+            )
+        return f"{self.path}: {text}"
 
     def _migrate(self) -> None:
         def migrate(conn: sqlite3.Connection) -> None:
@@ -110,8 +164,18 @@ class Store:
         self._run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         self._run(migrate, write=True)
 
+    def _row(self, row: tuple[Any, ...]) -> Session:
+        try:
+            return self._parse_row(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            name = row[1] if len(row) > 1 else "?"
+            raise StoreError(f"{self.path}: session {name!r} has a damaged record ({exc}); {_FIX}") from None
+
     @staticmethod
-    def _row(row: tuple[Any, ...]) -> Session:
+    def _parse_row(row: tuple[Any, ...]) -> Session:
+        settings, runtime = json.loads(row[9]), json.loads(row[15])
+        if not isinstance(settings, dict) or not isinstance(runtime, dict):
+            raise ValueError("settings and runtime must be JSON objects")
         return Session(
             id=row[0],
             name=row[1],
@@ -122,13 +186,13 @@ class Store:
             worktree=row[6],
             branch=row[7],
             prompt=row[8],
-            settings=json.loads(row[9]),
+            settings=settings,
             backend_id=row[10],
-            status=Status(row[11]),
+            status=_status(row[11]),
             error=row[12],
             created_at=row[13],
             updated_at=row[14],
-            runtime=json.loads(row[15]),
+            runtime=runtime,
         )
 
     def insert(self, session: Session) -> None:
@@ -176,6 +240,8 @@ class Store:
         self._run(lambda conn: conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)), write=True)
 
     def all(self, owner: str | None = None) -> list[Session]:
+        if not self.exists:
+            return []
         if owner is None:
             rows = self._run(
                 lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY created_at").fetchall()
@@ -189,6 +255,8 @@ class Store:
         return [self._row(r) for r in rows]
 
     def find(self, name_or_id: str) -> Session | None:
+        if not self.exists:
+            return None
         row = self._run(
             lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM sessions WHERE name = ? OR id = ?", (name_or_id, name_or_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import types
@@ -115,6 +116,43 @@ def _secret_hint(key: str) -> str:
     if key.startswith("k8s") or "secret" in key:
         return "name an existing Kubernetes Secret (image_pull_secrets, env_from_secret)"
     return "list the variable's name in an agent's pass_env; its value is read from your environment at create time"
+
+
+def readable_file(path: Path, *, what: str, missing_ok: bool) -> bool:
+    """True if ``path`` is a file we can read; False if absent (and ``missing_ok``).
+
+    A file that is there but cannot be reached (a folder without permission, a
+    directory in its place) is a ``ConfigError``: it is never treated as absent.
+    """
+    where = display_path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise ConfigError(f"{where}: no such file") from None
+    except NotADirectoryError:
+        return False if missing_ok else _raise(f"{where}: no such file")
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: cannot read {what} (permission denied on a folder above it); "
+            "make it readable (e.g. chmod 755 on the folder, 644 on the file) or ask your administrator"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {what}: {exc.strerror or exc}") from None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{where}: {what} must be a regular file")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(
+            f"{where}: cannot read {what} (permission denied); make it readable (chmod 644) or ask your administrator"
+        )
+    return True
+
+
+def _raise(message: str) -> bool:
+    raise ConfigError(message)
 
 
 def load_toml(path: Path, model: type[M]) -> M:

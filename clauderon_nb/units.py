@@ -19,10 +19,10 @@ MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses less than 6 MiB.
 _INT64_MAX = 2**63 - 1
 MAX_MILLICORES = _INT64_MAX // 1_000_000  # nano_cpus must fit in int64
 
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_CPU_RE = re.compile(rf"^(?P<num>{_NUMBER})(?P<unit>[a-zA-Z]*)$")
-_MEM_RE = re.compile(rf"^(?P<num>{_NUMBER})\s?(?P<unit>[a-zA-Z]*)$")
-_EXPONENT = re.compile(r"^[0-9.]+[eE][+-]?[0-9]+")
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # ASCII digits only: "١٢" or "２" are refused
+_CPU_RE = re.compile(rf"^(?P<num>{_NUMBER})(?P<unit>[a-zA-Z]*)$", re.ASCII)
+_MEM_RE = re.compile(rf"^(?P<num>{_NUMBER}) ?(?P<unit>[a-zA-Z]*)$", re.ASCII)
+_EXPONENT = re.compile(r"^[0-9.]+[eE][+-]?[0-9]+", re.ASCII)
 _MEM_POWERS = {
     "": 0,
     "b": 0,
@@ -138,9 +138,12 @@ def docker_nano_cpus(millicores: int) -> int:
     return millicores * 1_000_000
 
 
+MIN_SHARES, MAX_SHARES = 2, 262144  # the kubelet's bounds (and the kernel's cpu.shares range)
+
+
 def docker_cpu_shares(millicores: int) -> int:
-    """Docker ``cpu_shares`` for a CPU request, mapped as the kubelet maps requests."""
-    return max(2, millicores * 1024 // 1000)
+    """Docker ``cpu_shares`` for a CPU request, mapped and bounded as the kubelet maps requests."""
+    return min(MAX_SHARES, max(MIN_SHARES, millicores * 1024 // 1000))
 
 
 def k8s_cpu(millicores: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as W
 from pydantic import ValidationError
 
-from .errors import ClauderonError, ConfigError, describe_validation_error
+from .errors import ClauderonError, describe_validation_error
 from .manager import Options, SessionManager
 from .plan import Plan, show_value
 from .progress import ProgressEvent
@@ -51,12 +51,21 @@ def _error_html(text: str) -> str:
 
 
 def magic_line(values: dict[str, str]) -> str:
-    """The ``%clauderon create …`` equivalent of the form's values (``%%`` form for multi-line prompts)."""
-    flags = [f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in values.items() if k != "prompt" and v]
+    """The ``%clauderon create …`` equivalent of the form's values (``%%`` form for multi-line prompts).
+
+    It round-trips exactly: ``create`` lines are not variable-expanded, values are shell-quoted and
+    joined with ``=`` (so a value starting with ``-`` is never read as a flag).
+    """
+    flags = [_flag_text(k, v) for k, v in values.items() if k != "prompt" and v]
     prompt = values.get("prompt", "")
-    if "\n" in prompt:
+    if "\n" in prompt or "\r" in prompt:
         return "%%clauderon create " + " ".join(flags) + "\n" + prompt
-    return " ".join(["%clauderon create", *flags, f"--prompt {shlex.quote(prompt)}" if prompt else ""]).strip()
+    return " ".join(["%clauderon create", *flags, _flag_text("prompt", prompt) if prompt else ""]).strip()
+
+
+def _flag_text(name: str, value: str) -> str:
+    flag = f"--{name.replace('_', '-')}"
+    return f"{flag}={shlex.quote(value)}" if value.startswith("-") else f"{flag} {shlex.quote(value)}"
 
 
 class CreateSessionForm(W.VBox):  # type: ignore[misc]
@@ -66,7 +75,13 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         self, manager: SessionManager | None = None, defaults: dict[str, str] | None = None, **kwargs: Any
     ) -> None:
         self.manager = manager or SessionManager()
-        self.defaults = {k: v for k, v in (defaults or {}).items() if v}
+        if defaults:  # the form's defaults: a resolver layer of their own (below the repository file)
+            self.manager = SessionManager(
+                self.manager.home,
+                owner=self.manager.owner,
+                defaults={**self.manager.defaults, **{k: v for k, v in defaults.items() if v}},
+                defaults_origin="form defaults",
+            )
         self.session: Session | None = None
         self.plan: Plan | None = None
         self._touched: set[str] = set()
@@ -136,16 +151,16 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=field.description, **common)
         if kind == "choice":
             options = [("default", ""), *[(c, c) for c in self._choices(name)]]
-            return W.Dropdown(options=options, value="", layout=W.Layout(width="330px"), **common)
+            return W.Dropdown(options=options, value="", layout=W.Layout(width="360px"), **common)
         if kind == "combo":
             return W.Combobox(
                 options=self._choices(name),
                 ensure_option=False,
-                layout=W.Layout(width="330px"),
+                layout=W.Layout(width="560px"),
                 continuous_update=True,
                 **common,
             )
-        return W.Text(layout=W.Layout(width="330px"), continuous_update=True, placeholder="", **common)
+        return W.Text(layout=W.Layout(width="560px"), continuous_update=True, placeholder="", **common)
 
     def _policy_text(self) -> str:
         if self._options_error:
@@ -186,8 +201,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
 
     def request(self) -> CreateSessionRequest:
         """The request the form would submit; raises ``ValidationError`` like every entry point."""
-        values = {**self.defaults, **self.values()}
-        return CreateSessionRequest(**values)
+        return CreateSessionRequest(**self.values())
 
     def validate(self) -> bool:
         """Check every field through the model, then the whole request through a dry-run plan."""
@@ -203,15 +217,13 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         else:
             try:
                 self.plan = self.manager.plan(request)
-            except ConfigError as exc:
-                message = str(exc)
-                if message.startswith("repo '"):
-                    self.errors["repo"].value = _error_html(message)
-                    self.summary.value = ""
-                else:
-                    self.summary.value = _error_html(message)
             except ClauderonError as exc:
-                self.summary.value = _error_html(str(exc))
+                field = exc.field or ("repo" if str(exc).startswith("repo '") else None)
+                if field in self.errors:  # beside the field it concerns (policy, repo, prompt size…)
+                    self.errors[field].value = _error_html(str(exc))
+                    self.summary.value = _error_html(f"Fix the {_label(field).lower()} field.")
+                else:
+                    self.summary.value = _error_html(str(exc))
             else:
                 ok = True
                 self._show_plan(self.plan)
@@ -292,6 +304,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             self.session = None
         else:
             self.result.value = self.session._repr_html_()
+            # Done: clear what made this session, so a second click cannot make another one.
+            for name in ("prompt", "name"):
+                self.fields[name].value = ""
+            self._touched.discard("prompt")
         finally:
             self.progress.layout.visibility = "hidden"
             self.progress_label.value = ""
@@ -410,7 +426,7 @@ def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:
     return {**(bundle or {}), "text/plain": text}
 
 
-def show_form(manager: SessionManager, defaults: dict[str, str]) -> CreateSessionForm:
+def show_form(manager: SessionManager, defaults: dict[str, str] | None = None) -> CreateSessionForm:
     return CreateSessionForm(manager, defaults)
 
 

@@ -49,7 +49,7 @@ def test_docker_kwargs_exact(repo: Path, home: Path) -> None:
         repo=str(repo),
         prompt='say "hi"; $(rm -rf /) `id`\nnext',
         backend="docker",
-        name="My Task",
+        name="my-task",
         image="127.0.0.1:5000/clauderon/busybox:1",
         pull_policy="always",
         cpu_limit="500m",
@@ -81,6 +81,9 @@ def test_docker_kwargs_exact(repo: Path, home: Path) -> None:
         "volumes": {
             str(home / "worktrees" / "my-task"): {"bind": "/workspace", "mode": "rw"},
             str(repo / ".git"): {"bind": str(repo / ".git"), "mode": "rw"},
+            # what runs code on the host at the user's next git command stays out of the agent's reach
+            str(repo / ".git" / "hooks"): {"bind": str(repo / ".git" / "hooks"), "mode": "ro"},
+            str(repo / ".git" / "config"): {"bind": str(repo / ".git" / "config"), "mode": "ro"},
         },
         "nano_cpus": 500_000_000,
         "mem_limit": 64 * 1024**2,

@@ -49,7 +49,7 @@ def test_canonical_values() -> None:
         memory_limit="4g",
         cpu_request="500m",
         memory_request="1Gi",
-        name="My Feature!",
+        name="my-feature",
     )
     assert req.backend is Backend.DOCKER
     assert req.image == "ghcr.io/me/dev:1"
@@ -90,7 +90,10 @@ def test_k8s_alias_and_frozen() -> None:
         ({"prompt": "  "}, "prompt: must not be empty"),
         ({}, "prompt: required"),
         ({"prompt": "x", "repo": ""}, "repo '': expected the path of a git repository"),
-        ({"prompt": "x", "name": "!!!"}, "name '!!!': needs at least one letter or digit"),
+        (
+            {"prompt": "x", "name": "!!!"},
+            "name '!!!': expected lowercase letters, digits and '-' (a DNS label of at most 40 characters)",
+        ),
         ({"prompt": "x", "name": "a" * 41}, "at most 40 characters"),
         ({"prompt": "x", "agent": "my agent"}, "agent 'my agent': expected a name"),
         ({"prompt": "x", "cpu_request": "3", "cpu_limit": "2"}, "cpu_request 3 cores is above cpu_limit 2 cores"),

@@ -100,11 +100,14 @@ def test_policy_shows_as_choices_and_bounds(
     form.fields["prompt"].value = "x"
     assert not form.create_button.disabled
     form.fields["cpu_limit"].value = "3"
-    assert "max_cpu is 2 cores; cpu_limit 3 cores (this request) is above it" in form.summary.value
+    # a policy error stands beside the field it concerns, not in the summary
+    assert "max_cpu is 2 cores; cpu_limit 3 cores (this request) is above it" in form.errors["cpu_limit"].value
+    assert "Fix the cpu limit field" in form.summary.value
     assert form.create_button.disabled
     form.fields["cpu_limit"].value = ""
+    assert form.errors["cpu_limit"].value == ""
     form.fields["image"].value = "ubuntu"
-    assert "does not match" in form.summary.value
+    assert "does not match" in form.errors["image"].value
 
 
 def test_local_backend_disables_container_settings(home: Path, repo: Path) -> None:
@@ -129,6 +132,7 @@ def test_dry_run_shows_the_plan(home: Path, repo: Path) -> None:
 def test_magic_line_for_multiline_prompt() -> None:
     assert magic_line({"repo": ".", "prompt": "a\nb"}) == "%%clauderon create --repo .\na\nb"
     assert magic_line({"prompt": "it's"}) == "%clauderon create --prompt 'it'\"'\"'s'"
+    assert magic_line({"prompt": "--force"}) == "%clauderon create --prompt=--force"
 
 
 def test_plain_text_fallbacks(home: Path, repo: Path) -> None:
@@ -153,11 +157,18 @@ def test_create_and_manage_on_the_real_engine(dhome: Path, repo: Path, image: st
     assert seen[-1] == 1.0 and seen == sorted(seen)
     assert form.progress.layout.visibility == "hidden"
     assert "running" in form.result.value
-    # the name is now taken: the form says so instead of failing later
-    assert "name 'wf' is taken" not in form.summary.value
+    # done: the prompt and name are cleared, so a second click cannot make a second session
+    assert form.fields["prompt"].value == "" and form.fields["name"].value == ""
+    assert form.create_button.disabled
+    assert form.create() is None
+    assert [s.name for s in SessionManager().list()] == ["wf"]
+    assert form.fields["memory_limit"].value == "96m"  # the settings stay for the next session
+    # asking for the same name again is refused with one line, and nothing typed is lost
+    form.fields["prompt"].value = "from the form"
+    form.fields["name"].value = "wf"
     again = form.create()
     assert again is None and "name 'wf' is taken" in form.result.value
-    assert form.fields["prompt"].value == "from the form"  # nothing typed is lost
+    assert form.fields["prompt"].value == "from the form"
 
     sessions = SessionList(SessionManager())
     assert [s.name for s in sessions.sessions] == ["wf"]

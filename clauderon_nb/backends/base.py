@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..progress import ProgressCallback
 from ..session import Session, Status
-from ..spec import SessionSpec
+from ..spec import LABEL_PREFIX, SessionSpec
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,31 @@ class Observed:
 
     status: Status
     error: str | None = None
+
+
+def orphan_session(
+    sid: str, name: str, labels: dict[str, str], backend: str, image: str, observed: Observed, created: Any
+) -> Session:
+    """A session made up from an engine object's labels, for an object that has no record."""
+    now = time.time()
+    return Session(
+        id=sid,
+        name=name or sid,
+        owner=labels.get(f"{LABEL_PREFIX}owner", ""),
+        backend=backend,
+        agent=labels.get(f"{LABEL_PREFIX}agent", ""),
+        repo="-",
+        worktree="-",
+        branch=f"clauderon/{name}" if name else "-",
+        prompt="",
+        settings={"image": image} if image else {},
+        backend_id=None,
+        status=observed.status if observed.status is not Status.RUNNING else Status.RUNNING,
+        error="orphan: no record in the session store (deleted or damaged store?); `delete` removes it",
+        created_at=float(created) if isinstance(created, (int, float)) else now,
+        updated_at=now,
+        runtime={"orphan": True},
+    )
 
 
 class SessionBackend(Protocol):
@@ -28,6 +54,14 @@ class SessionBackend(Protocol):
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
         """Everything that can fail before anything is created (engine, resources, image)."""
 
+    def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
+        """The names of what ``create`` will make, stored before it makes them (write-ahead)."""
+        ...
+
+    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
+        """Objects carrying our labels that no record knows (``owner`` None: everyone's)."""
+        ...
+
     def create(
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
@@ -38,7 +72,7 @@ class SessionBackend(Protocol):
         ...
 
     def remove(self, session: Session) -> None:
-        """Remove the session's object if it exists (idempotent)."""
+        """Remove every object of the session, found by its labels or recorded names (idempotent)."""
 
     def start(self, session: Session) -> dict[str, Any]:
         """Start a stopped session; returns updated runtime bookkeeping."""

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendError
 from ..image import parse_image
+from ..naming import label_safe
 from ..progress import ProgressCallback, ProgressEvent
 from ..pull_policy import PullPolicy
-from ..render_docker import render_docker
+from ..render_docker import PROTECTED_GIT_PATHS, render_docker
 from ..session import Session, Status
 from ..spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from ..units import human_cpu
-from .base import Observed
+from .base import Observed, orphan_session
 
 if TYPE_CHECKING:
     import docker
@@ -39,6 +41,7 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
         self._image_config: dict[str, dict[str, Any]] = {}
+        self._last_rows: list[dict[str, Any]] | None = None  # the last observe's listing, reused for orphans
 
     @property
     def client(self) -> docker.DockerClient:
@@ -153,12 +156,19 @@ class DockerBackend:
         except Exception as exc:  # noqa: BLE001 - connection errors while streaming
             raise BackendError(_explain(exc), step=step) from None
 
+    def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
+        """What a create will make, recorded before it is made (write-ahead)."""
+        return {"container": spec.object_name}
+
     def create(
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
         import docker
         from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
+        for name in PROTECTED_GIT_PATHS:  # a bind mount needs its source; git makes hooks/ itself anyway
+            if name == "hooks":
+                (spec.git_common_dir / name).mkdir(exist_ok=True)
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))
         api = self.client.api
@@ -169,6 +179,7 @@ class DockerBackend:
             raise BackendError(_explain(exc), step="create container") from None
         cid = str(created["Id"])
         try:  # from here on, any failure or interrupt removes the container again
+            self._check_workspace(cid, spec)
             self._check_command(cid, spec)
             progress(ProgressEvent("start", f"starting container {spec.object_name}"))
             try:
@@ -179,6 +190,24 @@ class DockerBackend:
             self._remove(cid)
             raise
         return cid, {"container": spec.object_name}
+
+    def _exists_in(self, cid: str, path: str, step: str) -> bool:
+        api = self.client.api
+        url = api._url("/containers/{0}/archive", cid)  # type: ignore[attr-defined]
+        response = self._api(step, api.head, url, params={"path": path})
+        return bool(response.status_code == 200)
+
+    def _check_workspace(self, cid: str, spec: SessionSpec) -> None:
+        """Fail before start when the engine does not see the worktree (it bind-mounts paths of its own
+        host: with the socket of another machine or container, /workspace would be an empty folder)."""
+        if self._exists_in(cid, f"{WORKSPACE}/.git", "check workspace"):
+            return
+        raise BackendError(
+            f"/workspace in the container is empty: the Docker engine does not see {spec.worktree} at that path "
+            "on its own host (the engine runs elsewhere than this notebook, e.g. DockerSpawner with the socket "
+            "mounted); set CLAUDERON_HOME and the repository to paths that exist alike on both sides",
+            step="check workspace",
+        )
 
     def _check_command(self, cid: str, spec: SessionSpec) -> None:
         """Fail before start when the agent's executable is not in the container's filesystem.
@@ -193,13 +222,8 @@ class DockerBackend:
             env = dict(e.split("=", 1) for e in self._image_env(spec) if "=" in e)
             path = spec.settings.extra_env.get("PATH") or env.get("PATH") or DEFAULT_PATH
             candidates = [f"{d.rstrip('/')}/{program}" for d in path.split(":") if d.startswith("/")]
-        api = self.client.api
-        url = api._url(  # type: ignore[attr-defined]
-            "/containers/{0}/archive", cid
-        )
         for candidate in candidates:
-            response = self._api("check agent", api.head, url, params={"path": candidate})
-            if response.status_code == 200:
+            if self._exists_in(cid, candidate, "check agent"):
                 return
         image = spec.settings.image
         raise BackendError(
@@ -227,43 +251,84 @@ class DockerBackend:
             if "already in progress" not in _explain(exc):
                 raise BackendError(_explain(exc), step="remove container") from None
 
-    def remove(self, session: Session) -> None:
-        if session.backend_id:
-            self._remove(session.backend_id)
+    def containers(self, session: Session) -> list[dict[str, Any]]:
+        """The session's containers, found by its labels (never by a stored id alone: the store is
+        untrusted, and an interrupted create may not have recorded one)."""
+        rows = self._api(
+            "find container",
+            self.client.api.containers,
+            all=True,
+            filters={"label": [f"{LABEL_PREFIX}session-id={session.id}", f"{LABEL_PREFIX}managed=true"]},
+        )
+        owner = label_safe(session.owner)
+        return [r for r in rows if (r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner") == owner]
 
-    @staticmethod
-    def _id(session: Session) -> str:
-        if not session.backend_id:
-            raise BackendError(f"session {session.name!r} has no container", step="find container")
-        return session.backend_id
+    def remove(self, session: Session) -> None:
+        for row in self.containers(session):
+            self._remove(str(row["Id"]))
 
     def start(self, session: Session) -> dict[str, Any]:
-        self._api("start container", self.client.api.start, self._id(session))
-        return session.runtime
+        rows = self.containers(session)
+        if not rows:
+            raise BackendError(
+                f"container {session.runtime.get('container')} no longer exists; delete the session and create "
+                "it again",
+                step="start container",
+            )
+        self._api("start container", self.client.api.start, str(rows[0]["Id"]))
+        return {**session.runtime, "container": (rows[0].get("Names") or ["/"])[0].lstrip("/")}
 
     def stop(self, session: Session) -> None:
-        self._api("stop container", self.client.api.stop, self._id(session), timeout=10)
+        for row in self.containers(session):
+            if row.get("State") in ("running", "restarting", "paused"):
+                self._api("stop container", self.client.api.stop, str(row["Id"]), timeout=10)
+
+    def _managed(self) -> list[dict[str, Any]]:
+        return list(
+            self._api(
+                "list containers",
+                self.client.api.containers,
+                all=True,
+                filters={"label": f"{LABEL_PREFIX}managed=true"},
+            )
+        )
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""
-        rows = self._api(
-            "list containers",
-            self.client.api.containers,
-            all=True,
-            filters={"label": f"{LABEL_PREFIX}managed=true"},
-        )
-        wanted = {s.id for s in sessions}
+        self._last_rows = self._managed()
+        wanted = {s.id: label_safe(s.owner) for s in sessions}
         out: dict[str, Observed] = {}
-        for row in rows:
-            sid = (row.get("Labels") or {}).get(f"{LABEL_PREFIX}session-id")
-            if sid in wanted:
+        for row in self._last_rows:
+            labels = row.get("Labels") or {}
+            sid = labels.get(f"{LABEL_PREFIX}session-id")
+            if sid in wanted and labels.get(f"{LABEL_PREFIX}owner") == wanted[sid]:
                 out[sid] = _observed(row.get("State", ""), row.get("Status", ""))
+        return out
+
+    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
+        """Containers with our labels and no record (a store deleted or damaged): shown so they can be removed."""
+        rows = self._last_rows if self._last_rows is not None else self._managed()
+        self._last_rows = None
+        out: list[Session] = []
+        for row in rows:
+            labels = row.get("Labels") or {}
+            sid = labels.get(f"{LABEL_PREFIX}session-id")
+            name = labels.get(f"{LABEL_PREFIX}session-name", "")
+            if not sid or sid in known_ids or labels.get(f"{LABEL_PREFIX}backend") != "docker":
+                continue
+            if owner is not None and labels.get(f"{LABEL_PREFIX}owner") != label_safe(owner):
+                continue
+            observed = _observed(row.get("State", ""), row.get("Status", ""))
+            out.append(orphan_session(sid, name, labels, "docker", row.get("Image", ""), observed, row.get("Created")))
         return out
 
     def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
         import docker
 
-        cid = self._id(session)
+        rows = self.containers(session)
+        if not rows:
+            raise BackendError(f"container {session.runtime.get('container')} no longer exists", step="logs")
+        cid = str(rows[0]["Id"])
         lines: Literal["all"] | int = tail if tail is not None else "all"
         try:
             if follow:
@@ -278,8 +343,8 @@ class DockerBackend:
 
     def attach_command(self, session: Session) -> str:
         host = os.environ.get("DOCKER_HOST")
-        prefix = f"docker -H {host}" if host else "docker"
-        return f"{prefix} attach {session.runtime.get('container', session.backend_id)}"
+        prefix = f"docker -H {shlex.quote(host)}" if host else "docker"
+        return f"{prefix} attach clauderon-{session.name}"
 
 
 def _observed(state: str, status: str) -> Observed:

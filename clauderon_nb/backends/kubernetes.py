@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import BackendError
+from ..naming import label_safe
 from ..progress import ProgressCallback, ProgressEvent
 from ..render_kubernetes import AGENT_CONTAINER, render_kubernetes
 from ..session import Session, Status
@@ -113,6 +114,21 @@ class KubernetesBackend:
         s = spec.settings
         self.core(str(s.kubeconfig) if s.kubeconfig else None, s.context)
 
+    def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
+        """Where the objects will be and their names, recorded before any is made (write-ahead)."""
+        s = spec.settings
+        kinds = {m["kind"]: m["metadata"]["name"] for m in render_kubernetes(spec)}
+        return {
+            "namespace": str(s.namespace),
+            "kubeconfig": str(s.kubeconfig) if s.kubeconfig else None,
+            "context": s.context,
+            "pod": spec.object_name,
+            "planned": {"PersistentVolumeClaim": kinds.get("PersistentVolumeClaim"), "Secret": kinds.get("Secret")},
+        }
+
+    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
+        return []  # pods live in namespaces of their own; their records say where (see docs/troubleshooting.md)
+
     def create(
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
     ) -> tuple[str, dict[str, Any]]:
@@ -121,14 +137,7 @@ class KubernetesBackend:
         api = self.core(kubeconfig, s.context)
         namespace = str(s.namespace)
         manifests = render_kubernetes(spec, secrets)
-        runtime: dict[str, Any] = {
-            "namespace": namespace,
-            "kubeconfig": kubeconfig,
-            "context": s.context,
-            "pod": spec.object_name,
-            "pvc": None,
-            "secret": None,
-        }
+        runtime: dict[str, Any] = {**self.plan_runtime(spec), "pvc": None, "secret": None}
         created: list[tuple[str, str]] = []
         try:
             for manifest in manifests:
@@ -213,15 +222,46 @@ class KubernetesBackend:
 
     # --- lifecycle ----------------------------------------------------------
 
+    def _names(self, session: Session) -> list[tuple[str, str]]:
+        """(kind, name) of everything the session may have: recorded, or planned before it was made."""
+        rt = session.runtime
+        planned: dict[str, Any] = rt["planned"] if isinstance(rt.get("planned"), dict) else {}
+        out = [("Pod", str(rt.get("pod") or f"clauderon-{session.name}"))]
+        for kind, key in (("PersistentVolumeClaim", "pvc"), ("Secret", "secret")):
+            name = rt.get(key) or planned.get(kind)
+            if name:
+                out.append((kind, str(name)))
+        return out
+
+    def _ours(self, api: Any, kind: str, name: str, namespace: str, session: Session) -> bool:
+        """Read the object and check its labels: a name from the store never deletes someone else's object."""
+        from kubernetes.client.exceptions import ApiException
+
+        read = {
+            "Pod": api.read_namespaced_pod,
+            "PersistentVolumeClaim": api.read_namespaced_persistent_volume_claim,
+            "Secret": api.read_namespaced_secret,
+        }[kind]
+        try:
+            obj = read(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise BackendError(_api_error(exc, "get", _PLURAL[kind], namespace), step=f"find {kind}") from None
+        labels = (obj.metadata.labels or {}) if obj.metadata else {}
+        return bool(
+            labels.get(f"{LABEL_PREFIX}session-id") == session.id
+            and labels.get(f"{LABEL_PREFIX}owner") == label_safe(session.owner)
+        )
+
     def remove(self, session: Session) -> None:
         kubeconfig, context, namespace = self._where(session)
         if not session.runtime.get("namespace"):
             return
         api = self.core(kubeconfig, context)
-        self._delete(api, "Pod", str(session.runtime.get("pod")), namespace)
-        for kind, key in (("PersistentVolumeClaim", "pvc"), ("Secret", "secret")):
-            if session.runtime.get(key):
-                self._delete(api, kind, str(session.runtime[key]), namespace)
+        for kind, name in self._names(session):
+            if self._ours(api, kind, name, namespace, session):
+                self._delete(api, kind, name, namespace)
 
     def stop(self, session: Session) -> None:
         """Delete the pod and wait until it is gone; the workspace PVC stays for ``start``."""
@@ -230,6 +270,8 @@ class KubernetesBackend:
         kubeconfig, context, namespace = self._where(session)
         api = self.core(kubeconfig, context)
         pod = str(session.runtime["pod"])
+        if not self._ours(api, "Pod", pod, namespace, session):
+            return
         self._delete(api, "Pod", pod, namespace)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -249,6 +291,7 @@ class KubernetesBackend:
         manifest = session.runtime.get("pod_manifest")
         if not manifest:
             raise BackendError("the pod manifest was not recorded", step="start pod")
+        check_manifest(manifest, session)
         # An ephemeral workspace starts empty again: the init container clones afresh.
         self._call("start pod", "create", "pods", namespace, api.create_namespaced_pod, namespace, manifest)
         timeout = float(session.settings.get("pod_start_timeout") or 300)
@@ -318,6 +361,37 @@ class KubernetesBackend:
         if context:
             parts += ["--context", context]
         return " ".join([*parts, "attach", "-it", "-n", namespace, str(session.runtime["pod"]), "-c", AGENT_CONTAINER])
+
+
+def check_manifest(manifest: Any, session: Session) -> None:
+    """The stored pod manifest is untrusted: it must be the pod we rendered for this session's settings."""
+    problem = None
+    try:
+        meta, spec = manifest["metadata"], manifest["spec"]
+        containers = spec["initContainers"] + spec["containers"]
+        labels = meta.get("labels") or {}
+        if labels.get(f"{LABEL_PREFIX}session-id") != session.id or meta.get("name") != session.runtime.get("pod"):
+            problem = "it is labelled for another session"
+        elif any(c.get("image") != session.settings.get("image") for c in containers):
+            problem = "its image differs from the session's"
+        elif spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+            problem = "it asks for host namespaces"
+        elif any(
+            (c.get("securityContext") or {}).get("privileged")
+            or (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False
+            for c in containers
+        ):
+            problem = "it asks for privileges"
+        elif any("hostPath" in v for v in spec.get("volumes") or []):
+            problem = "it mounts a host path"
+    except (KeyError, TypeError, AttributeError):
+        problem = "it is malformed"
+    if problem:
+        raise BackendError(
+            f"the recorded pod manifest of session {session.name!r} was changed ({problem}); delete the session and "
+            "create it again",
+            step="start pod",
+        )
 
 
 def _container_problem(statuses: Any) -> str | None:

@@ -36,6 +36,18 @@ def _alive(pid: int, marker: str) -> bool:
     return True
 
 
+def _find_runner(exit_file: str) -> int | None:
+    """The runner started for ``exit_file``, found by its command line (when its pid was never recorded)."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"clauderon_nb.backends._local_runner" in cmdline and exit_file.encode() in cmdline:
+            return int(entry.name)
+    return None
+
+
 def _tail(path: Path, lines: int | None) -> str:
     if not path.exists():
         return ""
@@ -75,16 +87,22 @@ class LocalBackend:
             raise BackendError(proc.stderr.strip() or "the process runner failed", step="start process")
         return int(proc.stdout.strip())
 
-    def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
-    ) -> tuple[str, dict[str, Any]]:
+    def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
         logs = spec.worktree.parent.parent / "logs"
-        runtime: dict[str, Any] = {
+        return {
             "argv": list(spec.command),
             "cwd": str(spec.worktree),
             "log": str(logs / f"{spec.name}.log"),
             "exit_file": str(logs / f"{spec.name}.exit"),
         }
+
+    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
+        return []  # a local process carries no labels: its record is how it is found
+
+    def create(
+        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
+    ) -> tuple[str, dict[str, Any]]:
+        runtime = self.plan_runtime(spec)
         progress(ProgressEvent("start", f"starting {spec.command[0]}"))
         try:
             pid = self._spawn(
@@ -96,16 +114,18 @@ class LocalBackend:
         return f"pid-{pid}", runtime
 
     def start(self, session: Session) -> dict[str, Any]:
+        """Run ``runtime['argv']`` again (the manager re-derives it from the agent table, not the store)."""
         rt = dict(session.runtime)
-        if not Path(rt["cwd"]).is_dir():
-            raise BackendError(f"worktree {rt['cwd']} no longer exists", step="start process")
         env = {"CLAUDERON_PROMPT": session.prompt, "CLAUDERON_SESSION_ID": session.id}
         rt["pid"] = self._spawn(rt["argv"], rt["cwd"], env, Path(rt["log"]), Path(rt["exit_file"]))
         return rt
 
     def stop(self, session: Session) -> None:
-        pid = session.runtime.get("pid")
-        if not pid or not _alive(pid, session.runtime["exit_file"]):
+        exit_file = session.runtime.get("exit_file")
+        if not exit_file:
+            return
+        pid = session.runtime.get("pid") or _find_runner(str(exit_file))
+        if not isinstance(pid, int) or not _alive(pid, exit_file):
             return
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -120,10 +140,11 @@ class LocalBackend:
             os.killpg(pid, signal.SIGKILL)
 
     def remove(self, session: Session) -> None:
-        if session.runtime:
+        if session.runtime.get("exit_file"):
             self.stop(session)
             for key in ("log", "exit_file"):
-                Path(session.runtime[key]).unlink(missing_ok=True)
+                if session.runtime.get(key):
+                    Path(session.runtime[key]).unlink(missing_ok=True)
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         out: dict[str, Observed] = {}

@@ -1,0 +1,56 @@
+"""Keeping secrets out of what we print, store and send: the one place that masks them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SECRET_MASK = "***"
+
+# scheme://user[:password]@host…  — the userinfo part is a credential (a token is often the user).
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+_SECRET_WORDS = ("PASSWORD", "PASSWD", "PASS", "PWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "CREDENTIALS", "AUTH")
+_SECRET_SUFFIXES = ("_PAT", "_DSN", "_COOKIE", "_SESSION", "_CERT")
+
+
+def redact_url(url: str) -> str:
+    """``https://user:token@host/x`` -> ``https://***@host/x``; other URLs unchanged."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{SECRET_MASK}@", url)
+
+
+def strip_credentials(url: str) -> str:
+    """``https://user:token@host/x`` -> ``https://host/x``."""
+    return _URL_USERINFO.sub(lambda m: m["scheme"], url)
+
+
+def redact_text(text: str) -> str:
+    """Mask credentials embedded in any URL inside ``text`` (errors, logs of git, JSON)."""
+    return redact_url(text) if "@" in text else text
+
+
+def has_credentials(url: str) -> bool:
+    """True when ``url`` carries a user or password."""
+    return bool(_URL_USERINFO.search(url))
+
+
+def looks_secret_env(name: str) -> bool:
+    """Environment names that usually hold a secret: ``*_TOKEN``, ``*_PASSWORD``, ``*_KEY``, ``*PRIVATE_KEY*``…"""
+    upper = name.upper()
+    parts = set(re.split(r"[_\-.]", upper))
+    return bool(parts & set(_SECRET_WORDS)) or "PRIVATE_KEY" in upper or upper.endswith(_SECRET_SUFFIXES)
+
+
+def mask_env(env: dict[str, str]) -> dict[str, str]:
+    """Every value masked: ``extra_env`` values are treated as possibly secret wherever they are shown."""
+    return {name: SECRET_MASK for name in env}
+
+
+def redact_json(value: Any) -> Any:
+    """A JSON-like value with credentials in URLs masked, recursively."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_json(v) for v in value]
+    return value
