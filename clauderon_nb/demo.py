@@ -50,6 +50,10 @@ def rootfs_tar(marker: str, with_git: bool = False) -> bytes:
             if git is None:
                 raise FileNotFoundError("git")
             add("usr/bin/git", Path(git).read_bytes())
+            for helper in ("git-upload-pack", "git-receive-pack"):  # what a clone from a local path runs
+                link = tarfile.TarInfo(f"usr/bin/{helper}")
+                link.type, link.linkname = tarfile.SYMTYPE, "git"
+                tar.addfile(link)
             ldd = subprocess.run(["ldd", git], capture_output=True, text=True, check=True).stdout
             for lib in sorted({t for t in ldd.split() if t.startswith("/")}):
                 add(lib.lstrip("/"), Path(lib).resolve().read_bytes())

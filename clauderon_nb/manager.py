@@ -91,8 +91,8 @@ class SessionManager:
         """The store for reading: never creates a file (a missing store reads as empty)."""
         if self._store is not None:
             return self._store
-        path = self.home / "sessions.sqlite"
-        return self.store if path.is_file() else Store(path, create=False)
+        reader = Store(self.home / "sessions.sqlite", create=False)
+        return self.store if reader.exists else reader
 
     def backend(self, name: str) -> SessionBackend:
         if name not in self._backends:
@@ -346,31 +346,41 @@ class SessionManager:
         for s in sessions:
             if s.status not in (Status.CREATING, Status.DELETING):
                 by_backend.setdefault(s.backend, []).append(s)
+        if "docker" not in by_backend and docker_engine_present():
+            by_backend["docker"] = []  # no docker record, but labelled containers may still be there
+        known = {s.id for s in store.all()} if store.exists else set()
+        orphans: builtins.list[Session] = []
         for name, group in by_backend.items():
             try:
-                observed = self.backend(name).observe(group)
+                observed, found = self.backend(name).survey(group, known, None if all_owners else self.owner)
             except ClauderonError as exc:
                 for s in group:  # keep the records; say why their state is unknown
                     s.error = f"state unknown: {exc}"
                 continue
+            orphans += found
             for s in group:
                 self._apply(s, observed.get(s.id))
-        sessions += self._orphans({s.id for s in store.all()} if store.exists else set(), all_owners)
+        sessions += orphans
         if all_owners and not load_policy().is_admin(self.owner):
             sessions = [s if s.owner == self.owner else _redacted(s) for s in sessions]
         return sessions
 
-    def _orphans(self, known: set[str], all_owners: bool) -> builtins.list[Session]:
-        if not ("docker" in self._backends or docker_engine_present()):
-            return []
+    def _orphan(self, name: str) -> Session | None:
+        """The caller's orphan of that name (an engine object with our labels and no record), if any."""
+        if not docker_engine_present():
+            return None
+        known = {s.id for s in self._reader().all()}
         try:
-            return self.backend("docker").orphans(known, None if all_owners else self.owner)
+            _, found = self.backend("docker").survey([], known, self.owner)
         except ClauderonError:
-            return []  # no engine to ask: nothing of ours can be running there
+            return None  # no engine to ask: nothing of ours can be running there
+        return next((o for o in found if o.name == name), None)
 
     def _apply(self, session: Session, observed: Any) -> None:
         from .backends.base import reconcile
 
+        if session.runtime.get("delete_failed"):
+            return  # half deleted: what the engine shows is beside the point until delete finishes
         what = f"{session.backend} object {session.runtime.get('container') or session.runtime.get('pod') or ''}"
         change = reconcile(session.status, observed, " ".join(what.split()))
         error = change[1] if change else session.error
@@ -543,7 +553,7 @@ class SessionManager:
         except StoreError:
             raise
         except ClauderonError:
-            orphan = next((o for o in self._orphans(set(self._reader_ids()), False) if o.name == name), None)
+            orphan = self._orphan(name)
             if orphan is None:
                 raise
             self.backend(orphan.backend).remove(orphan)
@@ -562,6 +572,7 @@ class SessionManager:
         except BaseException as exc:
             message = str(exc) if isinstance(exc, ClauderonError) else type(exc).__name__
             runtime.pop("deleter", None)
+            runtime["delete_failed"] = True  # the error stands until a delete finishes
             self.store.update(
                 session.id,
                 status=Status.FAILED,
@@ -572,9 +583,6 @@ class SessionManager:
         self.store.delete(session.id)
         return note
 
-    def _reader_ids(self) -> builtins.list[str]:
-        return [s.id for s in self._reader().all()]
-
 
 def stored_settings(session: Session) -> dict[str, Any]:
     """A record's settings, parsed again with the model's own parsers (the store is untrusted)."""
@@ -584,8 +592,8 @@ def stored_settings(session: Session) -> dict[str, Any]:
         for key, value in raw.items():
             if value is None:
                 continue
-            if key.startswith("cpu_"):
-                out[key] = parse_cpu(value, key)
+            if key.startswith("cpu_"):  # stored canonically: integer millicores
+                out[key] = parse_cpu(f"{value}m" if type(value) is int else value, key)
             elif key.startswith("memory_") or key == "workspace_size":
                 out[key] = parse_memory(value, key)
             elif key == "image":

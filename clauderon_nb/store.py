@@ -75,7 +75,18 @@ class Store:
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        self.exists = path.is_file()
+        try:
+            os.stat(path)
+            self.exists = True
+        except FileNotFoundError:
+            self.exists = False
+        except PermissionError:
+            raise StoreError(
+                f"{path}: cannot read the session store (permission denied on {path.parent}); "
+                "set CLAUDERON_HOME (or %config Clauderon.home) to a folder of your own"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read the session store: {exc.strerror or exc}") from None
         if not self.exists and not create:
             return
         if not self.exists:

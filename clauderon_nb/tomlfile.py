@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, did_you_mean
+from .redact import looks_secret_env
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,12 +37,14 @@ def display_path(path: Path) -> str:
 
 
 def looks_secret(key: str) -> bool:
-    """True for keys such as ``password``, ``token``, ``auth`` or ``GITHUB_TOKEN``."""
+    """True for keys such as ``password``, ``token``, ``auth``, ``GITHUB_TOKEN`` or ``SMTP_PASS``."""
     low = key.lower()
     if low in _SECRET_KEYS:
         return True
     parts = set(re.split(r"[_\-.]", low))
-    return bool(parts & _SECRET_PARTS) or "api_key" in low or low.endswith(("_auth", "_pat"))
+    if parts & _SECRET_PARTS or "api_key" in low or low.endswith(("_auth", "_pat")):
+        return True
+    return looks_secret_env(key)
 
 
 def _find_secret(data: Any, trail: tuple[str, ...] = ()) -> str | None:

@@ -24,6 +24,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     for var in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(var, raising=False)
+    # Never the host's /etc/clauderon/policy.toml, in this process or in the CLI and kernels it starts.
+    monkeypatch.setenv("CLAUDERON_SYSTEM_POLICY", str(tmp_path / "etc-clauderon" / "policy.toml"))
     monkeypatch.setattr(clauderon_nb.policy, "SYSTEM_POLICY", tmp_path / "etc-clauderon" / "policy.toml")
     return home
 

@@ -284,3 +284,134 @@ def test_rbac_manifest_grants_exactly_what_is_used(k8s: StandIn, repo: Path, mon
         used.add((verb, resource))
     assert used <= granted, used - granted
     assert granted - used == {("create", "pods/attach"), ("get", "pods/attach")}  # what `kubectl attach` needs
+
+
+# --- hardening ------------------------------------------------------------------------
+
+
+def test_credentials_in_the_remote_url_go_only_into_the_secret(
+    k8s: StandIn, repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import subprocess
+
+    from .conftest import git
+
+    token = "ghp_VERYSECRETTOKEN"
+    git("remote", "set-url", "origin", f"https://ci-bot:{token}@git.example.invalid/team/project.git", cwd=repo)
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", agent="echo", name="cred")
+    assert token not in repr(plan) and token not in plan._repr_html_()
+    assert token not in json.dumps(plan.spec)
+    exe = Path(os.sys.executable).with_name("clauderon-nb")  # type: ignore[attr-defined]
+    out = subprocess.run(
+        [str(exe), "create", "--repo", str(repo), "--prompt", "x", "--backend", "kubernetes", "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0 and token not in out.stdout + out.stderr
+    session = create(repo=repo, name="cred")
+    (pod,) = k8s.bodies("Pod")
+    assert token not in json.dumps(pod)
+    init = pod["spec"]["initContainers"][0]
+    assert init["env"] == [
+        {
+            "name": "CLAUDERON_GIT_REMOTE",
+            "valueFrom": {"secretKeyRef": {"name": "clauderon-cred-env", "key": "CLAUDERON_GIT_REMOTE"}},
+        }
+    ]
+    assert "https://git.example.invalid/team/project.git" in init["command"]  # the URL without its credentials
+    (secret,) = k8s.bodies("Secret")
+    assert secret["stringData"]["CLAUDERON_GIT_REMOTE"].startswith(f"https://ci-bot:{token}@")
+    assert token not in json.dumps(session.runtime) + json.dumps(session.settings)
+    SessionManager().delete("cred")
+    assert remaining(k8s) == set()
+
+
+def test_a_remote_that_is_a_local_path_is_refused_at_plan_time(k8s: StandIn, repo: Path, tmp_path: Path) -> None:
+    from clauderon_nb import ConfigError
+
+    from .conftest import git
+
+    for url in (str(tmp_path / "elsewhere.git"), "../sibling.git", "file:///srv/git/x.git"):
+        git("remote", "set-url", "origin", url, cwd=repo)
+        with pytest.raises(ConfigError, match="is a path on this machine, which a pod cannot clone"):
+            SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", agent="echo")
+    git("remote", "set-url", "origin", "git@github.com:team/project.git", cwd=repo)
+    SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", agent="echo")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("jane.doe", "jane-doe"), ("JaneDoe", "janedoe"), ("a" * 30 + "x", "a" * 30 + "y"), ("bob", "Bob")],
+)
+def test_namespace_template_never_maps_two_owners_to_one_namespace(a: str, b: str) -> None:
+    from clauderon_nb.resolve import owner_namespace_part
+
+    first, second = owner_namespace_part(a), owner_namespace_part(b)
+    assert first != second
+    for part in (first, second):
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", part) and len(part) <= 22
+
+
+def test_a_tampered_pod_manifest_is_not_started(k8s: StandIn, repo: Path) -> None:
+    mgr = SessionManager()
+    session = create(repo=repo, name="tm")
+    mgr.stop("tm")
+    manifest = session.runtime["pod_manifest"]
+    manifest["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    manifest["spec"]["volumes"].append({"name": "root", "hostPath": {"path": "/"}})
+    mgr.store.update(session.id, runtime={**session.runtime, "pod_manifest": manifest})
+    with pytest.raises(BackendError, match="recorded pod manifest of session 'tm' was changed"):
+        mgr.start("tm")
+    assert len(k8s.bodies("Pod")) == 1  # nothing was submitted
+    mgr.delete("tm")
+
+
+@pytest.mark.docker
+def test_init_script_is_idempotent_and_clones_into_a_subdirectory(
+    repo: Path, image: str, docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init container's real script, run twice in a real container on one volume (as start after stop does),
+    with lost+found already in the fresh volume."""
+    from clauderon_nb.render_kubernetes import REPO_SUBPATH, VOLUME_ROOT
+
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text(AGENTS)
+    monkeypatch.setenv("CLAUDERON_HOME", str(home))
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", agent="echo", name="init")
+    pod = next(m for m in plan.spec if m["kind"] == "Pod")
+    (init,) = pod["spec"]["initContainers"]
+    command = list(init["command"])
+    command[4] = "https://git.example.invalid/team/project.git"
+    volume = tmp_path / "volume"
+    (volume / "lost+found").mkdir(parents=True)
+
+    def run() -> str:
+        out = docker_client.containers.run(
+            image,
+            command,
+            environment={"CLAUDERON_GIT_REMOTE": "/src", "HOME": "/tmp"},
+            volumes={str(volume): {"bind": VOLUME_ROOT, "mode": "rw"}, str(repo): {"bind": "/src", "mode": "ro"}},
+            network_mode="none",
+            remove=True,
+            labels={"clauderon.io/test": "init"},
+        )
+        return bytes(out).decode()
+
+    run()
+    clone = volume / REPO_SUBPATH
+    assert (clone / "README").read_text() == "hello\n"
+    from .conftest import git
+
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=clone) == "clauderon/init"
+    assert git("remote", "get-url", "origin", cwd=clone) == "https://git.example.invalid/team/project.git"
+    (clone / "work.txt").write_text("kept\n")
+    assert "not cloning again" in run()
+    assert (clone / "work.txt").read_text() == "kept\n"
+    agent = pod["spec"]["containers"][0]
+    assert agent["volumeMounts"] == [{"name": "workspace", "mountPath": "/workspace", "subPath": REPO_SUBPATH}]
+    import shutil
+
+    shutil.rmtree(volume)

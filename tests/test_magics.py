@@ -280,3 +280,29 @@ def test_real_kernel(home: Path, repo: Path) -> None:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_create_lines_are_not_variable_expanded(ip: InteractiveShell, repo: Path) -> None:
+    ip.user_ns.update(secret="LEAKED", n="nothing")
+    plan = magic(ip, f"create --repo {repo} --backend local --prompt 'use {{secret}} and $secret' --dry-run")
+    assert plan.session_spec.prompt == "use {secret} and $secret"
+    cell = magic(ip, f"create --repo {repo} --backend local --dry-run", "cell {secret} $secret\n")
+    assert cell.session_spec.prompt == "cell {secret} $secret"
+    # other commands still expand, as IPython users expect
+    assert "no session named 'nothing'" in usage_error(ip, "show {n}")
+    assert "no session named 'nothing'" in usage_error(ip, "show $n")
+
+
+def test_magic_help_is_printed_once(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    magic(ip, "--help")
+    magic(ip, "create --help")
+    assert capsys.readouterr().out.count("usage:") == 2
+
+
+def test_form_copy_as_magic_line_runs_as_typed(ip: InteractiveShell, repo: Path) -> None:
+    from clauderon_nb.widgets import magic_line
+
+    prompt = "quote ' and \" and {braces} and $dollar; $(id) --flag"
+    line = magic_line({"repo": str(repo), "backend": "local", "prompt": prompt})
+    plan = magic(ip, line.removeprefix("%clauderon ") + " --dry-run")
+    assert plan.session_spec.prompt == prompt

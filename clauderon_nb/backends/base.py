@@ -58,8 +58,11 @@ class SessionBackend(Protocol):
         """The names of what ``create`` will make, stored before it makes them (write-ahead)."""
         ...
 
-    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
-        """Objects carrying our labels that no record knows (``owner`` None: everyone's)."""
+    def survey(
+        self, sessions: list[Session], known_ids: set[str], owner: str | None
+    ) -> tuple[dict[str, Observed], list[Session]]:
+        """``observe``, plus the objects carrying our labels that no record knows (``owner`` None:
+        everyone's), in the same single backend call."""
         ...
 
     def create(

@@ -41,7 +41,6 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
         self._image_config: dict[str, dict[str, Any]] = {}
-        self._last_rows: list[dict[str, Any]] | None = None  # the last observe's listing, reused for orphans
 
     @property
     def client(self) -> docker.DockerClient:
@@ -295,20 +294,27 @@ class DockerBackend:
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""
-        self._last_rows = self._managed()
+        return self._observe(sessions, self._managed())
+
+    def survey(
+        self, sessions: list[Session], known_ids: set[str], owner: str | None
+    ) -> tuple[dict[str, Observed], list[Session]]:
+        """``observe`` and ``orphans`` from one engine call."""
+        rows = self._managed()
+        return self._observe(sessions, rows), self._orphans(rows, known_ids, owner)
+
+    def _observe(self, sessions: list[Session], rows: list[dict[str, Any]]) -> dict[str, Observed]:
         wanted = {s.id: label_safe(s.owner) for s in sessions}
         out: dict[str, Observed] = {}
-        for row in self._last_rows:
+        for row in rows:
             labels = row.get("Labels") or {}
             sid = labels.get(f"{LABEL_PREFIX}session-id")
             if sid in wanted and labels.get(f"{LABEL_PREFIX}owner") == wanted[sid]:
                 out[sid] = _observed(row.get("State", ""), row.get("Status", ""))
         return out
 
-    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
+    def _orphans(self, rows: list[dict[str, Any]], known_ids: set[str], owner: str | None) -> list[Session]:
         """Containers with our labels and no record (a store deleted or damaged): shown so they can be removed."""
-        rows = self._last_rows if self._last_rows is not None else self._managed()
-        self._last_rows = None
         out: list[Session] = []
         for row in rows:
             labels = row.get("Labels") or {}

@@ -126,8 +126,12 @@ class KubernetesBackend:
             "planned": {"PersistentVolumeClaim": kinds.get("PersistentVolumeClaim"), "Secret": kinds.get("Secret")},
         }
 
-    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
-        return []  # pods live in namespaces of their own; their records say where (see docs/troubleshooting.md)
+    def survey(
+        self, sessions: list[Session], known_ids: set[str], owner: str | None
+    ) -> tuple[dict[str, Observed], list[Session]]:
+        return self.observe(
+            sessions
+        ), []  # pods live in namespaces of their own; their records say where (see docs/troubleshooting.md)
 
     def create(
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True

@@ -96,8 +96,10 @@ class LocalBackend:
             "exit_file": str(logs / f"{spec.name}.exit"),
         }
 
-    def orphans(self, known_ids: set[str], owner: str | None) -> list[Session]:
-        return []  # a local process carries no labels: its record is how it is found
+    def survey(
+        self, sessions: list[Session], known_ids: set[str], owner: str | None
+    ) -> tuple[dict[str, Observed], list[Session]]:
+        return self.observe(sessions), []  # a local process carries no labels: its record is how it is found
 
     def create(
         self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True

@@ -1,0 +1,632 @@
+"""The edges real notebooks hit: killed creates, concurrent worktrees, damaged stores, tampered records.
+
+Everything here runs against the real Docker engine (or real processes and files);
+each test cleans up what it made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clauderon_nb import BackendError, ConfigError, PolicyError, SessionManager
+from clauderon_nb.session import Status
+from clauderon_nb.store import StoreError
+
+from .conftest import git
+
+LABEL = "clauderon.io/session-id"
+
+# Runs one create in a process of its own and stops dead (waiting for SIGKILL) at a chosen point.
+KILLABLE = """
+import os, sys, time
+from pathlib import Path
+from clauderon_nb import SessionManager
+from clauderon_nb.backends.docker import DockerBackend
+
+marker, at, repo, image = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+
+def pause(where):
+    if where == at:
+        marker.write_text(str(os.getpid()))
+        time.sleep(600)
+
+real_create, real_remove = DockerBackend.create, DockerBackend.remove
+
+def create(self, *args, **kwargs):
+    out = real_create(self, *args, **kwargs)
+    pause("started")  # the container runs; the record still says creating
+    return out
+
+def remove(self, session):
+    real_remove(self, session)
+    pause("deleting")  # the container is gone; the worktree and record are not
+
+DockerBackend.create, DockerBackend.remove = create, remove
+mgr = SessionManager()
+if at == "deleting":
+    mgr.delete("k9")
+else:
+    mgr.create(repo=repo, prompt="killed half-way", backend="docker", agent="echo", name="k9", image=image,
+               progress=lambda event: pause(event.step))
+"""
+
+
+def run_until(tmp_path: Path, at: str, repo: Path, image: str) -> None:
+    """Start KILLABLE, wait until it reaches ``at``, then kill -9 it."""
+    marker = tmp_path / f"reached-{at}"
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(marker), at, str(repo), image])
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, f"the create ended before reaching {at!r}"
+        assert time.monotonic() < deadline, f"never reached {at!r}"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def containers_of(docker_client: Any, session_id: str) -> list[dict[str, Any]]:
+    return list(docker_client.api.containers(all=True, filters={"label": f"{LABEL}={session_id}"}))
+
+
+def raw_record(home: Path, name: str) -> tuple[str, str]:
+    with sqlite3.connect(home / "sessions.sqlite") as conn:
+        row = conn.execute("SELECT id, status FROM sessions WHERE name = ?", (name,)).fetchone()
+    return row[0], row[1]
+
+
+def branches(repo: Path) -> list[str]:
+    return [b for b in git("branch", "--format=%(refname:short)", cwd=repo).splitlines() if b.startswith("clauderon/")]
+
+
+# --- 2. interrupted creates leave nothing running --------------------------------
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("at", ["worktree", "create", "start", "started"])
+def test_kill_9_during_create_leaves_nothing(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path, at: str
+) -> None:
+    run_until(tmp_path, at, repo, image)
+    sid, status = raw_record(dhome, "k9")
+    assert status == "creating"  # written ahead: the record names what was being made
+    if at == "started":
+        assert [c["State"] for c in containers_of(docker_client, sid)] == ["running"]
+    mgr = SessionManager()
+    (session,) = mgr.list()
+    assert session.status is Status.FAILED
+    assert "create was interrupted" in (session.error or "")
+    assert containers_of(docker_client, sid) == []  # found by its label, removed
+    assert not (dhome / "worktrees" / "k9").exists()
+    assert branches(repo) == []
+    assert mgr.delete("k9") is None
+    assert mgr.list() == []
+
+
+@pytest.mark.docker
+def test_stop_and_delete_act_on_what_the_engine_has(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    run_until(tmp_path, "started", repo, image)
+    sid, _ = raw_record(dhome, "k9")
+    mgr = SessionManager()
+    # get() finishes the interrupted create first: stop can never say "stopped" over a running container
+    session = mgr.stop("k9")
+    assert session.status is Status.STOPPED
+    assert containers_of(docker_client, sid) == []
+    mgr.delete("k9")
+    assert mgr.list() == []
+
+
+@pytest.mark.docker
+def test_kill_9_during_delete_is_finished_by_the_next_command(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    mgr = SessionManager()
+    session = mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="k9", image=image)
+    run_until(tmp_path, "deleting", repo, image)
+    assert raw_record(dhome, "k9")[1] == "deleting"
+    assert mgr.list() == []  # the interrupted delete was finished
+    assert containers_of(docker_client, session.id) == []
+    assert not (dhome / "worktrees" / "k9").exists()
+    assert branches(repo) == []
+
+
+@pytest.mark.docker
+def test_a_tampered_backend_id_never_removes_another_container(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    victim = docker_client.api.create_container(image, command=["sleep", "60"], name=f"victim-{os.getpid()}")
+    try:
+        mgr = SessionManager()
+        mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="tb", image=image)
+        mgr.store.update(mgr.get("tb").id, backend_id=victim["Id"], runtime={"container": "victim"})
+        mgr.stop("tb")
+        mgr.delete("tb")
+        assert docker_client.api.inspect_container(victim["Id"])["Id"] == victim["Id"]  # still there
+        assert mgr.list() == []
+    finally:
+        docker_client.api.remove_container(victim["Id"], force=True)
+
+
+@pytest.mark.docker
+def test_start_checks_the_policy_again(
+    dhome: Path, repo: Path, image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="pc", image=image, cpu_limit="1")
+    mgr.stop("pc")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('max_cpu = "500m"\n')
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    with pytest.raises(PolicyError, match="max_cpu is 500m; cpu_limit 1 core \\(stored session\\) is above it"):
+        mgr.start("pc")
+    assert mgr.get("pc").status is Status.STOPPED
+    monkeypatch.delenv("CLAUDERON_POLICY")
+    mgr.delete("pc")
+
+
+def test_start_never_runs_a_command_from_the_store(home: Path, repo: Path, tmp_path: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    mgr = SessionManager()
+    s = mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="tamper")
+    deadline = time.monotonic() + 10
+    while mgr.get("tamper").status is Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pwned = tmp_path / "PWNED"
+    mgr.store.update(s.id, runtime={**s.runtime, "argv": ["sh", "-c", f"touch {pwned}"], "cwd": "/"})
+    mgr.start("tamper")
+    deadline = time.monotonic() + 10
+    while "done" not in str(mgr.logs("tamper")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pwned.exists()
+    assert str(mgr.logs("tamper")).count("done") == 2  # the agent from the agent table ran, twice
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allowed_backends = ["docker"]\n')
+    os.environ["CLAUDERON_POLICY"] = str(policy)
+    try:
+        with pytest.raises(PolicyError, match="backend 'local' \\(stored session\\) is not allowed"):
+            mgr.start("tamper")
+    finally:
+        del os.environ["CLAUDERON_POLICY"]
+    mgr.delete("tamper")
+
+
+# --- 3. concurrent sessions on one repository --------------------------------------
+
+SAME_PROMPT = """
+import sys
+from clauderon_nb import SessionManager
+mgr = SessionManager()
+for i in range(10):
+    mgr.create(repo=sys.argv[1], prompt="the same prompt for everyone", backend="docker", agent="echo",
+               image=sys.argv[2], pull_policy="never")
+"""
+
+DELETE_SOME = """
+import sys
+from clauderon_nb import SessionManager
+mgr = SessionManager()
+for name in sys.argv[1:]:
+    mgr.delete(name)
+"""
+
+
+@pytest.mark.docker
+def test_4x10_concurrent_creates_with_one_prompt_then_concurrent_deletes(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SAME_PROMPT, str(repo), image], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [proc.communicate(timeout=400)[1] for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    mgr = SessionManager()
+    sessions = mgr.list()
+    assert len({s.name for s in sessions}) == 40
+    assert all(s.status is Status.RUNNING for s in sessions)
+    assert len(branches(repo)) == 40
+    names = [s.name for s in sessions]
+    deleters = [
+        subprocess.Popen([sys.executable, "-c", DELETE_SOME, *names[i::4]], stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
+    errors = [proc.communicate(timeout=400)[1] for proc in deleters]
+    assert [p.returncode for p in deleters] == [0, 0, 0, 0], errors
+    assert mgr.list() == []
+    assert branches(repo) == []
+    assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+    assert git("worktree", "list", cwd=repo).count("\n") == 0
+
+
+def test_worktree_folder_in_the_way_leaves_no_branch(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    (home / "worktrees" / "wf").mkdir(parents=True)
+    with pytest.raises(BackendError, match=r"create worktree: the worktree folder .* already exists"):
+        SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="quick", name="wf")
+    assert branches(repo) == []
+    assert SessionManager().list() == []
+
+
+def test_an_existing_branch_of_that_name_is_never_touched(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    git("branch", "clauderon/mine", cwd=repo)
+    with pytest.raises(BackendError, match="branch clauderon/mine already exists"):
+        SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="quick", name="mine")
+    assert branches(repo) == ["clauderon/mine"]
+
+
+def test_the_worktree_lock_serialises(home: Path, repo: Path) -> None:
+    """A create waits while another process holds the repository's lock, then succeeds."""
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    lock = repo / ".git" / "clauderon-worktrees.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    script = (
+        "from clauderon_nb import SessionManager; import sys; "
+        "SessionManager().create(repo=sys.argv[1], prompt='x', backend='local', agent='quick', name='lk')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(repo)])
+    time.sleep(1.0)
+    assert proc.poll() is None  # waiting for the lock
+    assert not (home / "worktrees" / "lk").exists()
+    os.close(fd)
+    assert proc.wait(timeout=60) == 0
+    SessionManager().delete("lk")
+
+
+# --- 4. no half-done deletes ------------------------------------------------------
+
+
+def test_failed_delete_step_is_finished_by_the_next_delete(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="hd")
+    shutil.rmtree(home / "worktrees" / "hd")
+    git("worktree", "prune", cwd=repo)
+    git("checkout", "-q", "clauderon/hd", cwd=repo)  # the branch is in use: deleting it fails
+    with pytest.raises(BackendError, match="delete branch"):
+        mgr.delete("hd")
+    session = mgr.get("hd")
+    assert session.status is Status.FAILED  # not stuck in deleting
+    assert "run delete again" in (session.error or "")
+    git("checkout", "-q", "main", cwd=repo)
+    assert mgr.delete("hd") is None
+    assert mgr.list() == [] and branches(repo) == []
+
+
+def test_base_commit_is_a_hash_and_renaming_the_branch_does_not_break_delete(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    mgr = SessionManager()
+    s = mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="rn")
+    base = s.runtime["base_commit"]
+    assert len(base) == 40 and set(base) <= set("0123456789abcdef")
+    git("branch", "-m", "main", "trunk", cwd=repo)
+    git("-C", str(home / "worktrees" / "rn"), "commit", "-q", "--allow-empty", "-m", "work", cwd=repo)
+    assert mgr.delete("rn") == "branch clauderon/rn kept: it has 1 new commit"
+
+
+def test_worktree_removed_by_hand_is_reported_and_start_refuses(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="gone")
+    mgr.stop("gone")
+    shutil.rmtree(home / "worktrees" / "gone")
+    (session,) = mgr.list()
+    assert "was removed outside clauderon" in (session.error or "")
+    with pytest.raises(BackendError) as exc:
+        mgr.start("gone")
+    assert "delete the session" in str(exc.value) and "\n" not in str(exc.value)
+    mgr.delete("gone")
+    assert mgr.list() == []
+
+
+# --- 5. damaged or unavailable store -------------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str] | None = None, user: int | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("clauderon-nb")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, user=user, check=False
+    )
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], *parts: str) -> None:
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    for part in parts:
+        assert part in out.stderr, out.stderr
+
+
+def test_a_store_that_is_not_a_database(home: Path) -> None:
+    (home / "sessions.sqlite").write_text("this is not sqlite\n" * 100)
+    one_line_error(cli("list"), "sessions.sqlite", "not a clauderon session store", "move it aside")
+
+
+def test_an_unknown_status_value(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="quick", name="st")
+    with sqlite3.connect(home / "sessions.sqlite") as conn:
+        conn.execute("UPDATE sessions SET status = 'zombie'")
+    one_line_error(cli("list"), "sessions.sqlite", "unknown status 'zombie'")
+    with pytest.raises(StoreError):
+        SessionManager().list()
+    with sqlite3.connect(home / "sessions.sqlite") as conn:
+        conn.execute("UPDATE sessions SET status = 'running'")
+    SessionManager().delete("st")
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder other users can traverse (pytest's own temp folders are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="clauderon-perm-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_nobody_or_skip() -> int:
+    """The uid to run as; skips where the test cannot switch user or that user cannot run this Python."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    probe = (
+        subprocess.run(
+            [sys.executable, "-c", "import clauderon_nb.cli"], user=65534, capture_output=True, check=False, cwd="/"
+        )
+        if os.access(sys.executable, os.X_OK)
+        else None
+    )
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run {sys.executable} with clauderon_nb (a private folder above it)")
+    return 65534
+
+
+def test_unreadable_places_are_one_line_as_another_user(shared_tmp: Path) -> None:
+    private = shared_tmp / "someone-else"
+    private.mkdir(mode=0o700)
+    (private / "policy.toml").write_text('max_cpu = "1"\n')
+    nobody = as_nobody_or_skip()
+    base = {"HOME": str(shared_tmp), "JUPYTERHUB_USER": "nobody-test", "CLAUDERON_SYSTEM_POLICY": ""}
+    # %config Clauderon.home pointing at another user's folder
+    one_line_error(
+        cli("list", env={**base, "CLAUDERON_HOME": str(private)}, user=nobody), "permission denied", "CLAUDERON_HOME"
+    )
+    # a read-only home: creating the store fails with the folder named
+    readonly = shared_tmp / "readonly"
+    readonly.mkdir(mode=0o555)
+    one_line_error(
+        cli(
+            "create",
+            "--repo",
+            str(shared_tmp),
+            "--prompt",
+            "x",
+            env={**base, "CLAUDERON_HOME": str(readonly / "home")},
+            user=nobody,
+        ),
+    )
+    # an unreadable admin policy is an error, never skipped
+    theirs = shared_tmp / "their-repo"
+    theirs.mkdir()
+    git("init", "-q", cwd=theirs)
+    git("commit", "-q", "--allow-empty", "-m", "init", cwd=theirs)
+    subprocess.run(["chown", "-R", str(nobody), str(theirs)], check=True)
+    one_line_error(
+        cli(
+            "config",
+            "--repo",
+            str(theirs),
+            env={
+                **base,
+                "CLAUDERON_HOME": str(shared_tmp / "h"),
+                "CLAUDERON_SYSTEM_POLICY": str(private / "policy.toml"),
+            },
+            user=nobody,
+        ),
+        "policy.toml",
+        "permission denied",
+    )
+    assert not (shared_tmp / "h").exists()  # config is read-only: it made nothing
+
+
+@pytest.mark.docker
+def test_a_deleted_store_shows_labelled_containers_as_orphans(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    mgr = SessionManager()
+    s = mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="orph", image=image)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dhome / 'sessions.sqlite'}{suffix}").unlink(missing_ok=True)
+    mgr = SessionManager()
+    (orphan,) = mgr.list()
+    assert (orphan.name, orphan.status) == ("orph", Status.RUNNING)
+    assert "orphan" in (orphan.error or "")
+    assert "orph" in cli("list").stdout
+    note = mgr.delete("orph")
+    assert note is not None and "orphan" in note
+    assert containers_of(docker_client, s.id) == []
+    assert mgr.list() == []
+    git("worktree", "remove", "--force", str(dhome / "worktrees" / "orph"), cwd=repo)
+    git("branch", "-D", "clauderon/orph", cwd=repo)
+
+
+# --- 7. input limits, checked up front -------------------------------------------------
+
+
+def test_the_largest_prompt_reaches_the_agent_and_one_byte_more_is_refused(home: Path, repo: Path) -> None:
+    from clauderon_nb.request import MAX_PROMPT_BYTES
+
+    (home / "config.toml").write_text(
+        '[agents.count]\ncommand = ["sh", "-c", "echo len=${#1} env=${#CLAUDERON_PROMPT}", "agent", "{prompt}"]\n'
+    )
+    mgr = SessionManager()
+    prompt = "p" * MAX_PROMPT_BYTES
+    mgr.create(repo=str(repo), prompt=prompt, backend="local", agent="count", name="big")
+    deadline = time.monotonic() + 10
+    while "len=" not in str(mgr.logs("big")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"len={MAX_PROMPT_BYTES} env={MAX_PROMPT_BYTES}" in str(mgr.logs("big"))
+    mgr.delete("big")
+    with pytest.raises(ValueError, match=f"prompt: {MAX_PROMPT_BYTES + 1} bytes is more than"):
+        mgr.create(repo=str(repo), prompt=prompt + "p", backend="local", agent="count", name="big")
+    # multi-byte characters count as bytes
+    with pytest.raises(ValueError, match="bytes is more than"):
+        mgr.plan(repo=str(repo), prompt="é" * (MAX_PROMPT_BYTES // 2 + 1), backend="local", agent="count")
+    assert mgr.list() == [] and branches(repo) == []
+
+
+def test_a_command_template_that_grows_the_prompt_past_the_limit(home: Path, repo: Path) -> None:
+    from clauderon_nb.request import MAX_PROMPT_BYTES
+
+    (home / "config.toml").write_text('[agents.wrap]\ncommand = ["sh", "-c", "--task=please {prompt} {prompt}"]\n')
+    with pytest.raises(ConfigError, match=r"argument of .* bytes, more than the 131071 Linux allows"):
+        SessionManager().plan(repo=str(repo), prompt="p" * (MAX_PROMPT_BYTES // 2 + 10), backend="local", agent="wrap")
+
+
+def test_bare_and_empty_repositories(home: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    git("init", "-q", "--bare", str(bare), cwd=tmp_path)
+    with pytest.raises(ConfigError, match="a bare repository has no working tree"):
+        SessionManager().plan(repo=str(bare), prompt="x", backend="local")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git("init", "-q", cwd=empty)
+    with pytest.raises(ConfigError, match="has no commits yet"):
+        SessionManager().plan(repo=str(empty), prompt="x", backend="local")
+
+
+def test_nothing_is_created_by_read_only_commands(tmp_path: Path, repo: Path) -> None:
+    home = tmp_path / "never-made"
+    env = {"CLAUDERON_HOME": str(home)}
+    assert cli("list", env=env).returncode == 0
+    assert cli("list", "--all", "--json", env=env).returncode == 0
+    assert cli("show", "nothing", env=env).returncode == 2
+    assert cli("config", "--repo", str(repo), "--backend", "docker", env=env).returncode == 0
+    assert (
+        cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "local", "--dry-run", env=env).returncode == 0
+    )
+    assert not home.exists()
+
+
+def test_the_dry_run_names_the_session_the_create_will_make(home: Path, repo: Path) -> None:
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    mgr = SessionManager()
+    planned = mgr.plan(repo=str(repo), prompt="Fix the parser", backend="local", agent="quick").name
+    assert planned.startswith("fix-the-parser-")
+    assert mgr.plan(repo=str(repo), prompt="Fix the parser", backend="local", agent="quick").name == planned
+    created = mgr.create(repo=str(repo), prompt="Fix the parser", backend="local", agent="quick")
+    assert created.name == planned
+    second = mgr.create(repo=str(repo), prompt="Fix the parser", backend="local", agent="quick")
+    assert second.name != planned and second.name.startswith("fix-the-parser-")  # taken: a fresh suffix
+    for name in (planned, second.name):
+        mgr.delete(name)
+
+
+# --- 8/9. the workspace the agent sees; the local fallback is said ---------------------
+
+
+@pytest.mark.docker
+def test_an_engine_that_does_not_see_the_worktree_fails_before_start(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    """What DockerSpawner with the socket mounted looks like: the engine's /workspace is an empty folder."""
+    import dataclasses
+
+    from clauderon_nb.backends.docker import DockerBackend
+    from clauderon_nb.progress import no_progress
+
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="echo", name="elsewhere", image=image)
+    empty = tmp_path / "what-the-engine-sees"
+    empty.mkdir()
+    spec = dataclasses.replace(plan.session_spec, worktree=empty)
+    with pytest.raises(BackendError) as exc:
+        DockerBackend().create(spec, {}, no_progress)
+    message = str(exc.value)
+    assert message.startswith("check workspace: /workspace in the container is empty")
+    assert "engine runs elsewhere" in message and "\n" not in message
+    assert containers_of(docker_client, spec.session_id) == []
+
+
+def test_falling_back_to_the_local_backend_is_said(home: Path, repo: Path, tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": f"unix://{tmp_path / 'no-engine.sock'}"}
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--dry-run", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "note: no Docker engine was found" in out.stdout and "runs as a local process" in out.stdout
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--name", "fb", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Note: no Docker engine was found" in out.stderr
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allowed_backends = ["docker"]\n')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--dry-run", env={**env, "CLAUDERON_POLICY": str(policy)})
+    assert "backend         docker" in out.stdout  # the policy forbids the host: no silent local run
+    SessionManager().delete("fb")
+
+
+# --- 10. trust boundaries of the workspace ----------------------------------------------
+
+GIT_ATTACK = (
+    "git rev-parse --git-common-dir > /dev/null; d=$(git rev-parse --path-format=absolute --git-common-dir); "
+    'echo "#!/bin/sh" > "$d/hooks/post-checkout" && echo hook=written || echo hook=refused; '
+    'echo "[core] fsmonitor = touch /tmp/x" >> "$d/config" && echo config=written || echo config=refused; '
+    "git -c user.name=a -c user.email=a@b commit -q --allow-empty -m agent && echo commit=ok; exec sleep 600"
+)
+
+
+@pytest.mark.docker
+def test_an_agent_cannot_write_git_hooks_or_config(dhome: Path, repo: Path, image: str) -> None:
+    with open(dhome / "config.toml", "a") as fh:
+        fh.write(f"\n[agents.attack]\ncommand = ['sh', '-c', '{GIT_ATTACK}']\n")
+    config_before = (repo / ".git" / "config").read_text()
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="docker", agent="attack", name="atk", image=image)
+    deadline = time.monotonic() + 20
+    while "commit=" not in str(mgr.logs("atk")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logs = str(mgr.logs("atk"))
+    assert "hook=refused" in logs and "config=refused" in logs
+    assert "commit=ok" in logs  # the agent still works on its branch
+    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
+    assert (repo / ".git" / "config").read_text() == config_before
+    assert mgr.delete("atk") == "branch clauderon/atk kept: it has 1 new commit"
+    git("branch", "-D", "clauderon/atk", cwd=repo)
+
+
+def test_a_repository_file_that_picks_the_image_needs_trust(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text(
+        '[agents.cred]\ncommand = ["sh", "-c", "echo done"]\npass_env_optional = ["MY_AGENT_TOKEN"]\n'
+    )
+    monkeypatch.setenv("MY_AGENT_TOKEN", "tok-VERYSECRET")
+    (repo / ".clauderon.toml").write_text('image = "evil.example.com/steal:1"\n')
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred")
+    assert plan.needs_trust
+    assert "would receive your credentials (MY_AGENT_TOKEN)" in repr(plan)
+    with pytest.raises(ConfigError, match="clauderon-nb trust"):
+        mgr.create(repo=str(repo), prompt="x", backend="docker", agent="cred")
+    assert mgr.list() == [] and branches(repo) == []
+    out = cli("trust", str(repo))
+    assert out.returncode == 0 and "Trusted" in out.stdout
+    assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred").needs_trust
+    (repo / ".clauderon.toml").write_text('image = "evil.example.com/steal:2"\n')  # changed: ask again
+    assert mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred").needs_trust
+    # a flag overrides the file's choice: nothing to confirm
+    assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred", image="busybox").needs_trust
+    assert "tok-VERYSECRET" not in repr(plan)
