@@ -34,6 +34,11 @@ class UsageProblem(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Flags are spelled in full (no "--prom" for "--prompt"): the magic keeps the prompt verbatim by its flag.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageProblem(_explain(self, message))
 

@@ -70,21 +70,34 @@ class Clauderon(Magics, Configurable):
     def clauderon(self, line: str, cell: str | None = None) -> Any:
         """Create and manage agent sessions. ``%clauderon --help`` lists the commands.
 
-        A ``create`` line is taken verbatim: ``{…}`` and ``$name`` in a prompt stay as
-        typed (notebook variables never leak into a prompt). Other commands expand
-        ``{expr}`` and ``$name`` as IPython usually does (``%clauderon logs {s.name}``).
+        A prompt is taken verbatim: ``{…}`` and ``$name`` in ``--prompt`` (or a
+        ``%%clauderon`` body) stay as typed, so notebook variables never leak into a
+        prompt. Everything else expands ``{expr}`` and ``$name`` as IPython usually
+        does (``--repo {demo.repo}``, ``%clauderon logs {s.name}``).
         """
         from .cli_parser import HelpShown, UsageProblem, build_parser
         from .commands import Context, describe, run
 
-        first = next((t for t in line.split() if not t.startswith("-")), "")
-        if first != "create" and self.shell is not None and ("{" in line or "$" in line):
-            # As IPython would have: the caller of run_line_magic is two frames above this one.
-            line = self.shell.var_expand(line, depth=2)
         try:
             argv = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%clauderon: cannot split the line: {exc}") from None
+        first = next((t for t in argv if not t.startswith("-")), "")
+        if self.shell is not None and ("{" in line or "$" in line):
+            if first != "create":
+                # As IPython would have: the caller of run_line_magic is two frames above this one.
+                try:
+                    argv = shlex.split(self.shell.var_expand(line, depth=2))
+                except ValueError as exc:
+                    raise UsageError(f"%clauderon: cannot split the line: {exc}") from None
+            else:
+                # The prompt stays exactly as typed (notebook variables never leak into it);
+                # every other value expands as usual (``--repo {demo.repo}``).
+                verbatim = False
+                for i, token in enumerate(argv):
+                    if not verbatim and token != "--prompt" and not token.startswith("--prompt="):
+                        argv[i] = self.shell.var_expand(token, depth=2)
+                    verbatim = token == "--prompt"
         prog = "%%clauderon" if cell is not None else "%clauderon"
         try:
             args = build_parser(prog).parse_args(argv)

@@ -283,9 +283,12 @@ def test_real_kernel(home: Path, repo: Path) -> None:
 
 
 def test_create_lines_are_not_variable_expanded(ip: InteractiveShell, repo: Path) -> None:
-    ip.user_ns.update(secret="LEAKED", n="nothing")
-    plan = magic(ip, f"create --repo {repo} --backend local --prompt 'use {{secret}} and $secret' --dry-run")
+    ip.user_ns.update(secret="LEAKED", n="nothing", where=str(repo))
+    plan = magic(ip, "create --repo {where} --backend local --prompt 'use {secret} and $secret' --dry-run")
     assert plan.session_spec.prompt == "use {secret} and $secret"
+    assert plan.session_spec.repo_root == repo  # other values expand as usual
+    plan = magic(ip, "create --repo $where --backend local --prompt='{secret}' --dry-run")
+    assert plan.session_spec.prompt == "{secret}"
     cell = magic(ip, f"create --repo {repo} --backend local --dry-run", "cell {secret} $secret\n")
     assert cell.session_spec.prompt == "cell {secret} $secret"
     # other commands still expand, as IPython users expect
