@@ -67,7 +67,7 @@ class ResolvedSettings:
     cpu_request: int | None = None
     memory_request: int | None = None
     network: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)  # values possibly secret: never in a repr
     registry_auth: RegistryAuth | None = None
     namespace: str | None = None
     service_account: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .agents import AgentEnv, render_command
@@ -33,7 +33,7 @@ class SessionSpec:
     branch: str
     worktree: Path
     env_from_secret: str | None = None
-    remote_url: str | None = None
+    remote_url: str | None = field(default=None, repr=False)  # may carry credentials
     uid: int = 0
     gid: int = 0
 

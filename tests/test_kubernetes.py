@@ -415,3 +415,22 @@ def test_init_script_is_idempotent_and_clones_into_a_subdirectory(
     import shutil
 
     shutil.rmtree(volume)
+
+
+def test_an_interrupted_create_is_cleaned_up_by_its_planned_names(k8s: StandIn, repo: Path) -> None:
+    """A create killed after the pod was made but before its names were recorded: the write-ahead record
+    still names the namespace and the objects, and their labels prove they are this session's."""
+    import subprocess
+    import sys
+
+    mgr = SessionManager()
+    session = create(repo=repo, name="wal")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runtime = {k: v for k, v in session.runtime.items() if k not in ("pvc", "secret", "pod_manifest")}
+    runtime["creator"] = {"host": os.uname().nodename, "pid": int(dead.stdout), "start": "1"}
+    mgr.store.update(session.id, status=Status.CREATING, backend_id=None, runtime=runtime)
+    (row,) = mgr.list()
+    assert row.status is Status.FAILED and "create was interrupted" in (row.error or "")
+    assert remaining(k8s) == set()
+    mgr.delete("wal")
+    assert mgr.list() == []

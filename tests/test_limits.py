@@ -340,3 +340,14 @@ def test_store_holds_no_credentials_from_urls(home: Path, repo: Path) -> None:
         dump = "\n".join(conn.iterdump())
     assert "VERYSECRET" not in dump
     mgr.delete("u")
+
+
+def test_reprs_hold_no_secret_values(home: Path, repo: Path) -> None:
+    from .conftest import git
+
+    git("remote", "set-url", "origin", "https://bot:tok-VERYSECRET@git.example.invalid/x.git", cwd=repo)
+    (home / "docker-config.toml").write_text('[extra_env]\nDATABASE_URL = "postgres://a:pw-VERYSECRET@db/x"\n')
+    for backend in ("docker", "kubernetes"):
+        plan = SessionManager().plan(repo=str(repo), prompt="x", backend=backend)
+        for text in (repr(plan), repr(plan.settings), repr(plan.session_spec), plan._repr_html_()):
+            assert "VERYSECRET" not in text
