@@ -8,10 +8,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from .display import show_value
 from .redact import redact_json
 from .resolve import ResolvedSettings
 from .spec import SessionSpec
-from .units import human_cpu, human_memory
 
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN = {
@@ -45,19 +45,6 @@ SHOWN = {
         "image_pull_secrets",
     ),
 }
-
-
-def show_value(key: str, value: Any) -> str:
-    """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
-    if value is None:
-        return "none" if key.endswith(("_limit", "_request")) else "-"
-    if key.startswith("cpu_"):
-        return human_cpu(value)
-    if key.startswith("memory_") or key == "workspace_size":
-        return human_memory(value)
-    if isinstance(value, tuple):
-        return ", ".join(value) or "-"
-    return str(value)
 
 
 def settings_rows(

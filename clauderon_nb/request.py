@@ -19,13 +19,18 @@ MAX_PROMPT_BYTES = MAX_ARG_BYTES - 1 - len("CLAUDERON_PROMPT=")
 RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
 
 
-def check_request_within_limit(values: dict[str, Any]) -> None:
-    """Raise ``ValueError`` if a request exceeds its limit (both in canonical units)."""
+def check_request_within_limit(values: dict[str, Any], origins: dict[str, str] | None = None) -> None:
+    """Raise ``ValueError`` if a request exceeds its limit (both in canonical units).
+
+    With ``origins`` (resolved settings), the message says where each value came from.
+    """
     for kind, show in (("cpu", human_cpu), ("memory", human_memory)):
         req, lim = values.get(f"{kind}_request"), values.get(f"{kind}_limit")
         if req is not None and lim is not None and req > lim:
+            where = lambda key: f" ({origins[key]})" if origins and key in origins else ""  # noqa: E731
             raise ValueError(
-                f"{kind}_request {show(req)} is above {kind}_limit {show(lim)}: a request must not exceed its limit"
+                f"{kind}_request {show(req)}{where(f'{kind}_request')} is above "
+                f"{kind}_limit {show(lim)}{where(f'{kind}_limit')}: a request must not exceed its limit"
             )
 
 

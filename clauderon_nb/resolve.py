@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .agents import all_agents, find_agent
 from .config_files import REPO_FILE_FIELDS, AgentConfig, Loaded, RegistryAuth, UserConfig
+from .display import show_value
 from .errors import ConfigError, describe_validation_error, did_you_mean
 from .fields import Backend
 from .policy import AdminPolicy
@@ -28,7 +29,6 @@ from .pull_policy import PullPolicy
 from .redact import mask_env, redact_url
 from .request import CONTAINER_FIELDS, RESOURCE_FIELDS, CreateSessionRequest, check_request_within_limit
 from .tomlfile import display_path
-from .units import human_cpu, human_memory
 
 DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
 DEFAULT_AGENT = "claude"
@@ -193,14 +193,6 @@ def _defaults(backend: Backend) -> dict[str, Any]:
     }
 
 
-def _show(key: str, value: Any) -> str:
-    if key.startswith("cpu"):
-        return human_cpu(value)
-    if key.startswith("memory") or key == "workspace_size":
-        return human_memory(value)
-    return str(value)
-
-
 def _check_preset_within_policy(name: str, where: str, values: dict[str, Any], policy: AdminPolicy) -> None:
     """An admin's default preset must fit the admin's own maximums: say so once, about the file."""
     for key, maximum in (("cpu", policy.max_cpu()), ("memory", policy.max_memory())):
@@ -208,8 +200,8 @@ def _check_preset_within_policy(name: str, where: str, values: dict[str, Any], p
             value = values.get(field_name)
             if maximum is not None and value is not None and value > maximum:
                 raise ConfigError(
-                    f"policy {where}: default_preset {name!r} sets {field_name} {_show(key, value)}, above "
-                    f"max_{key} {_show(key, maximum)}; choose a smaller preset or raise max_{key}"
+                    f"policy {where}: default_preset {name!r} sets {field_name} {show_value(field_name, value)}, "
+                    f"above max_{key} {show_value(field_name, maximum)}; choose a smaller preset or raise max_{key}"
                 )
 
 
@@ -379,16 +371,9 @@ def resolve(
                 origins[f"{kind}_request"] = f"{origins[f'{kind}_limit']} (= {kind}_limit)"
     policy.check(values, origins)
     try:
-        check_request_within_limit(values)
-    except ValueError:
-        for kind in ("cpu", "memory"):
-            req, lim = values[f"{kind}_request"], values[f"{kind}_limit"]
-            if req is not None and lim is not None and req > lim:
-                raise ConfigError(
-                    f"{kind}_request {_show(kind, req)} ({origins[f'{kind}_request']}) is above "
-                    f"{kind}_limit {_show(kind, lim)} ({origins[f'{kind}_limit']}): a request must not exceed its limit"
-                ) from None
-        raise
+        check_request_within_limit(values, origins)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field=str(getattr(exc, "field", "")) or None) from None
     if values.get("extra_env") is None and backend is Backend.DOCKER:
         values["extra_env"] = {}
     if values.get("image_pull_secrets") is None and backend is Backend.KUBERNETES:

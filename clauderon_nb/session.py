@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .plan import show_value
+from .display import show_value
 
 
 class Status(str, Enum):

@@ -8,7 +8,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .plan import SHOWN, format_rows, html_rows, settings_rows, show_value
+from .display import show_value
+from .plan import SHOWN, format_rows, html_rows, settings_rows
 from .resolve import Resolution
 from .session import Session
 

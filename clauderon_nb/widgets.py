@@ -16,9 +16,10 @@ from typing import Any
 import ipywidgets as W
 from pydantic import ValidationError
 
+from .display import show_value
 from .errors import ClauderonError, describe_validation_error
 from .manager import Options, SessionManager
-from .plan import Plan, show_value
+from .plan import Plan
 from .progress import ProgressEvent
 from .request import CONTAINER_FIELDS, CreateSessionRequest
 from .session import Session, Status

@@ -1,0 +1,20 @@
+"""How a setting's value reads to a person: one place for every front end and message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .units import human_cpu, human_memory
+
+
+def show_value(key: str, value: Any) -> str:
+    """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
+    if value is None:
+        return "none" if key.endswith(("_limit", "_request")) else "-"
+    if key.startswith("cpu_"):
+        return human_cpu(value)
+    if key.startswith("memory_") or key == "workspace_size":
+        return human_memory(value)
+    if isinstance(value, tuple):
+        return ", ".join(value) or "-"
+    return str(value)
