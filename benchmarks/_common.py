@@ -57,7 +57,8 @@ def busybox_image() -> Iterator[str]:
     """A local busybox image, removed afterwards."""
     import docker
 
-    from clauderon_nb.demo import build_image
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))
+    from clauderon_demo import build_image
 
     client = docker.from_env()
     name = f"clauderon-bench-{uuid.uuid4().hex[:8]}/busybox"

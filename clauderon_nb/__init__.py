@@ -2,6 +2,10 @@
 
 Importing this package is cheap: the public names load on first use, and
 docker, kubernetes and ipywidgets load only when a backend or widget needs them.
+
+The code is laid out by layer, each importing only from the ones before it
+(``tests/test_architecture.py`` enforces it; docs/architecture.md explains it):
+``model`` → ``config`` → ``render`` → ``backends`` → ``sessions`` → ``frontends``.
 """
 
 from __future__ import annotations
@@ -12,23 +16,23 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _EXPORTS = {
-    "CreateSessionRequest": "request",
-    "SessionManager": "manager",
-    "Plan": "plan",
-    "PullPolicy": "pull_policy",
-    "Backend": "fields",
-    "ResolvedSettings": "resolve",
+    "CreateSessionRequest": "model.request",
+    "SessionManager": "sessions.manager",
+    "Plan": "render.plan",
+    "PullPolicy": "model.pull_policy",
+    "Backend": "model.fields",
+    "ResolvedSettings": "config.resolve",
     "ClauderonError": "errors",
-    "CreateSessionForm": "widgets",
-    "SessionList": "widgets",
-    "Session": "session",
+    "CreateSessionForm": "frontends.widgets",
+    "SessionList": "frontends.widgets",
+    "Session": "model.session",
     "ConfigError": "errors",
     "PolicyError": "errors",
     "BackendError": "errors",
-    "ImageRef": "image",
-    "parse_image": "image",
-    "parse_cpu": "units",
-    "parse_memory": "units",
+    "ImageRef": "model.image",
+    "parse_image": "model.image",
+    "parse_cpu": "model.units",
+    "parse_memory": "model.units",
 }
 
 __all__ = [
@@ -53,17 +57,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .config.resolve import ResolvedSettings
     from .errors import BackendError, ClauderonError, ConfigError, PolicyError
-    from .fields import Backend
-    from .image import ImageRef, parse_image
-    from .manager import SessionManager
-    from .plan import Plan
-    from .pull_policy import PullPolicy
-    from .request import CreateSessionRequest
-    from .resolve import ResolvedSettings
-    from .session import Session
-    from .units import parse_cpu, parse_memory
-    from .widgets import CreateSessionForm, SessionList
+    from .frontends.widgets import CreateSessionForm, SessionList
+    from .model.fields import Backend
+    from .model.image import ImageRef, parse_image
+    from .model.pull_policy import PullPolicy
+    from .model.request import CreateSessionRequest
+    from .model.session import Session
+    from .model.units import parse_cpu, parse_memory
+    from .render.plan import Plan
+    from .sessions.manager import SessionManager
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +85,6 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext clauderon_nb``: register ``%clauderon`` and ``%%clauderon``."""
-    from .magics import load
+    from .frontends.magics import load
 
     load(ip)

@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = """from clauderon_nb.demo import Demo
+SETUP = """from clauderon_demo import Demo  # notebooks/clauderon_demo.py: example set-up, not the product
 
 demo = Demo.start()  # a scratch CLAUDERON_HOME, a demo git repository, and a tiny image when Docker is here"""
 TEARDOWN = "demo.stop()"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # clauderon_demo, the notebooks' set-up helper
 
 
 def _engine() -> str | None:
@@ -63,8 +67,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     try:
         import docker
-
-        from clauderon_nb.demo import DEMO_IMAGE
+        from clauderon_demo import DEMO_IMAGE
 
         docker.from_env().api.remove_image(DEMO_IMAGE, force=True)
     except Exception:  # noqa: BLE001 - no engine, or the image is already gone

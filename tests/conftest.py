@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import clauderon_nb.policy
+import clauderon_nb.config.policy
 
 from . import dockerkit
 
@@ -26,7 +26,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     # Never the host's /etc/clauderon/policy.toml, in this process or in the CLI and kernels it starts.
     monkeypatch.setenv("CLAUDERON_SYSTEM_POLICY", str(tmp_path / "etc-clauderon" / "policy.toml"))
-    monkeypatch.setattr(clauderon_nb.policy, "SYSTEM_POLICY", tmp_path / "etc-clauderon" / "policy.toml")
+    monkeypatch.setattr(clauderon_nb.config.policy, "SYSTEM_POLICY", tmp_path / "etc-clauderon" / "policy.toml")
     return home
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from clauderon_nb import demo
+from .conftest_paths import clauderon_demo as demo
 
 RUN = uuid.uuid4().hex[:8]
 IMAGE_PREFIX = f"clauderon-test-{RUN}"

@@ -20,7 +20,7 @@ command = ["sh", "-c", "printf 'argv=[%s]\n' \"$1\"; exec sleep 600", "agent", "
 
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("clauderon-nb")
-    command = [exe] if exe else [sys.executable, "-m", "clauderon_nb.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "clauderon_nb.frontends.cli"]
     return subprocess.run(
         [*command, *args],
         capture_output=True,

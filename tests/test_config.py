@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clauderon_nb import ConfigError, CreateSessionRequest, SessionManager
-from clauderon_nb.config_files import Loaded, RepoConfig, UserConfig, load_user_config
-from clauderon_nb.policy import AdminPolicy
-from clauderon_nb.resolve import DEFAULT_IMAGE, resolve
+from clauderon_nb.config.files import Loaded, RepoConfig, UserConfig, load_user_config
+from clauderon_nb.config.policy import AdminPolicy
+from clauderon_nb.config.resolve import DEFAULT_IMAGE, resolve
 
 Write = Callable[[str, str], Path]
 GI, MI = 1024**3, 1024**2
@@ -33,7 +33,7 @@ def test_built_in_defaults(repo: Path) -> None:
 
 
 def test_default_backend_follows_the_engine(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import clauderon_nb.resolve as r
+    import clauderon_nb.config.resolve as r
 
     monkeypatch.setattr(r, "docker_engine_present", lambda: False)
     p = plan(repo)
@@ -298,7 +298,7 @@ def test_merge_order_for_any_subset(tmp_path: Path, present: set[str], field: st
         session["preset"] = "p"
     request = CreateSessionRequest(**session)  # type: ignore[arg-type]
     user: UserConfig = load_user_config(home)
-    from clauderon_nb.policy import PolicyConfig, PolicyFile
+    from clauderon_nb.config.policy import PolicyConfig, PolicyFile
 
     pol = AdminPolicy(())
     if "policy" in present:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from clauderon_nb import BackendError, ClauderonError, SessionManager
-from clauderon_nb.progress import ProgressEvent
-from clauderon_nb.session import Status
+from clauderon_nb.model.progress import ProgressEvent
+from clauderon_nb.model.session import Status
 
 from .dockerkit import Kit, Registry
 

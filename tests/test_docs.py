@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from clauderon_nb.config_files import DockerConfig, GeneralConfig, KubernetesConfig, RepoConfig
-from clauderon_nb.policy import PolicyConfig
-from clauderon_nb.tomlfile import load_toml
+from clauderon_nb.config.files import DockerConfig, GeneralConfig, KubernetesConfig, RepoConfig
+from clauderon_nb.config.policy import PolicyConfig
+from clauderon_nb.config.tomlfile import load_toml
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FILES = {

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from clauderon_nb import BackendError, ConfigError, PolicyError, SessionManager
-from clauderon_nb.session import Status
-from clauderon_nb.store import StoreError
+from clauderon_nb.model.session import Status
+from clauderon_nb.sessions.store import StoreError
 
 from .conftest import git
 
@@ -385,7 +385,11 @@ def as_nobody_or_skip() -> int:
         pytest.skip("switching to another user needs root")
     probe = (
         subprocess.run(
-            [sys.executable, "-c", "import clauderon_nb.cli"], user=65534, capture_output=True, check=False, cwd="/"
+            [sys.executable, "-c", "import clauderon_nb.frontends.cli"],
+            user=65534,
+            capture_output=True,
+            check=False,
+            cwd="/",
         )
         if os.access(sys.executable, os.X_OK)
         else None
@@ -468,7 +472,7 @@ def test_a_deleted_store_shows_labelled_containers_as_orphans(
 
 
 def test_the_largest_prompt_reaches_the_agent_and_one_byte_more_is_refused(home: Path, repo: Path) -> None:
-    from clauderon_nb.request import MAX_PROMPT_BYTES
+    from clauderon_nb.model.request import MAX_PROMPT_BYTES
 
     (home / "config.toml").write_text(
         '[agents.count]\ncommand = ["sh", "-c", "echo len=${#1} env=${#CLAUDERON_PROMPT}", "agent", "{prompt}"]\n'
@@ -490,7 +494,7 @@ def test_the_largest_prompt_reaches_the_agent_and_one_byte_more_is_refused(home:
 
 
 def test_a_command_template_that_grows_the_prompt_past_the_limit(home: Path, repo: Path) -> None:
-    from clauderon_nb.request import MAX_PROMPT_BYTES
+    from clauderon_nb.model.request import MAX_PROMPT_BYTES
 
     (home / "config.toml").write_text('[agents.wrap]\ncommand = ["sh", "-c", "--task=please {prompt} {prompt}"]\n')
     with pytest.raises(ConfigError, match=r"argument of .* bytes, more than the 131071 Linux allows"):
@@ -547,7 +551,7 @@ def test_an_engine_that_does_not_see_the_worktree_fails_before_start(
     import dataclasses
 
     from clauderon_nb.backends.docker import DockerBackend
-    from clauderon_nb.progress import no_progress
+    from clauderon_nb.model.progress import no_progress
 
     mgr = SessionManager()
     plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="echo", name="elsewhere", image=image)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clauderon_nb.image import ImageRef, parse_image
+from clauderon_nb.model.image import ImageRef, parse_image
 
 SHA = "sha256:" + "0123456789abcdef" * 4
 

@@ -17,8 +17,8 @@ import pytest
 
 from clauderon_nb import BackendError, SessionManager
 from clauderon_nb.backends.kubernetes import KubernetesBackend
-from clauderon_nb.progress import ProgressEvent
-from clauderon_nb.session import Status
+from clauderon_nb.model.progress import ProgressEvent
+from clauderon_nb.model.session import Status
 
 from .k8s_standin import StandIn, serve
 
@@ -346,7 +346,7 @@ def test_a_remote_that_is_a_local_path_is_refused_at_plan_time(k8s: StandIn, rep
     [("jane.doe", "jane-doe"), ("JaneDoe", "janedoe"), ("a" * 30 + "x", "a" * 30 + "y"), ("bob", "Bob")],
 )
 def test_namespace_template_never_maps_two_owners_to_one_namespace(a: str, b: str) -> None:
-    from clauderon_nb.resolve import owner_namespace_part
+    from clauderon_nb.config.resolve import owner_namespace_part
 
     first, second = owner_namespace_part(a), owner_namespace_part(b)
     assert first != second
@@ -374,7 +374,7 @@ def test_init_script_is_idempotent_and_clones_into_a_subdirectory(
 ) -> None:
     """The init container's real script, run twice in a real container on one volume (as start after stop does),
     with lost+found already in the fresh volume."""
-    from clauderon_nb.render_kubernetes import REPO_SUBPATH, VOLUME_ROOT
+    from clauderon_nb.render.kubernetes import REPO_SUBPATH, VOLUME_ROOT
 
     home = tmp_path / "h"
     home.mkdir()

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from clauderon_nb import ConfigError, CreateSessionRequest, PolicyError, SessionManager, parse_cpu, parse_image
-from clauderon_nb.cli_parser import build_parser, request_fields
+from clauderon_nb.config.policy import canonical_pattern
 from clauderon_nb.errors import describe_validation_error
-from clauderon_nb.policy import canonical_pattern
-from clauderon_nb.units import docker_cpu_shares, parse_memory
-from clauderon_nb.widgets import magic_line
+from clauderon_nb.frontends.parser import build_parser, request_fields
+from clauderon_nb.frontends.widgets import magic_line
+from clauderon_nb.model.units import docker_cpu_shares, parse_memory
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -199,7 +199,7 @@ def test_policy_bounds_workspace_size_and_host_network(
 
 
 def test_tests_never_read_the_hosts_system_policy(tmp_path: Path) -> None:
-    from clauderon_nb.policy import system_policy_path
+    from clauderon_nb.config.policy import system_policy_path
 
     assert system_policy_path() == tmp_path / "etc-clauderon" / "policy.toml"
     out = cli("config", "--json", env={"CLAUDERON_SYSTEM_POLICY": str(tmp_path / "missing.toml")})
@@ -256,7 +256,7 @@ def test_extra_env_reaches_the_container_but_not_the_store(dhome: Path, repo: Pa
     ],
 )
 def test_secret_looking_env_names(name: str, home: Path, repo: Path) -> None:
-    from clauderon_nb.redact import looks_secret_env
+    from clauderon_nb.model.redact import looks_secret_env
 
     assert looks_secret_env(name)
     assert not looks_secret_env("TZ") and not looks_secret_env("LANG")

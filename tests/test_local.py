@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clauderon_nb import BackendError, ConfigError, SessionManager
-from clauderon_nb.session import Status
+from clauderon_nb.model.session import Status
 
 AGENTS = r"""
 [agents.echo]

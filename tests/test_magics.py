@@ -13,7 +13,7 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from clauderon_nb import Plan, Session
-from clauderon_nb.session import Status
+from clauderon_nb.model.session import Status
 
 LOCAL_AGENTS = r"""
 [agents.echo]
@@ -303,7 +303,7 @@ def test_magic_help_is_printed_once(ip: InteractiveShell, capsys: pytest.Capture
 
 
 def test_form_copy_as_magic_line_runs_as_typed(ip: InteractiveShell, repo: Path) -> None:
-    from clauderon_nb.widgets import magic_line
+    from clauderon_nb.frontends.widgets import magic_line
 
     prompt = "quote ' and \" and {braces} and $dollar; $(id) --flag"
     line = magic_line({"repo": str(repo), "backend": "local", "prompt": prompt})

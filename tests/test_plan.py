@@ -14,8 +14,8 @@ import kubernetes_validate
 import pytest
 
 from clauderon_nb import ConfigError, SessionManager
-from clauderon_nb.naming import label_safe
-from clauderon_nb.units import parse_cpu, parse_memory
+from clauderon_nb.model.naming import label_safe
+from clauderon_nb.model.units import parse_cpu, parse_memory
 
 Write = Callable[[str, str], Path]
 GI = 1024**3

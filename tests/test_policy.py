@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import clauderon_nb.policy
+import clauderon_nb.config.policy
 from clauderon_nb import ConfigError, PolicyError, SessionManager
 
 Write = Callable[[str, str], Path]
@@ -71,7 +71,7 @@ def test_maximums_become_default_limits(repo: Path, policy: Callable[[str], Path
 def test_allowed_backends(
     repo: Path, write: Write, policy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clauderon_nb.resolve as r
+    import clauderon_nb.config.resolve as r
 
     policy('allowed_backends = ["kubernetes"]\n')
     with pytest.raises(
@@ -115,7 +115,7 @@ def test_policy_file_errors(repo: Path, policy: Callable[[str], Path], monkeypat
 
 
 def test_system_and_env_policies_both_apply(repo: Path, tmp_path: Path, policy: Callable[[str], Path]) -> None:
-    system = clauderon_nb.policy.SYSTEM_POLICY
+    system = clauderon_nb.config.policy.SYSTEM_POLICY
     system.parent.mkdir(parents=True)
     system.write_text('max_cpu = "1"\n')
     policy('max_cpu = "8"\n')  # a user's own policy file cannot loosen the system one

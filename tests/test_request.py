@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from clauderon_nb import CreateSessionRequest, PullPolicy
 from clauderon_nb.errors import describe_validation_error
-from clauderon_nb.fields import Backend
+from clauderon_nb.model.fields import Backend
 
 FIELDS = list(CreateSessionRequest.model_fields)
 

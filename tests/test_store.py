@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from clauderon_nb import ClauderonError
-from clauderon_nb.session import Session, Status
-from clauderon_nb.store import SCHEMA_VERSION, NameTaken, Store
+from clauderon_nb.model.session import Session, Status
+from clauderon_nb.sessions.store import SCHEMA_VERSION, NameTaken, Store
 
 
 def session(name: str, owner: str = "alice") -> Session:

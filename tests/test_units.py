@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clauderon_nb.units import (
+from clauderon_nb.model.units import (
     MIN_MEMORY,
     docker_nano_cpus,
     human_cpu,

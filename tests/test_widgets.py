@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from clauderon_nb import CreateSessionForm, CreateSessionRequest, SessionList, SessionManager
-from clauderon_nb.session import Status
-from clauderon_nb.widgets import ADVANCED_TITLE, magic_line
+from clauderon_nb.frontends.widgets import ADVANCED_TITLE, magic_line
+from clauderon_nb.model.session import Status
 
 
 def form_for(repo: Path, **defaults: str) -> CreateSessionForm:

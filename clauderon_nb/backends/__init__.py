@@ -1,4 +1,8 @@
-"""Session backends. Each module imports its client library only when used."""
+"""Session backends: Docker, Kubernetes and local processes behind one protocol (``base``).
+
+Each module imports its client library only when used. May import: ``render``, ``config``,
+``model`` and ``errors`` — never ``sessions`` or ``frontends``.
+"""
 
 from __future__ import annotations
 

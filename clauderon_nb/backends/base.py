@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..progress import ProgressCallback
-from ..session import Session, Status
-from ..spec import LABEL_PREFIX, SessionSpec
+from ..model.progress import ProgressCallback
+from ..model.session import Session, Status
+from ..render.spec import LABEL_PREFIX, SessionSpec
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendError
-from ..image import parse_image
-from ..naming import label_safe
-from ..progress import ProgressCallback, ProgressEvent
-from ..pull_policy import PullPolicy
-from ..render_docker import PROTECTED_GIT_PATHS, render_docker
-from ..session import Session, Status
-from ..spec import LABEL_PREFIX, WORKSPACE, SessionSpec
-from ..units import human_cpu
+from ..model.image import parse_image
+from ..model.naming import label_safe
+from ..model.progress import ProgressCallback, ProgressEvent
+from ..model.pull_policy import PullPolicy
+from ..model.session import Session, Status
+from ..model.units import human_cpu
+from ..render.docker import PROTECTED_GIT_PATHS, render_docker
+from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Observed, orphan_session
 
 if TYPE_CHECKING:

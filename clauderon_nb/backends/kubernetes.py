@@ -14,11 +14,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import BackendError
-from ..naming import label_safe
-from ..progress import ProgressCallback, ProgressEvent
-from ..render_kubernetes import AGENT_CONTAINER, render_kubernetes
-from ..session import Session, Status
-from ..spec import LABEL_PREFIX, SessionSpec
+from ..model.naming import label_safe
+from ..model.progress import ProgressCallback, ProgressEvent
+from ..model.session import Session, Status
+from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
+from ..render.spec import LABEL_PREFIX, SessionSpec
 from .base import Observed
 
 #: Waiting reasons that end a create at once: the pod will not start by itself.

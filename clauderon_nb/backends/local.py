@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError
-from ..progress import ProgressCallback, ProgressEvent
-from ..session import Session, Status
-from ..spec import SessionSpec
+from ..model.progress import ProgressCallback, ProgressEvent
+from ..model.session import Session, Status
+from ..render.spec import SessionSpec
 from .base import Observed
 
 

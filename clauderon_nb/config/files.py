@@ -1,0 +1,280 @@
+"""The user's config files and the per-repo file: their schemas and loading."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
+
+from ..model.fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from ..model.redact import has_credentials, redact_url
+from ..model.request import CreateSessionRequest
+from ..model.units import parse_memory
+from .tomlfile import load_toml, readable_file
+
+
+def _env_name(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected an environment variable name such as ANTHROPIC_API_KEY"
+        )
+    return value
+
+
+def _dns_label(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a DNS label (lowercase letters, digits and '-')")
+    return value
+
+
+def _dns_subdomain(value: Any, info: ValidationInfo) -> str:
+    pattern = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    if not isinstance(value, str) or len(value) > 253 or not re.fullmatch(pattern, value):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a Kubernetes object name (lowercase, digits, '-', '.')"
+        )
+    return value
+
+
+def _storage(value: Any, info: ValidationInfo) -> int:
+    return parse_memory(value, info.field_name or "size")
+
+
+def _command(value: Any, info: ValidationInfo) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value) or not value[0].strip():
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a non-empty list of strings (argv, no shell), "
+            'e.g. ["claude", "{prompt}"]'
+        )
+    return list(value)
+
+
+def _network(value: Any, info: ValidationInfo) -> str:
+    if value not in ("bridge", "none", "host"):
+        raise ValueError(f"{info.field_name} {value!r}: expected one of bridge, none, host")
+    return str(value)
+
+
+def _existing_file(value: Any, info: ValidationInfo) -> Path:
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_file():
+        raise ValueError(f"{info.field_name} {str(value)!r}: no such file")
+    return path
+
+
+def _namespace_template(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or "{owner}" not in value:
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a pattern with {{owner}}, such as 'clauderon-{{owner}}'"
+        )
+    sample = value.replace("{owner}", "x")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", sample) or len(sample) > 40:
+        raise ValueError(f"{info.field_name} {value!r}: must make a DNS label (lowercase letters, digits, '-')")
+    return value
+
+
+def _workspace(value: Any, info: ValidationInfo) -> str:
+    if value not in ("volume", "ephemeral"):
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected 'volume' (a PVC that survives stop) or 'ephemeral' (an emptyDir)"
+        )
+    return str(value)
+
+
+MAX_UID = 2**31 - 1  # Kubernetes' runAsUser is an int64 but Linux uids stop here (and 65534+ are special)
+MAX_POD_START_TIMEOUT = 24 * 3600.0
+
+
+def _uid(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UID:
+        raise ValueError(f"{info.field_name} {value!r}: expected a whole number from 1 to {MAX_UID} (a non-root uid)")
+    return value
+
+
+def _timeout(value: Any, info: ValidationInfo) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{info.field_name} {value!r}: expected a number of seconds")
+    if not math.isfinite(value) or not 0 < value <= MAX_POD_START_TIMEOUT:
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a number of seconds above 0 and at most {MAX_POD_START_TIMEOUT:g}"
+        )
+    return float(value)
+
+
+def _git_url(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() or ord(c) < 32 for c in value.strip()):
+        raise ValueError(f"{info.field_name}: expected a git URL such as https://host/org/repo.git")
+    if has_credentials(value):
+        raise ValueError(
+            f"{info.field_name} {redact_url(value)!r}: holds credentials; use a URL without them and give the pod "
+            "its git credentials through an agent's env_from_secret"
+        )
+    return value.strip()
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+NamespaceTemplate = Annotated[str, BeforeValidator(_namespace_template)]
+Workspace = Annotated[str, BeforeValidator(_workspace)]
+DnsLabel = Annotated[str, BeforeValidator(_dns_label)]
+ObjectName = Annotated[str, BeforeValidator(_dns_subdomain)]
+StorageSize = Annotated[int, BeforeValidator(_storage)]
+Command = Annotated[list[str], BeforeValidator(_command)]
+Network = Annotated[str, BeforeValidator(_network)]
+ExistingFile = Annotated[Path, BeforeValidator(_existing_file)]
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PresetConfig(_File):
+    """``[presets.NAME]`` in config.toml: a named resource template."""
+
+    description: str | None = None
+    cpu_limit: Cpu | None = None
+    memory_limit: Memory | None = None
+    cpu_request: Cpu | None = None
+    memory_request: Memory | None = None
+
+
+class AgentConfig(_File):
+    """``[agents.NAME]`` in config.toml: how to run an agent."""
+
+    command: Command
+    headless_command: Command | None = None  # for the local backend, which has no terminal
+    pass_env: list[EnvName] = Field(default_factory=list)
+    pass_env_optional: list[EnvName] = Field(default_factory=list)
+    env_from_secret: ObjectName | None = None
+
+
+class GeneralConfig(_File):
+    """``$CLAUDERON_HOME/config.toml``."""
+
+    default_backend: BackendName | None = None
+    default_agent: Identifier | None = None
+    presets: dict[str, PresetConfig] = Field(default_factory=dict)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+
+
+def _registry_host(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a registry host such as ghcr.io or 127.0.0.1:5000")
+    return value
+
+
+class RegistryAuth(_File):
+    """``[image.registry_auth]``: a Docker config.json to pull with."""
+
+    registry: Annotated[str, BeforeValidator(_registry_host)]
+    config_file: ExistingFile
+
+
+class DockerImageSection(_File):
+    image: Image | None = None
+    pull_policy: Policy | None = None
+    registry_auth: RegistryAuth | None = None
+
+
+class DockerResources(_File):
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+
+
+class DockerConfig(_File):
+    """``$CLAUDERON_HOME/docker-config.toml`` (the seed's format)."""
+
+    image: DockerImageSection = Field(default_factory=DockerImageSection)
+    resources: DockerResources = Field(default_factory=DockerResources)
+    network: Network | None = None
+    extra_env: dict[EnvName, str] = Field(default_factory=dict)
+
+
+class KubernetesConfig(_File):
+    """``$CLAUDERON_HOME/k8s-config.toml`` (the seed's format)."""
+
+    namespace: DnsLabel | None = None
+    image: Image | None = None
+    image_pull_policy: Policy | None = None
+    cpu_request: Cpu | None = None
+    cpu_limit: Cpu | None = None
+    memory_request: Memory | None = None
+    memory_limit: Memory | None = None
+    service_account: ObjectName | None = None
+    storage_class: ObjectName | None = None
+    workspace_size: StorageSize | None = None
+    image_pull_secrets: list[ObjectName] = Field(default_factory=list)
+    git_remote_url: Annotated[str, BeforeValidator(_git_url)] | None = None
+    namespace_template: NamespaceTemplate | None = None
+    workspace: Workspace | None = None
+    run_as_user: Annotated[int, BeforeValidator(_uid)] | None = None
+    pod_start_timeout: Annotated[float, BeforeValidator(_timeout)] | None = None
+    kubeconfig: ExistingFile | None = None
+    context: str | None = None
+
+
+#: Request fields a repository may set defaults for (everything but what names one session).
+REPO_FILE_FIELDS = tuple(f for f in CreateSessionRequest.model_fields if f not in ("repo", "prompt", "name"))
+
+# ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the
+# request model's own field declarations, so the file and the flags can never disagree.
+RepoConfig: type[_File] = create_model(  # type: ignore[call-overload]
+    "RepoConfig",
+    __base__=_File,
+    __doc__="``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags.",
+    **{
+        name: (CreateSessionRequest.model_fields[name].annotation, CreateSessionRequest.model_fields[name])
+        for name in REPO_FILE_FIELDS
+    },
+)
+
+
+def clauderon_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """``home``, else ``$CLAUDERON_HOME``, else ``~/.clauderon``."""
+    if home is not None:
+        return Path(home).expanduser().absolute()
+    env = os.environ.get("CLAUDERON_HOME", "").strip()
+    return Path(env).expanduser().absolute() if env else Path.home() / ".clauderon"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A parsed config file and where it came from (``path`` is None when absent)."""
+
+    path: Path | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """Everything in ``$CLAUDERON_HOME``; missing files are empty."""
+
+    home: Path
+    general: Loaded
+    docker: Loaded
+    kubernetes: Loaded
+    files: list[Path] = field(default_factory=list)
+
+
+def _maybe(path: Path, model: type[BaseModel]) -> Loaded:
+    if not readable_file(path, what="the config file", missing_ok=True):
+        return Loaded(None, model())
+    return Loaded(path, load_toml(path, model))
+
+
+def load_user_config(home: Path) -> UserConfig:
+    """Load the three user files; a file that exists but is wrong raises ``ConfigError``."""
+    general = _maybe(home / "config.toml", GeneralConfig)
+    docker = _maybe(home / "docker-config.toml", DockerConfig)
+    kubernetes = _maybe(home / "k8s-config.toml", KubernetesConfig)
+    files = [p for p in (general.path, docker.path, kubernetes.path) if p]
+    return UserConfig(home=home, general=general, docker=docker, kubernetes=kubernetes, files=files)
+
+
+def load_repo_config(repo_root: Path) -> Loaded:
+    """The repository's ``.clauderon.toml``, if any."""
+    return _maybe(repo_root / ".clauderon.toml", RepoConfig)

@@ -1,0 +1,242 @@
+"""The admin policy: bounds set for a shared environment that users cannot override.
+
+In a user's own kernel this is advisory (the user controls the environment and
+the package); only the clauderon service, a process users do not control, can
+enforce it. ``$CLAUDERON_POLICY`` is exactly as strong as whatever sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+
+from ..errors import ConfigError, PolicyError
+from ..model.fields import BackendName, Cpu, Identifier, Memory, Policy
+from ..model.image import parse_image
+from ..model.units import human_cpu, human_memory, parse_memory
+from .tomlfile import display_path, load_toml, readable_file
+
+SYSTEM_POLICY = Path("/etc/clauderon/policy.toml")
+#: Points the system policy elsewhere (tests, packaging). Like $CLAUDERON_POLICY, as strong as what sets it.
+SYSTEM_POLICY_ENV = "CLAUDERON_SYSTEM_POLICY"
+WILDCARDS = "*?"
+_STAR, _QMARK = "0qqstarqq0", "0qqqmarkqq0"  # stand-ins that are valid in a host, a path and a tag
+
+
+def canonical_pattern(entry: str) -> str:
+    """An ``allowed_images`` entry in canonical form, wildcards kept (``python:3.*`` ->
+    ``docker.io/library/python:3.*``); ``ValueError`` for an entry that is no image reference."""
+    text = entry.strip()
+    if not text or set(text) <= set(WILDCARDS):
+        return text or entry
+    name, at, digest = text.partition("@")
+    if at:
+        algo, colon, hexpart = digest.partition(":")
+        if not colon or algo not in ("sha256", "sha384", "sha512") or not re.fullmatch(r"[0-9a-f*?]+", hexpart):
+            raise ValueError(f"allowed_images entry {entry!r}: digest must be sha256:<hex> (wildcards allowed)")
+    swapped = name.replace("*", _STAR).replace("?", _QMARK)
+    ref = parse_image(swapped, "allowed_images entry")
+    last = swapped.rsplit("/", 1)[-1]
+    explicit_tag = ":" in last
+    repository = ref.repository
+    path_part = swapped.split("/", 1)[1] if ref.registry != "docker.io" or swapped.startswith("docker.io/") else swapped
+    if "/" not in path_part and repository.startswith("library/") and repository[8:].strip(_STAR + _QMARK) == "":
+        repository = repository[8:]  # "docker.io/*" means every docker.io image, not only official ones
+    out = f"{ref.registry}/{repository}"
+    if explicit_tag and ref.tag:
+        out += f":{ref.tag}"
+    elif not at and _STAR not in last and _QMARK not in last:
+        out += ":latest"
+    if at:
+        out += f"@{digest}"
+    return out.replace(_STAR, "*").replace(_QMARK, "?")
+
+
+def _pattern_regex(pattern: str, digests: bool) -> re.Pattern[str]:
+    """Only ``*`` and ``?`` are wildcards (``[`` is literal: ``[::1]:5000``). Unless ``digests``,
+    a wildcard never crosses ``@``, so a tag glob admits no digest."""
+    any_char = "." if digests else "[^@]"
+    body = "".join(f"{any_char}*" if c == "*" else any_char if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.DOTALL)
+
+
+def _image_patterns(value: Any, info: ValidationInfo) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a list of image references or globs")
+    return [canonical_pattern(v) for v in value]
+
+
+def _networks(value: Any, info: ValidationInfo) -> list[str]:
+    if not isinstance(value, list) or any(v not in ("bridge", "none", "host") for v in value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a list of bridge, none, host")
+    return list(value)
+
+
+def _names(value: Any, info: ValidationInfo) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a list of user names")
+    return [v.strip() for v in value]
+
+
+def _size(value: Any, info: ValidationInfo) -> int:
+    return parse_memory(value, info.field_name or "size")
+
+
+class PolicyConfig(BaseModel):
+    """``policy.toml``: every key optional; absent means unbounded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_images: Annotated[list[str], BeforeValidator(_image_patterns)] | None = None
+    allow_digests: bool = False
+    max_cpu: Cpu | None = None
+    max_memory: Memory | None = None
+    max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
+    allowed_backends: list[BackendName] | None = None
+    allowed_pull_policies: list[Policy] | None = None
+    allowed_networks: Annotated[list[str], BeforeValidator(_networks)] | None = None
+    default_preset: Identifier | None = None
+    admins: Annotated[list[str], BeforeValidator(_names)] | None = None
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    path: Path
+    rules: PolicyConfig
+
+    @property
+    def where(self) -> str:
+        return display_path(self.path)
+
+    def image_allowed(self, image: str) -> bool:
+        globs = self.rules.allowed_images
+        if globs is None:
+            return True
+        return any(_pattern_regex(g, self.rules.allow_digests).fullmatch(image) for g in globs)
+
+
+@dataclass(frozen=True)
+class AdminPolicy:
+    """All policy files in force; a value must satisfy every one of them."""
+
+    files: tuple[PolicyFile, ...] = ()
+
+    def first(self, key: str) -> tuple[Any, PolicyFile] | None:
+        for f in self.files:
+            value = getattr(f.rules, key)
+            if value is not None:
+                return value, f
+        return None
+
+    def _min(self, key: str) -> int | None:
+        values = [getattr(f.rules, key) for f in self.files if getattr(f.rules, key) is not None]
+        return min(values) if values else None
+
+    def max_cpu(self) -> int | None:
+        return self._min("max_cpu")
+
+    def max_memory(self) -> int | None:
+        return self._min("max_memory")
+
+    def max_workspace_size(self) -> int | None:
+        return self._min("max_workspace_size")
+
+    def allows(self, key: str, value: Any) -> bool:
+        return all(getattr(f.rules, key) is None or value in getattr(f.rules, key) for f in self.files)
+
+    def image_allowed(self, image: str) -> bool:
+        return all(f.image_allowed(image) for f in self.files)
+
+    def literal_images(self) -> list[str]:
+        """Allowed images that are no glob: usable as a default or a suggestion."""
+        found = self.first("allowed_images")
+        return [g for g in (found[0] if found else []) if not any(c in g for c in WILDCARDS)]
+
+    def is_admin(self, owner: str) -> bool:
+        return any(f.rules.admins and owner in f.rules.admins for f in self.files)
+
+    def check(self, settings: dict[str, Any], sources: dict[str, str]) -> None:
+        """Raise ``PolicyError`` (with ``.field``) for the first resolved value outside the bounds."""
+        for f in self.files:
+            r = f.rules
+            backend = settings.get("backend")
+            if r.allowed_backends is not None and backend not in r.allowed_backends:
+                raise PolicyError(
+                    f"policy {f.where}: allowed_backends is {', '.join(map(str, r.allowed_backends))}; "
+                    f"backend '{backend}' ({sources.get('backend')}) is not allowed",
+                    field="backend",
+                )
+            image = settings.get("image")
+            if image is not None and not f.image_allowed(image):
+                digests = "" if r.allow_digests or "@" not in image else " (digests need allow_digests = true)"
+                raise PolicyError(
+                    f"policy {f.where}: allowed_images is {', '.join(r.allowed_images or [])}; "
+                    f"image '{image}' ({sources.get('image')}) does not match{digests}",
+                    field="image",
+                )
+            pull = settings.get("pull_policy")
+            if pull is not None and r.allowed_pull_policies is not None and pull not in r.allowed_pull_policies:
+                raise PolicyError(
+                    f"policy {f.where}: allowed_pull_policies is {', '.join(map(str, r.allowed_pull_policies))}; "
+                    f"pull_policy '{pull}' ({sources.get('pull_policy')}) is not allowed",
+                    field="pull_policy",
+                )
+            network = settings.get("network")
+            if network is not None and r.allowed_networks is not None and network not in r.allowed_networks:
+                raise PolicyError(
+                    f"policy {f.where}: allowed_networks is {', '.join(r.allowed_networks)}; "
+                    f"network '{network}' ({sources.get('network')}) is not allowed",
+                    field="network",
+                )
+            size = settings.get("workspace_size")
+            if size is not None and r.max_workspace_size is not None and size > r.max_workspace_size:
+                raise PolicyError(
+                    f"policy {f.where}: max_workspace_size is {human_memory(r.max_workspace_size)}; "
+                    f"workspace_size {human_memory(size)} ({sources.get('workspace_size')}) is above it",
+                    field="workspace_size",
+                )
+            for key in ("cpu_limit", "cpu_request"):
+                value = settings.get(key)
+                if r.max_cpu is not None and value is not None and value > r.max_cpu:
+                    raise PolicyError(
+                        f"policy {f.where}: max_cpu is {human_cpu(r.max_cpu)}; "
+                        f"{key} {human_cpu(value)} ({sources.get(key)}) is above it",
+                        field=key,
+                    )
+            for key in ("memory_limit", "memory_request"):
+                value = settings.get(key)
+                if r.max_memory is not None and value is not None and value > r.max_memory:
+                    raise PolicyError(
+                        f"policy {f.where}: max_memory is {human_memory(r.max_memory)}; "
+                        f"{key} {human_memory(value)} ({sources.get(key)}) is above it",
+                        field=key,
+                    )
+
+
+def system_policy_path() -> Path:
+    override = os.environ.get(SYSTEM_POLICY_ENV, "").strip()
+    return Path(override).expanduser() if override else SYSTEM_POLICY
+
+
+def load_policy() -> AdminPolicy:
+    """The system policy and ``$CLAUDERON_POLICY``; both apply when both exist.
+
+    A policy file that exists but cannot be read is an error, never skipped.
+    """
+    files: list[PolicyFile] = []
+    system = system_policy_path()
+    if readable_file(system, what="the admin policy", missing_ok=True):
+        files.append(PolicyFile(system, load_toml(system, PolicyConfig)))
+    env = os.environ.get("CLAUDERON_POLICY", "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if not readable_file(path, what="the admin policy", missing_ok=True):
+            raise ConfigError(f"CLAUDERON_POLICY={env}: no such file")
+        if not files or path.resolve() != system.resolve():
+            files.append(PolicyFile(path, load_toml(path, PolicyConfig)))
+    return AdminPolicy(tuple(files))

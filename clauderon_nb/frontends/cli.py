@@ -1,0 +1,84 @@
+"""The ``clauderon-nb`` command: the magic's subcommands and flags in a terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..model.redact import redact_json
+from .parser import HelpShown, UsageProblem, build_parser
+from .progress_display import TerminalProgress
+from .views import dumps
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def as_json(result: Any) -> Any:
+    from ..model.session import Session
+    from ..render.plan import Plan
+    from .views import session_dict
+
+    if isinstance(result, Session):
+        out: Any = session_dict(result)
+    elif isinstance(result, Plan):
+        out = {
+            "name": result.name,
+            "settings": result.settings.to_json(),
+            "sources": result.sources,
+            "notes": list(result.notes),
+            "spec": result.spec,
+        }
+    elif hasattr(result, "to_json"):
+        out = result.to_json()
+    else:
+        out = {"message": repr(result)}
+    return redact_json(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 on success, 2 on usage errors, 1 on backend failures."""
+    parser = build_parser("clauderon-nb")
+    try:
+        args = parser.parse_args(argv)
+    except HelpShown as shown:
+        print(shown.args[0], end="")
+        return 0
+    except UsageProblem as problem:
+        print(problem, file=sys.stderr)  # already "clauderon-nb: …"
+        return 2
+    from ..sessions.manager import SessionManager
+    from .commands import Context, describe, run
+
+    try:
+        ctx = Context(
+            manager=SessionManager(),
+            confirm=_confirm if sys.stdin.isatty() else None,
+            progress=TerminalProgress(),
+            interactive_hint=f"run `clauderon-nb delete {getattr(args, 'name', 'NAME')} -f`",
+        )
+        result = run(args, ctx)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # describe() re-raises what it does not know
+        if args.debug:
+            raise
+        message, code = describe(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+    if result is None:
+        return 0
+    if getattr(args, "json", False):
+        print(dumps(as_json(result)))
+    else:
+        print(repr(result))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

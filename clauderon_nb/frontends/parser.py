@@ -1,0 +1,170 @@
+"""The one argument parser for the ``clauderon-nb`` command and the ``%clauderon`` magic.
+
+``create``'s flags are generated from ``CreateSessionRequest``'s fields; the
+values stay strings here and are validated by the model, nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any, NoReturn
+
+from ..errors import did_you_mean
+from ..model.request import CreateSessionRequest
+
+SUBCOMMANDS = (
+    "create",
+    "list",
+    "show",
+    "logs",
+    "stop",
+    "start",
+    "delete",
+    "attach",
+    "config",
+    "trust",
+    "form",
+    "sessions",
+)
+
+
+class UsageProblem(Exception):
+    """A command-line mistake: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Flags are spelled in full (no "--prom" for "--prompt"): the magic keeps the prompt verbatim by its flag.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageProblem(_explain(self, message))
+
+    def print_help(self, file: Any = None) -> None:
+        """``--help``: hand the text to the caller, which prints it once."""
+        raise HelpShown(self.format_help())
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status:
+            raise UsageProblem((message or "").strip())
+        raise HelpShown(self.format_help() if message is None else message)
+
+
+class HelpShown(Exception):
+    """``--help`` was asked for; the text is the argument."""
+
+
+def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Long options of the parser and of every subcommand."""
+    flags: list[str] = []
+    for action in parser._actions:
+        flags += [s for s in action.option_strings if s.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += [f for f in _known_flags(sub) if f not in flags]
+    return flags
+
+
+def _explain(parser: argparse.ArgumentParser, message: str) -> str:
+    prog = parser.prog
+    invalid = re.match(r"argument (\S+): invalid choice: '([^']*)'", message)
+    if invalid:
+        return f"{prog}: unknown command '{invalid.group(2)}'{did_you_mean(invalid.group(2), SUBCOMMANDS)}"
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        first = unknown.group(1).split()[0]
+        flag = first.split("=", 1)[0]
+        if flag.startswith("-"):
+            return f"{prog}: unknown option {flag}{did_you_mean(flag, _known_flags(parser))}"
+        return f"{prog}: unexpected argument {first!r}"
+    return f"{prog}: {message}"
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _add_request_flags(parser: argparse.ArgumentParser) -> None:
+    basic = parser.add_argument_group("session")
+    advanced = parser.add_argument_group(
+        "advanced container settings", "memory units are 1024-based for both backends: 512m = 512 MiB, 4g = 4 GiB"
+    )
+    for name, field in CreateSessionRequest.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        group = advanced if extra.get("advanced") else basic
+        metavar = str(extra.get("metavar", name.upper()))
+        group.add_argument(_flag(name), dest=name, metavar=metavar, default=None, help=field.description)
+
+
+def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="AI coding-agent sessions in Docker, Kubernetes or local processes.")
+    parser.add_argument("--debug", action="store_true", help="show the full error chain instead of one line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    create = sub.add_parser("create", help="create and start a session", description="Create and start a session.")
+    _add_request_flags(create)
+    create.add_argument("--dry-run", action="store_true", help="show the resolved settings and rendered spec only")
+    create.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the container or pod is submitted, without waiting for it to run",
+    )
+    create.add_argument("--json", action="store_true", help="print JSON")
+
+    lst = sub.add_parser("list", help="list your sessions", description="List sessions (yours unless --all).")
+    lst.add_argument("--all", action="store_true", help="every owner's sessions")
+    lst.add_argument("--json", action="store_true", help="print JSON")
+
+    def named(cmd: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(cmd, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("name", metavar="NAME", help="session name or id")
+        return p
+
+    named("show", "show one session").add_argument("--json", action="store_true", help="print JSON")
+    logs = named("logs", "print a session's output")
+    logs.add_argument("--tail", type=_non_negative, metavar="N", help="only the last N lines")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new output")
+    named("stop", "stop a session (its worktree is kept)")
+    named("start", "start a stopped session")
+    named("delete", "delete a session: container or pod, worktree, record").add_argument(
+        "-f", "--force", action="store_true", help="do not ask for confirmation"
+    )
+    named("attach", "print the terminal command that attaches to a session")
+
+    config = sub.add_parser(
+        "config",
+        help="show effective settings and where each comes from",
+        description="Show the effective settings and where each comes from.",
+    )
+    config.add_argument("--backend", metavar="B", default=None, help="docker, kubernetes or local")
+    config.add_argument("--repo", metavar="PATH", default=".", help="repository whose .clauderon.toml applies")
+    config.add_argument("--json", action="store_true", help="print JSON")
+    trust = sub.add_parser(
+        "trust",
+        help="trust a repository's .clauderon.toml (needed when it picks the image or agent)",
+        description="Trust the current content of a repository's .clauderon.toml. It is untrusted input: when it "
+        "chooses the image or agent that would receive your credentials, create asks for this first; any change "
+        "to the file asks again.",
+    )
+    trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
+    sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
+    sub.add_parser(
+        "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."
+    )
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number of lines, got {text!r}")
+    return int(text)
+
+
+def request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``create`` flags the user gave, by request field name."""
+    return {
+        name: getattr(args, name) for name in CreateSessionRequest.model_fields if getattr(args, name, None) is not None
+    }

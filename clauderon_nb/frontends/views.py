@@ -1,0 +1,156 @@
+"""Result objects of the commands: stable plain reprs for tests, HTML for notebooks."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..config.resolve import Resolution
+from ..model.display import show_value
+from ..model.session import Session
+from ..render.plan import SHOWN, format_rows, html_rows, settings_rows
+
+
+def session_dict(session: Session) -> dict[str, Any]:
+    """Everything about a session as JSON values (no secret is ever in a session)."""
+    data = asdict(session)
+    data["status"] = session.status.value
+    return data
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message or log output; the magic prints it rather than returning it."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """``list``: one row per session."""
+
+    sessions: list[Session]
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        return [
+            (
+                s.name,
+                s.status.value,
+                s.backend,
+                s.settings.get("image") or "-",
+                show_value("cpu_limit", s.settings.get("cpu_limit")),
+                show_value("memory_limit", s.settings.get("memory_limit")),
+                s.error or "",
+            )
+            for s in self.sessions
+        ]
+
+    def __repr__(self) -> str:
+        if not self.sessions:
+            return "No sessions."
+        head = ("NAME", "STATUS", "BACKEND", "IMAGE", "CPU", "MEMORY", "ERROR")
+        rows = [head, *self._rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+    def _repr_html_(self) -> str:
+        if not self.sessions:
+            return "<p>No sessions.</p>"
+        now = time.time()
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+            + f"<td>{html.escape(age_text(now - s.created_at))}</td></tr>"
+            for row, s in zip(self._rows(), self.sessions, strict=True)
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("name", "status", "backend", "image", "cpu", "memory", "error", "age"))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [session_dict(s) for s in self.sessions]
+
+
+def age_text(seconds: float) -> str:
+    """``42s``, ``5m``, ``3h``, ``2d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+@dataclass(frozen=True)
+class SessionDetails:
+    """``show``: a session with its resolved settings."""
+
+    session: Session
+
+    def _lines(self) -> list[tuple[str, str]]:
+        s = self.session
+        fields = [
+            ("name", s.name),
+            ("status", s.status.value),
+            ("owner", s.owner),
+            ("backend", s.backend),
+            ("agent", s.agent),
+            ("repo", s.repo),
+            ("branch", s.branch),
+            ("worktree", s.worktree),
+            ("prompt", s.prompt),
+        ]
+        if s.error:
+            fields.append(("error", s.error))
+        for key in SHOWN[s.backend]:
+            if key in ("backend", "agent"):
+                continue
+            if s.settings.get(key) is not None:
+                fields.append((key, show_value(key, s.settings[key])))
+        return fields
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k, _ in self._lines())
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self._lines())
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._lines())
+        return f"<table>{rows}</table>"
+
+    def to_json(self) -> dict[str, Any]:
+        return session_dict(self.session)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """``config``: effective settings for a backend and where each comes from."""
+
+    resolution: Resolution
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        r = self.resolution
+        return settings_rows(r.settings, r.sources, r.origins)
+
+    def __repr__(self) -> str:
+        return f"Effective settings for the {self.resolution.settings.backend.value} backend:\n" + "\n".join(
+            format_rows(self.rows())
+        )
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<div><b>Effective settings</b> for the {html.escape(self.resolution.settings.backend.value)} backend"
+            f"{html_rows(self.rows())}</div>"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        values = self.resolution.settings.to_json()
+        return {
+            key: {"value": values.get(key), "source": source, "from": origin} for key, _, source, origin in self.rows()
+        }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

@@ -1,0 +1,438 @@
+"""The create form (with Advanced Container Settings) and the session list, as ipywidgets.
+
+The form's fields come from ``CreateSessionRequest``: each widget's value goes
+through the same model as the magic, the CLI and the API, and a dry-run plan
+supplies placeholders (effective value and source) and policy errors.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shlex
+import time
+from typing import Any
+
+import ipywidgets as W
+from pydantic import ValidationError
+
+from ..errors import ClauderonError, describe_validation_error
+from ..model.display import show_value
+from ..model.progress import ProgressEvent
+from ..model.request import CONTAINER_FIELDS, CreateSessionRequest
+from ..model.session import Session, Status
+from ..render.plan import Plan
+from ..sessions.manager import Options, SessionManager
+from .views import SessionTable, age_text
+
+ADVANCED_TITLE = "Advanced Container Settings"
+_LABELS = {"cpu_limit": "CPU limit", "cpu_request": "CPU request", "repo": "Repository"}
+_STYLE = {"description_width": "130px"}
+_STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.9, "ready": 1.0}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def _extra(name: str) -> dict[str, Any]:
+    extra = CreateSessionRequest.model_fields[name].json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _error_html(text: str) -> str:
+    """One red line; a trailing parenthetical (the full unit list) moves to the tooltip."""
+    if not text:
+        return ""
+    short = re.sub(r" \([^()]*\)$", "", text)
+    return (
+        f"<span style='color:#cf222e;white-space:nowrap' title='{html.escape(text)}'>"
+        f"{html.escape(short, quote=False)}</span>"
+    )
+
+
+def magic_line(values: dict[str, str]) -> str:
+    """The ``%clauderon create …`` equivalent of the form's values (``%%`` form for multi-line prompts).
+
+    It round-trips exactly: ``create`` lines are not variable-expanded, values are shell-quoted and
+    joined with ``=`` (so a value starting with ``-`` is never read as a flag).
+    """
+    flags = [_flag_text(k, v) for k, v in values.items() if k != "prompt" and v]
+    prompt = values.get("prompt", "")
+    if "\n" in prompt or "\r" in prompt:
+        return "%%clauderon create " + " ".join(flags) + "\n" + prompt
+    return " ".join(["%clauderon create", *flags, _flag_text("prompt", prompt) if prompt else ""]).strip()
+
+
+def _flag_text(name: str, value: str) -> str:
+    flag = f"--{name.replace('_', '-')}"
+    return f"{flag}={shlex.quote(value)}" if value.startswith("-") else f"{flag} {shlex.quote(value)}"
+
+
+class CreateSessionForm(W.VBox):  # type: ignore[misc]
+    """A form that validates as you type and creates a session on the real backend."""
+
+    def __init__(
+        self, manager: SessionManager | None = None, defaults: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        self.manager = manager or SessionManager()
+        if defaults:  # the form's defaults: a resolver layer of their own (below the repository file)
+            self.manager = SessionManager(
+                self.manager.home,
+                owner=self.manager.owner,
+                defaults={**self.manager.defaults, **{k: v for k, v in defaults.items() if v}},
+                defaults_origin="form defaults",
+            )
+        self.session: Session | None = None
+        self.plan: Plan | None = None
+        self._touched: set[str] = set()
+        self._options_error = ""
+        try:
+            self.options: Options | None = self.manager.options()
+        except ClauderonError as exc:
+            self.options, self._options_error = None, str(exc)
+        self.fields: dict[str, W.Widget] = {}
+        self.errors: dict[str, W.HTML] = {}
+        basic: list[W.Widget] = []
+        advanced: list[W.Widget] = []
+        for name in CreateSessionRequest.model_fields:
+            widget = self._make_widget(name)
+            self.fields[name] = widget
+            self.errors[name] = W.HTML(layout=W.Layout(margin="0 0 0 8px"))
+            row = W.HBox([widget, self.errors[name]])
+            (advanced if _extra(name).get("advanced") else basic).append(row)
+            widget.observe(self._on_change, names="value")
+        self.policy_hint = W.HTML(self._policy_text())
+        self.advanced = W.Accordion(children=[W.VBox([self.policy_hint, *advanced])], selected_index=None)
+        self.advanced.set_title(0, ADVANCED_TITLE)
+        self.summary = W.HTML()
+        self.dry_run = W.Checkbox(False, description="Dry run (show the plan, create nothing)", indent=False)
+        self.create_button = W.Button(description="Create", button_style="primary", disabled=True, icon="play")
+        self.create_button.on_click(self._on_create)
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(visibility="hidden"))
+        self.progress_label = W.Label()
+        self.magic = W.Textarea(description="Copy as magic", style=_STYLE, layout=W.Layout(width="640px"), rows=2)
+        self.result = W.HTML()
+        super().__init__(
+            children=[
+                *basic,
+                self.advanced,
+                self.summary,
+                W.HBox([self.create_button, self.dry_run]),
+                W.HBox([self.progress, self.progress_label]),
+                self.magic,
+                self.result,
+            ],
+            **kwargs,
+        )
+        self.add_class("clauderon-form")
+        self.validate()
+
+    # --- building -----------------------------------------------------------
+
+    def _choices(self, name: str) -> list[str]:
+        o = self.options
+        if o is None:
+            return []
+        return {
+            "backend": o.backends,
+            "pull_policy": o.pull_policies,
+            "preset": list(o.presets),
+            "agent": o.agents,
+            "image": o.images,
+        }.get(name, [])
+
+    def _make_widget(self, name: str) -> W.Widget:
+        field = CreateSessionRequest.model_fields[name]
+        common: dict[str, Any] = {"description": _label(name), "style": _STYLE, "tooltip": field.description}
+        kind = _extra(name).get("widget", "text")
+        if kind == "path":
+            return W.Text(layout=W.Layout(width="640px"), continuous_update=True, placeholder="", **common)
+        if kind == "textarea":
+            return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=field.description, **common)
+        if kind == "choice":
+            options = [("default", ""), *[(c, c) for c in self._choices(name)]]
+            return W.Dropdown(options=options, value="", layout=W.Layout(width="360px"), **common)
+        if kind == "combo":
+            return W.Combobox(
+                options=self._choices(name),
+                ensure_option=False,
+                layout=W.Layout(width="560px"),
+                continuous_update=True,
+                **common,
+            )
+        return W.Text(layout=W.Layout(width="560px"), continuous_update=True, placeholder="", **common)
+
+    def _policy_text(self) -> str:
+        if self._options_error:
+            return _error_html(self._options_error)
+        o = self.options
+        if o is None:
+            return ""
+        bounds = []
+        if o.max_cpu is not None:
+            bounds.append(f"CPU at most {show_value('cpu_limit', o.max_cpu)}")
+        if o.max_memory is not None:
+            bounds.append(f"memory at most {show_value('memory_limit', o.max_memory)}")
+        if o.allowed_images:
+            bounds.append("images matching " + ", ".join(o.allowed_images))
+        text = "Memory units are 1024-based: 512m = 512 MiB, 4g = 4 GiB."
+        if bounds:
+            text += " Admin policy: " + "; ".join(bounds) + "."
+        return f"<small>{html.escape(text)}</small>"
+
+    # --- validation ---------------------------------------------------------
+
+    def values(self) -> dict[str, str]:
+        """The non-empty field values as typed."""
+        out = {}
+        for name, widget in self.fields.items():
+            value = widget.value
+            text = value if name == "prompt" else str(value or "").strip()
+            if text.strip():
+                out[name] = text
+        return out
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        owner = change.get("owner")
+        for name, widget in self.fields.items():
+            if widget is owner:
+                self._touched.add(name)
+        self.validate()
+
+    def request(self) -> CreateSessionRequest:
+        """The request the form would submit; raises ``ValidationError`` like every entry point."""
+        return CreateSessionRequest(**self.values())
+
+    def validate(self) -> bool:
+        """Check every field through the model, then the whole request through a dry-run plan."""
+        for box in self.errors.values():
+            box.value = ""
+        self.magic.value = magic_line(self.values())
+        self.plan = None
+        ok = False
+        try:
+            request = self.request()
+        except ValidationError as exc:
+            self._show_field_errors(exc)
+        else:
+            try:
+                self.plan = self.manager.plan(request)
+            except ClauderonError as exc:
+                field = exc.field or ("repo" if str(exc).startswith("repo '") else None)
+                if field in self.errors:  # beside the field it concerns (policy, repo, prompt size…)
+                    self.errors[field].value = _error_html(str(exc))
+                    self.summary.value = _error_html(f"Fix the {_label(field).lower()} field.")
+                else:
+                    self.summary.value = _error_html(str(exc))
+            else:
+                ok = True
+                self._show_plan(self.plan)
+        self.create_button.disabled = not ok
+        return ok
+
+    def _show_field_errors(self, exc: ValidationError) -> None:
+        general: list[str] = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = err.get("loc") or ()
+            name = str(loc[0]) if loc else ""
+            if name == "prompt" and "prompt" not in self._touched and not self.fields["prompt"].value:
+                continue  # do not scold before anyone typed
+            ctx = err.get("ctx") or {}
+            text = str(ctx["error"]) if "error" in ctx else describe_validation_error(exc)
+            if name in self.errors:
+                self.errors[name].value = _error_html(text)
+            else:
+                general.append(text)
+        if general:
+            self.summary.value = _error_html("; ".join(general))
+        elif not self.fields["prompt"].value.strip():
+            self.summary.value = "<i>Write a prompt to create a session.</i>"
+        else:
+            self.summary.value = _error_html("Fix the fields marked in red.")
+
+    def _show_plan(self, plan: Plan) -> None:
+        local = plan.backend == "local"
+        for name in CONTAINER_FIELDS:
+            self.fields[name].disabled = local and not self.fields[name].value
+        for key, value, source, origin in plan.rows():
+            widget = self.fields.get(key)
+            if origin in ("", "this request"):
+                where = source
+            elif origin.startswith("built-in default"):
+                where = origin
+            else:
+                where = f"from {origin}"
+            hint = f"{value} — {where}"
+            if isinstance(widget, (W.Text, W.Combobox)):
+                widget.placeholder = hint
+            elif isinstance(widget, W.Dropdown) and key in self.errors and not widget.value:
+                self.errors[key].value = f"<small style='color:#57606a'>{html.escape(hint)}</small>"
+        note = " Container settings do not apply to it." if local else ""
+        self.summary.value = (
+            f"Ready: a {html.escape(plan.backend)} session on branch "
+            f"<code>{html.escape(plan.session_spec.branch)}</code>.{note}"
+        )
+
+    # --- creating -----------------------------------------------------------
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        fraction = _STEP_FRACTION.get(event.step, self.progress.value)
+        if event.step == "pull" and event.total:
+            fraction = 0.1 + 0.6 * min(1.0, (event.current or 0) / event.total)
+        self.progress.value = max(self.progress.value, fraction)
+        self.progress_label.value = event.message[:120]
+
+    def _on_create(self, _button: Any = None) -> None:
+        self.create()
+
+    def create(self) -> Session | None:
+        """What the Create button does: a dry run, or a real create with progress."""
+        if not self.validate() or self.plan is None:
+            return None
+        request = self.request()
+        if self.dry_run.value:
+            self.result.value = self.plan._repr_html_()
+            return None
+        self.create_button.disabled = True
+        self.progress.value = 0.0
+        self.progress.layout.visibility = "visible"
+        try:
+            self.session = self.manager.create(request, progress=self._on_progress)
+        except (ClauderonError, ValidationError) as exc:
+            text = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            self.result.value = _error_html(text)
+            self.session = None
+        else:
+            self.result.value = self.session._repr_html_()
+            # Done: clear what made this session, so a second click cannot make another one.
+            for name in ("prompt", "name"):
+                self.fields[name].value = ""
+            self._touched.discard("prompt")
+        finally:
+            self.progress.layout.visibility = "hidden"
+            self.progress_label.value = ""
+            self.validate()
+        return self.session
+
+    def __repr__(self) -> str:
+        return "CreateSessionForm: needs a Jupyter frontend; in a terminal use %clauderon create --help"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+class SessionList(W.VBox):  # type: ignore[misc]
+    """The owner's sessions with logs, stop/start and delete; refresh costs one backend call per backend."""
+
+    def __init__(self, manager: SessionManager | None = None, **kwargs: Any) -> None:
+        self.manager = manager or SessionManager()
+        self.sessions: list[Session] = []
+        self.refresh_button = W.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.table = W.GridBox(layout=W.Layout(grid_template_columns="repeat(8, max-content)", grid_gap="2px 12px"))
+        self.detail = W.HTML()
+        self._confirming: str | None = None
+        super().__init__(children=[self.refresh_button, self.table, self.detail], **kwargs)
+        self.add_class("clauderon-sessions")
+        self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            self.sessions = self.manager.list()
+        except ClauderonError as exc:
+            self.detail.value = _error_html(str(exc))
+            self.sessions = []
+        cells: list[W.Widget] = [
+            W.HTML(f"<b>{h}</b>") for h in ("name", "status", "image", "limits", "age", "", "", "")
+        ]
+        now = time.time()
+        for s in self.sessions:
+            limits = (
+                ", ".join(show_value(k, s.settings[k]) for k in ("cpu_limit", "memory_limit") if s.settings.get(k))
+                or "-"
+            )
+            color = {"running": "#1a7f37", "failed": "#cf222e"}.get(s.status.value, "#57606a")
+            status = f"<span style='color:{color}'>{s.status.value}</span>"
+            if s.error:
+                status += f" <small>{html.escape(s.error)}</small>"
+            cells += [
+                W.HTML(f"<code>{html.escape(s.name)}</code>"),
+                W.HTML(status),
+                W.HTML(html.escape(str(s.settings.get("image") or s.backend))),
+                W.HTML(html.escape(limits)),
+                W.HTML(age_text(now - s.created_at)),
+                self._button("Logs", s, self._logs),
+                self._button("Stop" if s.status is Status.RUNNING else "Start", s, self._toggle),
+                self._button(
+                    "Confirm delete" if self._confirming == s.name else "Delete",
+                    s,
+                    self._delete,
+                    style="danger" if self._confirming == s.name else "",
+                ),
+            ]
+        if not self.sessions:
+            cells = [W.HTML("<i>No sessions.</i>")]
+        self.table.children = cells
+
+    def _button(self, label: str, session: Session, action: Any, style: str = "") -> W.Button:
+        button = W.Button(
+            description=label, button_style=style, layout=W.Layout(width="auto"), tooltip=f"{label} {session.name}"
+        )
+        button.add_class(f"clauderon-{label.split()[-1].lower()}-{session.name}")
+        button.on_click(lambda _b: self._run(action, session))
+        return button
+
+    def _run(self, action: Any, session: Session) -> None:
+        try:
+            action(session)
+        except ClauderonError as exc:
+            self.detail.value = _error_html(str(exc))
+            self.refresh()
+
+    def _logs(self, session: Session) -> None:
+        text = str(self.manager.logs(session.name, tail=20))
+        self.detail.value = (
+            f"<b>Last lines of {html.escape(session.name)}</b><pre>{html.escape(text) or '(no output yet)'}</pre>"
+        )
+
+    def _toggle(self, session: Session) -> None:
+        if session.status is Status.RUNNING:
+            self.manager.stop(session.name)
+        else:
+            self.manager.start(session.name)
+        self.detail.value = ""
+        self.refresh()
+
+    def _delete(self, session: Session) -> None:
+        if self._confirming != session.name:
+            self._confirming = session.name
+            self.detail.value = f"Click <b>Confirm delete</b> to remove {html.escape(session.name)}."
+            self.refresh()
+            return
+        self._confirming = None
+        note = self.manager.delete(session.name)
+        self.detail.value = f"Deleted {html.escape(session.name)}." + (f" ({html.escape(note)})" if note else "")
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return repr(SessionTable(self.sessions))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:
+    """The widget bundle with the whole plain-text fallback (ipywidgets cuts it at 110 characters)."""
+    return {**(bundle or {}), "text/plain": text}
+
+
+def show_form(manager: SessionManager, defaults: dict[str, str] | None = None) -> CreateSessionForm:
+    return CreateSessionForm(manager, defaults)
+
+
+def show_sessions(manager: SessionManager) -> SessionList:
+    return SessionList(manager)
+
+
+__all__ = ["ADVANCED_TITLE", "CreateSessionForm", "SessionList", "magic_line"]

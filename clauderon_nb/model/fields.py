@@ -1,0 +1,103 @@
+"""Validated value types, declared once and shared by every model.
+
+The request model and the config-file models both annotate their fields with
+these types, so a CPU value in a flag, a widget, a TOML file or a Python call
+goes through the same parser.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
+
+from ..errors import did_you_mean
+from .image import parse_image
+from .naming import MAX_NAME, slugify
+from .pull_policy import PullPolicy
+from .units import parse_cpu, parse_memory
+
+
+class Backend(str, Enum):
+    """Where a session runs."""
+
+    DOCKER = "docker"
+    KUBERNETES = "kubernetes"
+    LOCAL = "local"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: object, field: str = "backend") -> Backend:
+        if isinstance(value, Backend):
+            return value
+        choices = [b.value for b in cls]
+        if isinstance(value, str):
+            key = value.strip().lower()
+            key = {"k8s": "kubernetes", "kube": "kubernetes"}.get(key, key)
+            if key in choices:
+                return cls(key)
+            raise ValueError(f"{field} {value!r}: expected one of {', '.join(choices)}{did_you_mean(key, choices)}")
+        raise ValueError(f"{field} of type {type(value).__name__}: expected one of {', '.join(choices)}")
+
+
+def _field(info: ValidationInfo) -> str:
+    return info.field_name or "value"
+
+
+def _cpu(value: Any, info: ValidationInfo) -> int:
+    return parse_cpu(value, _field(info))
+
+
+def _memory(value: Any, info: ValidationInfo) -> int:
+    return parse_memory(value, _field(info))
+
+
+def _image(value: Any, info: ValidationInfo) -> str:
+    return str(parse_image(value, _field(info)))
+
+
+def _pull_policy(value: Any, info: ValidationInfo) -> PullPolicy:
+    return PullPolicy.parse(value, _field(info))
+
+
+def _backend(value: Any, info: ValidationInfo) -> Backend:
+    return Backend.parse(value, _field(info))
+
+
+def _identifier(value: Any, info: ValidationInfo) -> str:
+    """Agent and preset names: non-empty, no spaces."""
+    field = _field(info)
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ValueError(f"{field} {value!r}: expected a name such as 'claude' (no spaces)")
+    return value.strip()
+
+
+def _session_name(value: Any, info: ValidationInfo) -> str:
+    """A name is used as given or refused: it names a container, a branch and a folder, so it never changes."""
+    field = _field(info)
+    if not isinstance(value, str):
+        raise ValueError(f"{field} of type {type(value).__name__}: expected text")
+    text = value.strip()
+    what = f"expected lowercase letters, digits and '-' (a DNS label of at most {MAX_NAME} characters)"
+    if len(text) > MAX_NAME:
+        raise ValueError(f"{field} {value!r}: at most {MAX_NAME} characters; {what}")
+    slug = slugify(text, limit=MAX_NAME)
+    if slug != text:
+        hint = f" (did you mean '{slug}'?)" if slug else ""
+        raise ValueError(f"{field} {value!r}: {what}{hint}")
+    return slug
+
+
+Cpu = Annotated[int, BeforeValidator(_cpu)]
+"""CPU quantity, held as integer millicores."""
+Memory = Annotated[int, BeforeValidator(_memory)]
+"""Memory quantity, held as integer bytes."""
+Image = Annotated[str, BeforeValidator(_image)]
+"""Image reference, held in canonical form."""
+Policy = Annotated[PullPolicy, BeforeValidator(_pull_policy), PlainSerializer(str)]
+BackendName = Annotated[Backend, BeforeValidator(_backend), PlainSerializer(str)]
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+SessionName = Annotated[str, BeforeValidator(_session_name)]

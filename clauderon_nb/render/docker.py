@@ -1,0 +1,59 @@
+"""Render a session spec as the keyword arguments of docker-py's ``containers.create``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..model.redact import SECRET_MASK
+from ..model.units import docker_cpu_shares, docker_nano_cpus
+from .spec import WORKSPACE, SessionSpec
+
+#: Inside the repository's git directory, what an agent must not change: git runs hooks and reads
+#: config (core.fsmonitor, core.hooksPath, aliases…) as the user, on the host, at their next git command.
+PROTECTED_GIT_PATHS = ("hooks", "config")
+
+
+def workspace_volumes(spec: SessionSpec) -> dict[str, dict[str, str]]:
+    """The worktree at /workspace, the repository's git directory (the worktree's .git file points
+    there, so commits work), and read-only mounts over the parts of it that run code on the host."""
+    common = spec.git_common_dir
+    volumes = {
+        str(spec.worktree): {"bind": WORKSPACE, "mode": "rw"},
+        str(common): {"bind": str(common), "mode": "rw"},
+    }
+    for name in PROTECTED_GIT_PATHS:
+        volumes[str(common / name)] = {"bind": str(common / name), "mode": "ro"}
+    return volumes
+
+
+def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``containers.create(**kwargs)``. Secret values are masked unless ``secrets`` supplies them."""
+    s = spec.settings
+    environment = dict(spec.env)
+    for name in spec.secret_env:
+        environment[name] = secrets[name] if secrets is not None else SECRET_MASK
+    kwargs: dict[str, Any] = {
+        "image": s.image,
+        "command": list(spec.command),
+        "name": spec.object_name,
+        "hostname": spec.name,
+        "labels": dict(spec.labels),
+        "environment": environment,
+        "working_dir": WORKSPACE,
+        "user": f"{spec.uid}:{spec.gid}",
+        "init": True,
+        "tty": True,
+        "stdin_open": True,
+        "network_mode": s.network,
+        "volumes": workspace_volumes(spec),
+    }
+    if s.cpu_limit is not None:
+        kwargs["nano_cpus"] = docker_nano_cpus(s.cpu_limit)
+    if s.memory_limit is not None:
+        kwargs["mem_limit"] = s.memory_limit
+    if s.cpu_request is not None:
+        kwargs["cpu_shares"] = docker_cpu_shares(s.cpu_request)
+    if s.memory_request is not None:
+        kwargs["mem_reservation"] = s.memory_request
+    return kwargs

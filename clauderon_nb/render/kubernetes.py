@@ -1,0 +1,185 @@
+"""Render a session spec as Kubernetes manifests (API field names): a PVC and a Pod."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..model.redact import SECRET_MASK, has_credentials, redact_url, strip_credentials
+from ..model.units import k8s_cpu, k8s_memory
+from .spec import WORKSPACE, SessionSpec
+
+AGENT_CONTAINER = "agent"
+VOLUME_ROOT = "/clauderon"  # where the init container sees the whole volume; the agent sees only repo/
+REPO_SUBPATH = "repo"
+REMOTE_ENV = "CLAUDERON_GIT_REMOTE"  # the URL to clone (from the Secret when it holds credentials)
+REMOTE_KEY = "CLAUDERON_GIT_REMOTE"
+# Positional parameters keep every value out of the script text: no shell parses them.
+# $1 remote URL without credentials, $2 base branch, $3 session branch, $4 base commit (used when pushed).
+# Idempotent: a kept volume (start after stop) already holds the clone; a fresh volume may hold lost+found,
+# so the clone goes into a sub-directory, made under a temporary name and renamed when complete.
+_INIT_SCRIPT = (
+    "set -eu\n"
+    f"dest={VOLUME_ROOT}/{REPO_SUBPATH}\n"
+    'if [ -e "$dest/.git" ]; then echo "workspace kept from before: not cloning again"; exit 0; fi\n'
+    'rm -rf "$dest.partial"\n'
+    f'git -c core.hooksPath=/dev/null clone -- "${REMOTE_ENV}" "$dest.partial"\n'
+    'cd "$dest.partial"\n'
+    'git checkout -b "$3" "$4" 2>/dev/null || git checkout -b "$3" "origin/$2"\n'
+    'git remote set-url origin "$1"\n'
+    'cd / && rm -rf "$dest" && mv "$dest.partial" "$dest"\n'
+)
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+
+
+def _resources(spec: SessionSpec) -> dict[str, dict[str, str]]:
+    s = spec.settings
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if s.cpu_request is not None:
+        requests["cpu"] = k8s_cpu(s.cpu_request)
+    if s.memory_request is not None:
+        requests["memory"] = k8s_memory(s.memory_request)
+    if s.cpu_limit is not None:
+        limits["cpu"] = k8s_cpu(s.cpu_limit)
+    if s.memory_limit is not None:
+        limits["memory"] = k8s_memory(s.memory_limit)
+    out: dict[str, dict[str, str]] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def pvc_name(spec: SessionSpec) -> str:
+    return f"{spec.object_name}-workspace"
+
+
+def secret_name(spec: SessionSpec) -> str:
+    return f"{spec.object_name}-env"
+
+
+def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """``[Secret?, PersistentVolumeClaim?, Pod]`` with API field names.
+
+    Agent credentials (``pass_env``) go into a per-session Secret that the pod
+    references, never into the pod spec; their values are masked unless
+    ``secrets`` supplies them. An ephemeral workspace is an ``emptyDir`` (no PVC).
+    """
+    s = spec.settings
+    if s.image is None or s.pull_policy is None or s.workspace_size is None:
+        raise ValueError("render_kubernetes needs resolved kubernetes settings")
+    meta = {"namespace": s.namespace, "labels": dict(spec.labels)}
+    pvc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": pvc_name(spec), **meta},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": k8s_memory(s.workspace_size)}},
+        },
+    }
+    if s.storage_class:
+        pvc["spec"]["storageClassName"] = s.storage_class
+
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": n}}} for n in spec.secret_env]
+    mounts = [{"name": "workspace", "mountPath": WORKSPACE, "subPath": REPO_SUBPATH}]
+    remote = spec.remote_url or ""
+    remote_secret = has_credentials(remote)
+    secret_data = {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env}
+    if remote_secret:  # never in the pod spec: the init container reads it from the Secret
+        secret_data[REMOTE_KEY] = remote if secrets is not None else redact_url(remote)
+        remote_env: dict[str, Any] = {
+            "name": REMOTE_ENV,
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": REMOTE_KEY}},
+        }
+    else:
+        remote_env = {"name": REMOTE_ENV, "value": remote}
+    agent: dict[str, Any] = {
+        "name": AGENT_CONTAINER,
+        "image": s.image,
+        "imagePullPolicy": s.pull_policy.kubernetes,
+        "command": list(spec.command),
+        "env": env,
+        "workingDir": WORKSPACE,
+        "stdin": True,
+        "tty": True,
+        "volumeMounts": mounts,
+        "securityContext": dict(_CONTAINER_SECURITY),
+    }
+    resources = _resources(spec)
+    if resources:
+        agent["resources"] = resources
+    if spec.env_from_secret:
+        agent["envFrom"] = [{"secretRef": {"name": spec.env_from_secret}}]
+    init: dict[str, Any] = {
+        "name": "workspace-init",
+        "image": s.image,
+        "imagePullPolicy": s.pull_policy.kubernetes,
+        "command": [
+            "sh",
+            "-c",
+            _INIT_SCRIPT,
+            "clauderon-init",
+            strip_credentials(remote),
+            spec.base_branch,
+            spec.branch,
+            spec.base_commit,
+        ],
+        "env": [remote_env],
+        "volumeMounts": [{"name": "workspace", "mountPath": VOLUME_ROOT}],
+        "securityContext": dict(_CONTAINER_SECURITY),
+    }
+    if resources:
+        init["resources"] = resources
+    uid = s.run_as_user or 1000
+    ephemeral = s.workspace == "ephemeral"
+    volume: dict[str, Any] = {"name": "workspace"}
+    if ephemeral:
+        volume["emptyDir"] = {"sizeLimit": k8s_memory(s.workspace_size)}
+    else:
+        volume["persistentVolumeClaim"] = {"claimName": pvc_name(spec)}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [init],
+        "containers": [agent],
+        "volumes": [volume],
+    }
+    if s.service_account:
+        pod_spec["serviceAccountName"] = s.service_account
+    if s.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": spec.object_name, **meta},
+        "spec": pod_spec,
+    }
+    manifests: list[dict[str, Any]] = []
+    if secret_data:
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret_name(spec), **meta},
+                "type": "Opaque",
+                "stringData": secret_data,
+            }
+        )
+    if not ephemeral:
+        manifests.append(pvc)
+    manifests.append(pod)
+    return manifests

@@ -1,0 +1,108 @@
+"""The backend-neutral description of one session, built from resolved settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config.agents import AgentEnv, render_command
+from ..config.resolve import ResolvedSettings
+from ..model.naming import label_safe
+
+LABEL_PREFIX = "clauderon.io/"
+WORKSPACE = "/workspace"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a renderer needs; secret values are not here, only their names."""
+
+    session_id: str
+    name: str
+    owner: str
+    prompt: str
+    settings: ResolvedSettings
+    command: list[str]
+    env: dict[str, str]  # not secret: CLAUDERON_PROMPT and CLAUDERON_SESSION_ID
+    secret_env: tuple[str, ...]  # names only: pass_env credentials and extra_env, values given at create
+    labels: dict[str, str]
+    repo_root: Path
+    git_common_dir: Path
+    base_branch: str
+    base_commit: str
+    branch: str
+    worktree: Path
+    env_from_secret: str | None = None
+    remote_url: str | None = field(default=None, repr=False)  # may carry credentials
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def object_name(self) -> str:
+        """Container or pod name."""
+        return f"clauderon-{self.name}"
+
+
+def session_labels(session_id: str, name: str, owner: str, backend: str, agent: str) -> dict[str, str]:
+    """The labels every backend object carries so it can be found again."""
+    return {
+        f"{LABEL_PREFIX}managed": "true",
+        f"{LABEL_PREFIX}session-id": session_id,
+        f"{LABEL_PREFIX}session-name": name,
+        f"{LABEL_PREFIX}owner": label_safe(owner),
+        f"{LABEL_PREFIX}backend": backend,
+        f"{LABEL_PREFIX}agent": label_safe(agent),
+    }
+
+
+def agent_environment(session_id: str, prompt: str) -> dict[str, str]:
+    """The variables clauderon always sets; ``extra_env`` values count as secrets (``secret_names``)."""
+    return {"CLAUDERON_PROMPT": prompt, "CLAUDERON_SESSION_ID": session_id}
+
+
+def secret_names(settings: ResolvedSettings, credentials: AgentEnv) -> tuple[str, ...]:
+    """Every variable whose value is kept out of specs, plans and the store."""
+    names = [n for n in settings.extra_env if n not in agent_environment("", "")]
+    return tuple(dict.fromkeys([*names, *credentials.names]))
+
+
+def build_spec(
+    *,
+    session_id: str,
+    name: str,
+    owner: str,
+    prompt: str,
+    settings: ResolvedSettings,
+    agent_command: list[str],
+    credentials: AgentEnv,
+    env_from_secret: str | None,
+    repo_root: Path,
+    git_common_dir: Path,
+    base_branch: str,
+    base_commit: str,
+    home: Path,
+    remote_url: str | None,
+    uid: int,
+    gid: int,
+) -> SessionSpec:
+    return SessionSpec(
+        session_id=session_id,
+        name=name,
+        owner=owner,
+        prompt=prompt,
+        settings=settings,
+        command=render_command(agent_command, prompt),
+        env=agent_environment(session_id, prompt),
+        secret_env=secret_names(settings, credentials),
+        labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent),
+        repo_root=repo_root,
+        git_common_dir=git_common_dir,
+        base_branch=base_branch,
+        base_commit=base_commit,
+        branch=f"clauderon/{name}",
+        worktree=home / "worktrees" / name,
+        env_from_secret=env_from_secret,
+        remote_url=remote_url,
+        uid=uid,
+        gid=gid,
+    )

@@ -1,0 +1,671 @@
+"""``SessionManager``: the one place every entry point calls."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config.agents import agent_command, agent_env, all_agents, find_agent, render_command
+from ..config.files import clauderon_home, load_repo_config, load_user_config
+from ..config.policy import load_policy
+from ..config.presets import all_presets
+from ..config.resolve import Resolution, docker_engine_present, resolve
+from ..config.trust import TRUSTED_KEYS, is_trusted, trust
+from ..errors import BackendError, ClauderonError, ConfigError, did_you_mean
+from ..model.fields import Backend
+from ..model.image import parse_image
+from ..model.naming import current_owner, is_dns_label, name_from_prompt, stable_name
+from ..model.progress import ProgressCallback, ProgressEvent, no_progress
+from ..model.pull_policy import PullPolicy
+from ..model.redact import SECRET_MASK, redact_text, redact_url
+from ..model.request import MAX_ARG_BYTES, CreateSessionRequest
+from ..model.session import Session, Status
+from ..model.units import parse_cpu, parse_memory
+from ..render.plan import Plan
+from ..render.spec import SessionSpec, build_spec
+from .gitrepo import RepoInfo, inspect_repo, is_local_remote, remote_url
+from .liveness import process_gone, this_process
+from .store import NameTaken, Store, StoreError
+from .worktree import add_worktree, remove_worktree
+
+if TYPE_CHECKING:
+    from ..backends.base import SessionBackend
+
+_NAME_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a form offers: every choice already filtered by the admin policy."""
+
+    agents: list[str]
+    presets: dict[str, str]
+    backends: list[str]
+    pull_policies: list[str]
+    allowed_images: list[str]  # the policy's globs (empty: any image)
+    images: list[str]  # suggestions: the policy's literal images, then recently used ones
+    max_cpu: int | None
+    max_memory: int | None
+
+
+class SessionManager:
+    """Plans, creates and manages agent sessions under one ``CLAUDERON_HOME``.
+
+    ``defaults``: a front end's own defaults (``%config Clauderon.default_backend``, the
+    form's), resolved as a layer of their own below the repository file.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        owner: str | None = None,
+        defaults: dict[str, Any] | None = None,
+        defaults_origin: str = "kernel defaults (%config Clauderon)",
+    ) -> None:
+        self.home: Path = clauderon_home(home)
+        self.owner: str = owner or current_owner()
+        self.defaults = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
+        self.defaults_origin = defaults_origin
+        self._store: Store | None = None
+        self._backends: dict[str, SessionBackend] = {}
+
+    def __repr__(self) -> str:
+        return f"SessionManager(home={str(self.home)!r}, owner={self.owner!r})"
+
+    @property
+    def store(self) -> Store:
+        """The session store, created on first write."""
+        if self._store is None:
+            self._store = Store(self.home / "sessions.sqlite")
+        return self._store
+
+    def _reader(self) -> Store:
+        """The store for reading: never creates a file (a missing store reads as empty)."""
+        if self._store is not None:
+            return self._store
+        reader = Store(self.home / "sessions.sqlite", create=False)
+        return self.store if reader.exists else reader
+
+    def backend(self, name: str) -> SessionBackend:
+        if name not in self._backends:
+            from ..backends import get_backend
+
+            self._backends[name] = get_backend(name)
+        return self._backends[name]
+
+    # --- planning -----------------------------------------------------------
+
+    def resolve(self, request: CreateSessionRequest) -> Resolution:
+        """Resolved settings with sources, reading config files and policy; creates nothing."""
+        repo = inspect_repo(request.repo)
+        return self._resolve(request, repo)
+
+    def _resolve(self, request: CreateSessionRequest, repo: RepoInfo) -> Resolution:
+        return resolve(
+            request,
+            load_user_config(self.home),
+            load_repo_config(repo.root),
+            load_policy(),
+            owner=self.owner,
+            frontend=self.defaults,
+            frontend_origin=self.defaults_origin,
+        )
+
+    def plan(self, request: CreateSessionRequest | None = None, **fields: Any) -> Plan:
+        """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
+
+        Pass a ``CreateSessionRequest`` or its fields as keywords. Creates nothing,
+        reads no secret values (they show as ``***``). The name is the one ``create``
+        will use unless it is taken by then.
+        """
+        request = _request(request, fields)
+        return self._plan(request, None)
+
+    def _plan(self, request: CreateSessionRequest, name: str | None) -> Plan:
+        repo = inspect_repo(request.repo)
+        res = self._resolve(request, repo)
+        settings = res.settings
+        if name is None:
+            name = request.name or stable_name(request.prompt, f"{self.owner}\0{repo.root}\0{repo.commit}")
+        credentials = agent_env(settings.agent, res.agent_config)
+        notes = list(res.notes)
+        url = None
+        if settings.backend is Backend.KUBERNETES:
+            url = settings.git_remote_url or remote_url(repo)
+            if not url:
+                raise ConfigError(
+                    f"repo '{repo.root}': the kubernetes backend clones the repository's remote, and it has none; "
+                    "add a remote (git remote add origin URL) or set git_remote_url in k8s-config.toml"
+                )
+            if is_local_remote(url):
+                raise ConfigError(
+                    f"repo '{repo.root}': its remote {redact_url(url)!r} is a path on this machine, which a pod "
+                    "cannot clone; push to a git server and use that remote, or set git_remote_url in k8s-config.toml"
+                )
+        spec = build_spec(
+            session_id=str(uuid.uuid4()),
+            name=name,
+            owner=self.owner,
+            prompt=request.prompt,
+            settings=settings,
+            agent_command=agent_command(res.agent_config, has_terminal=settings.backend is not Backend.LOCAL),
+            credentials=credentials,
+            env_from_secret=res.agent_config.env_from_secret,
+            repo_root=repo.root,
+            git_common_dir=repo.common_dir,
+            base_branch=repo.branch,
+            base_commit=repo.commit,
+            home=self.home,
+            remote_url=url,
+            uid=os.getuid(),
+            gid=os.getgid(),
+        )
+        check_arguments(spec)
+        trust_note = self._untrusted_repo_file(res, repo, spec)
+        if trust_note:
+            notes.append(trust_note)
+        return Plan(
+            session_spec=spec,
+            settings=settings,
+            sources=res.sources,
+            origins=res.origins,
+            spec=render_native(spec),
+            notes=tuple(notes),
+            needs_trust=bool(trust_note),
+        )
+
+    def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
+        """A note when the repository's own file picks what runs with the user's credentials, unconfirmed."""
+        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
+        config = repo.root / ".clauderon.toml"
+        if not chosen or not spec.secret_env or is_trusted(self.home, repo.root, config):
+            return None
+        what = ", ".join(f"{k} {getattr(res.settings, k)!r}" for k in chosen)
+        return (
+            f"the repository's .clauderon.toml chooses {what}, which would receive your credentials "
+            f"({', '.join(spec.secret_env)}); review the file, then trust it once with "
+            f"`clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), or override it with flags"
+        )
+
+    def trust_repo(self, repo: str | os.PathLike[str]) -> str:
+        """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
+        info = inspect_repo(repo)
+        config = info.root / ".clauderon.toml"
+        if not config.is_file():
+            return f"{info.root} has no .clauderon.toml: nothing to trust"
+        load_repo_config(info.root)  # a broken file is refused, not trusted
+        digest = trust(self.home, info.root, config)
+        return f"Trusted {config} (sha256 {digest[:12]}); any change to it asks again."
+
+    def options(self) -> Options:
+        """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
+        user = load_user_config(self.home)
+        policy = load_policy()
+        backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
+        pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
+        found = policy.first("allowed_images")
+        globs = list(found[0]) if found else []
+        recent: list[str] = []
+        for s in reversed(self._reader().all(self.owner)):
+            image = s.settings.get("image")
+            if isinstance(image, str) and image not in recent:
+                recent.append(image)
+        return Options(
+            agents=sorted(all_agents(user.general.data.agents)),
+            presets={k: v.description or "" for k, v in all_presets(user.general.data.presets).items()},
+            backends=backends,
+            pull_policies=pulls,
+            allowed_images=globs,
+            images=policy.literal_images() + recent[:10],
+            max_cpu=policy.max_cpu(),
+            max_memory=policy.max_memory(),
+        )
+
+    # --- create -------------------------------------------------------------
+
+    def create(
+        self,
+        request: CreateSessionRequest | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        wait: bool = True,
+        **fields: Any,
+    ) -> Session:
+        """Create and start a session. All or nothing: on any failure nothing is left behind.
+
+        What the create will make is recorded before it is made, and every object
+        carries the session's labels, so a create killed half-way is found and
+        cleaned up by the next ``list``, ``get`` or ``delete``.
+        ``wait=False`` returns once the container or pod is submitted.
+        """
+        request = _request(request, fields)
+        report = progress or no_progress
+        plan, session = self._reserve(request)
+        spec = plan.session_spec
+        extra = plan.settings.extra_env
+        secrets = {**extra, **{n: os.environ[n] for n in spec.secret_env if n not in extra and n in os.environ}}
+        missing = [n for n in spec.secret_env if n not in secrets]
+        backend = self.backend(session.backend)
+        undo: list[Any] = [lambda: self.store.delete(session.id)]
+        try:
+            for note in plan.notes:
+                report(ProgressEvent("note", note, detail=True))
+            if missing:
+                raise ConfigError(f"agent {spec.settings.agent!r}: variable {missing[0]} vanished from the environment")
+            backend.preflight(spec, report)
+            if backend.local_worktree:
+                report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
+                add_worktree(spec.repo_root, spec.git_common_dir, spec.worktree, spec.branch, spec.base_commit)
+                undo.append(
+                    lambda: remove_worktree(
+                        spec.repo_root,
+                        spec.worktree,
+                        spec.branch,
+                        base=None,
+                        keep_work=False,
+                        common_dir=spec.git_common_dir,
+                    )
+                )
+            # Registered before the call: an interrupt inside it still removes what it made (found by label).
+            undo.append(lambda: backend.remove(session))
+            backend_id, runtime = backend.create(spec, secrets, report, wait=wait)
+            session.backend_id, session.runtime = backend_id, {**session.runtime, **runtime}
+            session.runtime.pop("creator", None)
+            self.store.update(session.id, backend_id=backend_id, runtime=session.runtime, status=Status.RUNNING)
+            session.status = Status.RUNNING
+            report(ProgressEvent("ready", f"session {session.name} is running"))
+        except BaseException as exc:  # create either returns a session or leaves nothing behind
+            _rollback(undo)
+            if isinstance(exc, ClauderonError) or not isinstance(exc, Exception):
+                raise
+            raise BackendError(redact_text(" ".join(str(exc).split())) or type(exc).__name__, step="create") from exc
+        return session
+
+    def _reserve(self, request: CreateSessionRequest) -> tuple[Plan, Session]:
+        """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
+        name is taken atomically here. The first try uses the dry run's name."""
+        for attempt in range(_NAME_ATTEMPTS):
+            name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
+            plan = self._plan(request, name)
+            if plan.needs_trust:
+                raise ConfigError(plan.notes[-1], field="image")
+            spec = plan.session_spec
+            now = time.time()
+            runtime = {
+                "base_commit": spec.base_commit,
+                "creator": this_process(),
+                **self.backend(plan.backend).plan_runtime(spec),
+            }
+            session = Session(
+                id=spec.session_id,
+                name=spec.name,
+                owner=self.owner,
+                backend=plan.backend,
+                agent=spec.settings.agent,
+                repo=str(spec.repo_root),
+                worktree=str(spec.worktree) if plan.backend != "kubernetes" else "/workspace (in the pod)",
+                branch=spec.branch,
+                prompt=request.prompt,
+                settings=plan.settings.to_json(),
+                backend_id=None,
+                status=Status.CREATING,
+                error=None,
+                created_at=now,
+                updated_at=now,
+                runtime=runtime,
+            )
+            try:
+                self.store.insert(session)
+            except NameTaken:
+                if request.name:
+                    raise
+                continue
+            return plan, session
+        raise ClauderonError("could not find a free session name; pass --name")
+
+    # --- queries ------------------------------------------------------------
+
+    def list(self, all_owners: bool = False) -> list[Session]:
+        """Sessions (the caller's, or everyone's), reconciled with each backend in one call per backend.
+
+        Engine objects with our labels and no record are listed too, as orphans that
+        ``delete`` removes. With ``all_owners``, other owners' prompts and settings are
+        hidden unless the admin policy lists the caller in ``admins``.
+        """
+        store = self._reader()
+        sessions = [s for s in (self._recover(s) for s in store.all(None if all_owners else self.owner)) if s]
+        by_backend: dict[str, list[Session]] = {}
+        for s in sessions:
+            if s.status not in (Status.CREATING, Status.DELETING):
+                by_backend.setdefault(s.backend, []).append(s)
+        if "docker" not in by_backend and docker_engine_present():
+            by_backend["docker"] = []  # no docker record, but labelled containers may still be there
+        known = {s.id for s in store.all()} if store.exists else set()
+        orphans: builtins.list[Session] = []
+        for name, group in by_backend.items():
+            try:
+                observed, found = self.backend(name).survey(group, known, None if all_owners else self.owner)
+            except ClauderonError as exc:
+                for s in group:  # keep the records; say why their state is unknown
+                    s.error = f"state unknown: {exc}"
+                continue
+            orphans += found
+            for s in group:
+                self._apply(s, observed.get(s.id))
+        sessions += orphans
+        if all_owners and not load_policy().is_admin(self.owner):
+            sessions = [s if s.owner == self.owner else _redacted(s) for s in sessions]
+        return sessions
+
+    def _orphan(self, name: str) -> Session | None:
+        """The caller's orphan of that name (an engine object with our labels and no record), if any."""
+        if not docker_engine_present():
+            return None
+        known = {s.id for s in self._reader().all()}
+        try:
+            _, found = self.backend("docker").survey([], known, self.owner)
+        except ClauderonError:
+            return None  # no engine to ask: nothing of ours can be running there
+        return next((o for o in found if o.name == name), None)
+
+    def _apply(self, session: Session, observed: Any) -> None:
+        from ..backends.base import reconcile
+
+        if session.runtime.get("delete_failed"):
+            return  # half deleted: what the engine shows is beside the point until delete finishes
+        what = f"{session.backend} object {session.runtime.get('container') or session.runtime.get('pod') or ''}"
+        change = reconcile(session.status, observed, " ".join(what.split()))
+        error = change[1] if change else session.error
+        status = change[0] if change else session.status
+        missing = self._missing_worktree(session)
+        if missing and status is not Status.FAILED:
+            error = missing
+        if status != session.status or error != session.error:
+            session.status, session.error = status, error
+            self.store.update(session.id, status=session.status, error=session.error)
+
+    def _missing_worktree(self, session: Session) -> str | None:
+        if session.backend == "kubernetes" or session.status in (Status.CREATING, Status.DELETING):
+            return None
+        path = self._worktree(session)
+        if (path / ".git").exists():
+            return None
+        return (
+            f"worktree {path} was removed outside clauderon; the agent has no workspace: delete the session "
+            "(its branch is kept if it has commits) and create it again"
+        )
+
+    def get(self, name_or_id: str) -> Session:
+        """One of the caller's sessions, reconciled with its backend."""
+        session = self._recover(self._find(name_or_id))
+        if session is None:
+            raise ClauderonError(f"no session named {name_or_id!r} (an interrupted delete of it was just finished)")
+        if session.status not in (Status.CREATING, Status.DELETING):
+            try:
+                observed = self.backend(session.backend).observe([session])
+            except ClauderonError as exc:
+                session.error = f"state unknown: {exc}"
+            else:
+                self._apply(session, observed.get(session.id))
+        return session
+
+    def _find(self, name_or_id: str) -> Session:
+        store = self._reader()
+        session = store.find(name_or_id)
+        if session is None:
+            names = [s.name for s in store.all(self.owner)]
+            raise ClauderonError(f"no session named {name_or_id!r}{did_you_mean(name_or_id, names)}")
+        if session.owner != self.owner:
+            raise ClauderonError(f"session {session.name!r} belongs to {session.owner!r}, not to you ({self.owner!r})")
+        if not is_dns_label(session.name) or session.backend not in {b.value for b in Backend}:
+            raise StoreError(f"{store.path}: session {session.name!r} has a damaged record; delete the store entry")
+        return session
+
+    def logs(self, name: str, tail: int | None = None, follow: bool = False) -> str | Iterator[str]:
+        """The agent's output: all of it, the last ``tail`` lines, or a stream when ``follow``."""
+        session = self._find(name)
+        return self.backend(session.backend).logs(session, tail, follow)
+
+    def attach_command(self, name: str) -> str:
+        """The terminal command that attaches to the session's agent."""
+        session = self._find(name)
+        return self.backend(session.backend).attach_command(session)
+
+    # --- interrupted steps ----------------------------------------------------
+
+    def _recover(self, session: Session) -> Session | None:
+        """Finish what an interrupted create or delete left: returns the session, or None if now deleted."""
+        if session.status is Status.CREATING and process_gone(session.runtime.get("creator")):
+            who = session.runtime.get("creator") or {}
+            error = (
+                f"create was interrupted (process {who.get('pid', '?')} ended before it finished); "
+                "what it had made was removed: delete the session, then create it again"
+            )
+            try:
+                self._remove_parts(session)
+            except ClauderonError as exc:
+                error = f"create was interrupted, and cleaning up failed ({exc}); run delete"
+            session.status, session.error = Status.FAILED, error
+            session.runtime.pop("creator", None)
+            self.store.update(session.id, status=session.status, error=error, runtime=session.runtime)
+        elif session.status is Status.DELETING and process_gone(session.runtime.get("deleter")):
+            try:
+                self._remove_parts(session)
+            except ClauderonError as exc:
+                session.status, session.error = Status.FAILED, f"delete did not finish ({exc}); run delete again"
+                self.store.update(session.id, status=session.status, error=session.error)
+                return session
+            self.store.delete(session.id)
+            return None
+        return session
+
+    def _worktree(self, session: Session) -> Path:
+        """Where the session's worktree must be: derived from its name, never taken from the store."""
+        return self.home / "worktrees" / session.name
+
+    def _remove_parts(self, session: Session) -> str | None:
+        """Remove the backend's objects, the worktree and its branch (kept when it has commits). Idempotent."""
+        backend = self.backend(session.backend)
+        backend.remove(session)
+        if not backend.local_worktree:
+            return None
+        return remove_worktree(
+            Path(session.repo),
+            self._worktree(session),
+            f"clauderon/{session.name}",
+            base=session.runtime.get("base_commit") if _is_hash(session.runtime.get("base_commit")) else None,
+            keep_work=True,
+        )
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def _busy(self, session: Session, action: str) -> None:
+        if session.status in (Status.CREATING, Status.DELETING):
+            who = session.runtime.get("creator" if session.status is Status.CREATING else "deleter") or {}
+            raise ClauderonError(
+                f"session {session.name!r} is {session.status.value} (process {who.get('pid', '?')}); "
+                f"{action} it when that is done"
+            )
+
+    def stop(self, name: str) -> Session:
+        """Stop what the engine actually runs for the session (found by its labels)."""
+        session = self.get(name)
+        self._busy(session, "stop")
+        self.backend(session.backend).stop(session)
+        session.status, session.error = Status.STOPPED, None
+        self.store.update(session.id, status=session.status, error=None)
+        return session
+
+    def start(self, name: str) -> Session:
+        """Start a stopped session. The record is untrusted: the policy is checked again, and the local
+        backend's command is derived again from the agent table, never run from the store."""
+        session = self.get(name)
+        if session.status is Status.RUNNING:
+            return session
+        self._busy(session, "start")
+        self._recheck(session)
+        backend = self.backend(session.backend)
+        if backend.local_worktree:
+            missing = self._missing_worktree(session)
+            if missing:
+                raise BackendError(missing.replace("; the agent has no workspace", ""), step="start")
+        if session.backend == "local":
+            session.runtime = self._local_runtime(session)
+        runtime = backend.start(session)
+        session.runtime, session.status, session.error = runtime, Status.RUNNING, None
+        self.store.update(session.id, status=session.status, error=None, runtime=runtime)
+        return session
+
+    def _recheck(self, session: Session) -> None:
+        settings = stored_settings(session)
+        load_policy().check(settings, {k: "stored session" for k in settings})
+
+    def _local_runtime(self, session: Session) -> dict[str, Any]:
+        user = load_user_config(self.home)
+        config = find_agent(session.agent, all_agents(user.general.data.agents), source="stored session")
+        logs = self.home / "logs"
+        return {
+            **session.runtime,
+            "argv": render_command(agent_command(config, has_terminal=False), session.prompt),
+            "cwd": str(self._worktree(session)),
+            "log": str(logs / f"{session.name}.log"),
+            "exit_file": str(logs / f"{session.name}.exit"),
+        }
+
+    def delete(self, name: str) -> str | None:
+        """Remove the container or process, the worktree and the record.
+
+        The session branch is deleted too unless the agent committed work on it;
+        then it is kept and the returned note says so. Idempotent: a delete that
+        failed half-way leaves the session ``failed``, and the next delete finishes it.
+        Orphans (engine objects with our labels and no record) are removed by name.
+        """
+        try:
+            session = self._find(name)
+        except StoreError:
+            raise
+        except ClauderonError:
+            orphan = self._orphan(name)
+            if orphan is None:
+                raise
+            self.backend(orphan.backend).remove(orphan)
+            return "an orphan: its container was removed; it had no worktree record"
+        recovered = self._recover(session)
+        if recovered is None:
+            return None
+        session = recovered
+        if session.status is Status.CREATING:
+            self._busy(session, "delete")
+        runtime = {**session.runtime, "deleter": this_process()}
+        self.store.update(session.id, status=Status.DELETING, runtime=runtime)
+        session.runtime = runtime
+        try:
+            note = self._remove_parts(session)
+        except BaseException as exc:
+            message = str(exc) if isinstance(exc, ClauderonError) else type(exc).__name__
+            runtime.pop("deleter", None)
+            runtime["delete_failed"] = True  # the error stands until a delete finishes
+            self.store.update(
+                session.id,
+                status=Status.FAILED,
+                error=f"delete did not finish ({message}); run delete again",
+                runtime=runtime,
+            )
+            raise
+        self.store.delete(session.id)
+        return note
+
+
+def stored_settings(session: Session) -> dict[str, Any]:
+    """A record's settings, parsed again with the model's own parsers (the store is untrusted)."""
+    raw = dict(session.settings)
+    out: dict[str, Any] = {"backend": Backend.parse(session.backend)}
+    try:
+        for key, value in raw.items():
+            if value is None:
+                continue
+            if key.startswith("cpu_"):  # stored canonically: integer millicores
+                out[key] = parse_cpu(f"{value}m" if type(value) is int else value, key)
+            elif key.startswith("memory_") or key == "workspace_size":
+                out[key] = parse_memory(value, key)
+            elif key == "image":
+                out[key] = str(parse_image(value, key))
+            elif key == "pull_policy":
+                out[key] = PullPolicy.parse(value, key)
+            elif key == "network":
+                out[key] = str(value)
+    except ValueError as exc:
+        raise StoreError(f"session {session.name!r}: its stored settings are damaged ({exc}); delete it") from None
+    return out
+
+
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, str) and len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
+
+
+def _redacted(session: Session) -> Session:
+    """Another owner's session as a non-admin may see it: name, owner, backend and state only."""
+    return replace(
+        session,
+        prompt="(hidden: another owner's session)",
+        settings={},
+        repo="-",
+        worktree="-",
+        runtime={},
+        error=None,
+    )
+
+
+def check_arguments(spec: SessionSpec) -> None:
+    """Every argument and environment string must fit what Linux passes to a process (measured)."""
+    for part in [*spec.command, *(f"{k}={v}" for k, v in spec.env.items())]:
+        size = len(part.encode("utf-8", errors="surrogatepass"))
+        if size >= MAX_ARG_BYTES:
+            raise ConfigError(
+                f"prompt: the agent's command would carry an argument of {size} bytes, more than the "
+                f"{MAX_ARG_BYTES - 1} Linux allows; shorten the prompt",
+                field="prompt",
+            )
+
+
+def _request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
+    if request is None:
+        return CreateSessionRequest(**fields)
+    if fields:
+        raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
+    return request
+
+
+def _rollback(undo: list[Any]) -> None:
+    """Undo in reverse order; keep going past failures so as much as possible is cleaned."""
+    for step in reversed(undo):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - best effort: the original error is what the user needs
+            continue
+
+
+def render_native(spec: SessionSpec) -> Any:
+    """The backend-native form of ``spec`` with secrets masked."""
+    backend = spec.settings.backend
+    if backend is Backend.DOCKER:
+        from ..render.docker import render_docker
+
+        return render_docker(spec)
+    if backend is Backend.KUBERNETES:
+        from ..render.kubernetes import render_kubernetes
+
+        return render_kubernetes(spec)
+    return {
+        "argv": list(spec.command),
+        "cwd": str(spec.worktree),
+        "env": {**spec.env, **{n: SECRET_MASK for n in spec.secret_env}},
+    }
