@@ -20,7 +20,7 @@ _EXPORTS = {
     "SessionManager": "sessions.manager",
     "Plan": "render.plan",
     "PullPolicy": "model.pull_policy",
-    "Backend": "model.fields",
+    "Backend": "model.choices",
     "ResolvedSettings": "config.resolve",
     "ClauderonError": "errors",
     "CreateSessionForm": "frontends.widgets",
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from .config.resolve import ResolvedSettings
     from .errors import BackendError, ClauderonError, ConfigError, PolicyError
     from .frontends.widgets import CreateSessionForm, SessionList
-    from .model.fields import Backend
+    from .model.choices import Backend
     from .model.image import ImageRef, parse_image
     from .model.pull_policy import PullPolicy
     from .model.request import CreateSessionRequest

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..config.environment import docker_socket
 from ..errors import BackendError
 from ..model.image import parse_image
 from ..model.naming import label_safe
@@ -18,6 +19,7 @@ from ..model.units import human_cpu
 from ..render.docker import PROTECTED_GIT_PATHS, render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Observed, orphan_session
+from .engine_socket import get_json
 
 if TYPE_CHECKING:
     import docker
@@ -253,12 +255,7 @@ class DockerBackend:
     def containers(self, session: Session) -> list[dict[str, Any]]:
         """The session's containers, found by its labels (never by a stored id alone: the store is
         untrusted, and an interrupted create may not have recorded one)."""
-        rows = self._api(
-            "find container",
-            self.client.api.containers,
-            all=True,
-            filters={"label": [f"{LABEL_PREFIX}session-id={session.id}", f"{LABEL_PREFIX}managed=true"]},
-        )
+        rows = self._list([f"{LABEL_PREFIX}session-id={session.id}", f"{LABEL_PREFIX}managed=true"], "find container")
         owner = label_safe(session.owner)
         return [r for r in rows if (r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner") == owner]
 
@@ -282,15 +279,19 @@ class DockerBackend:
             if row.get("State") in ("running", "restarting", "paused"):
                 self._api("stop container", self.client.api.stop, str(row["Id"]), timeout=10)
 
+    def _list(self, labels: list[str], step: str) -> list[dict[str, Any]]:
+        """``GET /containers/json`` for containers carrying every label: straight to a unix socket when
+        docker-py is not loaded yet (``list`` stays light), else through it."""
+        socket = docker_socket()
+        if self._client is None and socket is not None:
+            import json
+
+            params = {"all": "1", "filters": json.dumps({"label": labels})}
+            return list(get_json(socket, "/containers/json", params, step))
+        return list(self._api(step, self.client.api.containers, all=True, filters={"label": labels}))
+
     def _managed(self) -> list[dict[str, Any]]:
-        return list(
-            self._api(
-                "list containers",
-                self.client.api.containers,
-                all=True,
-                filters={"label": f"{LABEL_PREFIX}managed=true"},
-            )
-        )
+        return self._list([f"{LABEL_PREFIX}managed=true"], "list containers")
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""

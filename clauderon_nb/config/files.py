@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
 
 from ..model.fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.redact import has_credentials, redact_url
 from ..model.request import CreateSessionRequest
 from ..model.units import parse_memory
+from .environment import clauderon_home as clauderon_home  # re-exported
 from .tomlfile import load_toml, readable_file
 
 
@@ -217,9 +219,6 @@ class KubernetesConfig(_File):
     context: str | None = None
 
 
-#: Request fields a repository may set defaults for (everything but what names one session).
-REPO_FILE_FIELDS = tuple(f for f in CreateSessionRequest.model_fields if f not in ("repo", "prompt", "name"))
-
 # ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the
 # request model's own field declarations, so the file and the flags can never disagree.
 RepoConfig: type[_File] = create_model(  # type: ignore[call-overload]
@@ -228,17 +227,9 @@ RepoConfig: type[_File] = create_model(  # type: ignore[call-overload]
     __doc__="``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags.",
     **{
         name: (CreateSessionRequest.model_fields[name].annotation, CreateSessionRequest.model_fields[name])
-        for name in REPO_FILE_FIELDS
+        for name in DEFAULTABLE_FIELDS
     },
 )
-
-
-def clauderon_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """``home``, else ``$CLAUDERON_HOME``, else ``~/.clauderon``."""
-    if home is not None:
-        return Path(home).expanduser().absolute()
-    env = os.environ.get("CLAUDERON_HOME", "").strip()
-    return Path(env).expanduser().absolute() if env else Path.home() / ".clauderon"
 
 
 @dataclass(frozen=True)

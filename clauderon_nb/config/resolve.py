@@ -8,7 +8,6 @@ admin policy's defaults, built-in defaults. Every value records its source.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,13 +18,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError, describe_validation_error, did_you_mean
+from ..model.choices import Backend
 from ..model.display import show_value
-from ..model.fields import Backend
+from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, RESOURCE_FIELDS, local_backend_refusal
 from ..model.pull_policy import PullPolicy
 from ..model.redact import mask_env, redact_url
-from ..model.request import CONTAINER_FIELDS, RESOURCE_FIELDS, CreateSessionRequest, check_request_within_limit
+from ..model.request import CreateSessionRequest, check_request_within_limit
 from .agents import all_agents, find_agent
-from .files import REPO_FILE_FIELDS, AgentConfig, Loaded, RegistryAuth, UserConfig
+from .environment import docker_engine_present
+from .files import AgentConfig, Loaded, RegistryAuth, UserConfig
 from .policy import AdminPolicy
 from .presets import all_presets, preset_values
 from .tomlfile import display_path
@@ -131,14 +132,6 @@ def _where(loaded: Loaded) -> str:
     return display_path(loaded.path) if loaded.path else ""
 
 
-def docker_engine_present() -> bool:
-    """Cheap, side-effect-free guess: is a Docker engine configured here?"""
-    host = os.environ.get("DOCKER_HOST", "")
-    if host:
-        return not host.startswith("unix://") or Path(host[len("unix://") :]).exists()
-    return Path("/var/run/docker.sock").exists()
-
-
 def _default_namespace() -> str:
     try:
         return SA_NAMESPACE_FILE.read_text().strip() or "default"
@@ -210,9 +203,9 @@ def _frontend_values(raw: dict[str, Any], origin: str) -> dict[str, Any]:
     given = {k: v for k, v in raw.items() if v not in (None, "")}
     if not given:
         return {}
-    unknown = [k for k in given if k not in REPO_FILE_FIELDS]
+    unknown = [k for k in given if k not in DEFAULTABLE_FIELDS]
     if unknown:
-        raise ConfigError(f"{origin}: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], REPO_FILE_FIELDS)}")
+        raise ConfigError(f"{origin}: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], DEFAULTABLE_FIELDS)}")
     try:
         parsed = CreateSessionRequest(prompt="-", **given).explicit()
     except ValidationError as exc:
@@ -283,10 +276,7 @@ def resolve(
         policy.check({"backend": backend}, origins)
         given = [f for f in CONTAINER_FIELDS if f in session]
         if given:
-            raise ConfigError(
-                f"{given[0]} does not apply to the local backend (backend from {origins['backend']}); "
-                "the local backend runs the agent as a plain process: use --backend docker or kubernetes"
-            )
+            raise ConfigError(local_backend_refusal(given[0], origins["backend"]), field=given[0])
         settings = ResolvedSettings(backend=backend, agent=agent_name)
         return Resolution(settings, sources, origins, agent_config, tuple(notes))
 

@@ -6,17 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ClauderonError, describe_validation_error
+from ..model.hints import HINTS
 from ..model.progress import ProgressCallback, no_progress
 from ..model.redact import redact_text
-from ..model.request import CreateSessionRequest
 from ..sessions.manager import SessionManager
 from .parser import UsageProblem, request_fields
 from .views import ConfigView, SessionDetails, SessionTable, Text
+
+if TYPE_CHECKING:
+    from ..model.request import CreateSessionRequest
 
 
 def write_stdout(text: str) -> None:
@@ -44,6 +45,8 @@ def build_request(args: argparse.Namespace, prompt: str | None = None) -> Create
         values["prompt"] = prompt
     if "prompt" not in values:
         raise UsageProblem("create: --prompt is required (or use %%clauderon create with the prompt as the cell body)")
+    from ..model.request import CreateSessionRequest
+
     return CreateSessionRequest(**values)
 
 
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         fields: dict[str, Any] = {"repo": args.repo, "prompt": "(config)"}
         if args.backend:
             fields["backend"] = args.backend
+        from ..model.request import CreateSessionRequest
+
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)))
     if cmd == "trust":
         return Text(mgr.trust_repo(args.repo))
@@ -104,8 +109,9 @@ def _stream(chunks: Iterator[str], write: Callable[[str], None]) -> None:
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """One line for an error and the exit code: 2 for usage and config, 1 for backend failures."""
-    if isinstance(exc, ValidationError):
-        return redact_text(describe_validation_error(exc, fields=CreateSessionRequest.model_fields)), 2
+    pydantic = sys.modules.get("pydantic")  # a validation error means pydantic is loaded already
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        return redact_text(describe_validation_error(exc, fields=HINTS)), 2
     if isinstance(exc, BackendError):
         return redact_text(str(exc)), 1
     if isinstance(exc, (ClauderonError, UsageProblem)):

@@ -38,7 +38,7 @@ class Clauderon(Magics, Configurable):
     def _check_backend(self, proposal: Any) -> str:
         value = str(proposal["value"]).strip()
         if value:
-            from ..model.fields import Backend
+            from ..model.choices import Backend
 
             try:
                 return Backend.parse(value, "Clauderon.default_backend").value

@@ -1,7 +1,7 @@
 """The one argument parser for the ``clauderon-nb`` command and the ``%clauderon`` magic.
 
-``create``'s flags are generated from ``CreateSessionRequest``'s fields; the
-values stay strings here and are validated by the model, nowhere else.
+``create``'s flags come from the typed field hints (``model.hints``); the values
+stay strings here and are validated by the request model, nowhere else.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from typing import Any, NoReturn
 
 from ..errors import did_you_mean
-from ..model.request import CreateSessionRequest
+from ..model.hints import FIELDS
 
 SUBCOMMANDS = (
     "create",
@@ -82,20 +82,14 @@ def _explain(parser: argparse.ArgumentParser, message: str) -> str:
     return f"{prog}: {message}"
 
 
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
 def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     basic = parser.add_argument_group("session")
     advanced = parser.add_argument_group(
         "advanced container settings", "memory units are 1024-based for both backends: 512m = 512 MiB, 4g = 4 GiB"
     )
-    for name, field in CreateSessionRequest.model_fields.items():
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        group = advanced if extra.get("advanced") else basic
-        metavar = str(extra.get("metavar", name.upper()))
-        group.add_argument(_flag(name), dest=name, metavar=metavar, default=None, help=field.description)
+    for hint in FIELDS:
+        group = advanced if hint.advanced else basic
+        group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
 
 
 def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
@@ -165,6 +159,4 @@ def _non_negative(text: str) -> int:
 
 def request_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The ``create`` flags the user gave, by request field name."""
-    return {
-        name: getattr(args, name) for name in CreateSessionRequest.model_fields if getattr(args, name, None) is not None
-    }
+    return {h.name: getattr(args, h.name) for h in FIELDS if getattr(args, h.name, None) is not None}

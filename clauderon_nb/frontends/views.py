@@ -6,12 +6,14 @@ import html
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.resolve import Resolution
 from ..model.display import show_value
 from ..model.session import Session
 from ..render.plan import SHOWN, format_rows, html_rows, settings_rows
+
+if TYPE_CHECKING:
+    from ..config.resolve import Resolution
 
 
 def session_dict(session: Session) -> dict[str, Any]:

@@ -18,26 +18,22 @@ from pydantic import ValidationError
 
 from ..errors import ClauderonError, describe_validation_error
 from ..model.display import show_value
+from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS, flag_for
 from ..model.progress import ProgressEvent
-from ..model.request import CONTAINER_FIELDS, CreateSessionRequest
+from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
 from ..render.plan import Plan
-from ..sessions.manager import Options, SessionManager
+from ..sessions.manager import SessionManager
+from ..sessions.planning import Options
 from .views import SessionTable, age_text
 
 ADVANCED_TITLE = "Advanced Container Settings"
-_LABELS = {"cpu_limit": "CPU limit", "cpu_request": "CPU request", "repo": "Repository"}
 _STYLE = {"description_width": "130px"}
 _STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.9, "ready": 1.0}
 
 
 def _label(name: str) -> str:
-    return _LABELS.get(name, name.replace("_", " ").capitalize())
-
-
-def _extra(name: str) -> dict[str, Any]:
-    extra = CreateSessionRequest.model_fields[name].json_schema_extra
-    return extra if isinstance(extra, dict) else {}
+    return HINTS[name].title if name in HINTS else name.replace("_", " ").capitalize()
 
 
 def _error_html(text: str) -> str:
@@ -65,7 +61,7 @@ def magic_line(values: dict[str, str]) -> str:
 
 
 def _flag_text(name: str, value: str) -> str:
-    flag = f"--{name.replace('_', '-')}"
+    flag = flag_for(name)
     return f"{flag}={shlex.quote(value)}" if value.startswith("-") else f"{flag} {shlex.quote(value)}"
 
 
@@ -95,12 +91,13 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         self.errors: dict[str, W.HTML] = {}
         basic: list[W.Widget] = []
         advanced: list[W.Widget] = []
-        for name in CreateSessionRequest.model_fields:
+        for hint in FIELDS:
+            name = hint.name
             widget = self._make_widget(name)
             self.fields[name] = widget
             self.errors[name] = W.HTML(layout=W.Layout(margin="0 0 0 8px"))
             row = W.HBox([widget, self.errors[name]])
-            (advanced if _extra(name).get("advanced") else basic).append(row)
+            (advanced if HINTS[name].advanced else basic).append(row)
             widget.observe(self._on_change, names="value")
         self.policy_hint = W.HTML(self._policy_text())
         self.advanced = W.Accordion(children=[W.VBox([self.policy_hint, *advanced])], selected_index=None)
@@ -131,25 +128,19 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
     # --- building -----------------------------------------------------------
 
     def _choices(self, name: str) -> list[str]:
-        o = self.options
-        if o is None:
+        source = HINTS[name].choices
+        if self.options is None or source is None:
             return []
-        return {
-            "backend": o.backends,
-            "pull_policy": o.pull_policies,
-            "preset": list(o.presets),
-            "agent": o.agents,
-            "image": o.images,
-        }.get(name, [])
+        return list(getattr(self.options, source))
 
     def _make_widget(self, name: str) -> W.Widget:
-        field = CreateSessionRequest.model_fields[name]
-        common: dict[str, Any] = {"description": _label(name), "style": _STYLE, "tooltip": field.description}
-        kind = _extra(name).get("widget", "text")
+        hint = HINTS[name]
+        common: dict[str, Any] = {"description": hint.title, "style": _STYLE, "tooltip": hint.help}
+        kind = hint.widget
         if kind == "path":
             return W.Text(layout=W.Layout(width="640px"), continuous_update=True, placeholder="", **common)
         if kind == "textarea":
-            return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=field.description, **common)
+            return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=hint.help, **common)
         if kind == "choice":
             options = [("default", ""), *[(c, c) for c in self._choices(name)]]
             return W.Dropdown(options=options, value="", layout=W.Layout(width="360px"), **common)

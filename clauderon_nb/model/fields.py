@@ -7,40 +7,15 @@ goes through the same parser.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-from ..errors import did_you_mean
+from .choices import Backend as Backend  # re-exported: the field types and their enum together
 from .image import parse_image
 from .naming import MAX_NAME, slugify
 from .pull_policy import PullPolicy
 from .units import parse_cpu, parse_memory
-
-
-class Backend(str, Enum):
-    """Where a session runs."""
-
-    DOCKER = "docker"
-    KUBERNETES = "kubernetes"
-    LOCAL = "local"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @classmethod
-    def parse(cls, value: object, field: str = "backend") -> Backend:
-        if isinstance(value, Backend):
-            return value
-        choices = [b.value for b in cls]
-        if isinstance(value, str):
-            key = value.strip().lower()
-            key = {"k8s": "kubernetes", "kube": "kubernetes"}.get(key, key)
-            if key in choices:
-                return cls(key)
-            raise ValueError(f"{field} {value!r}: expected one of {', '.join(choices)}{did_you_mean(key, choices)}")
-        raise ValueError(f"{field} of type {type(value).__name__}: expected one of {', '.join(choices)}")
 
 
 def _field(info: ValidationInfo) -> str:

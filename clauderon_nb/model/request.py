@@ -8,16 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy, SessionName
-from .units import CPU_HELP, MEMORY_HELP, human_cpu, human_memory
-
-#: Fields that only make sense for a container (refused on the local backend).
-CONTAINER_FIELDS = ("image", "pull_policy", "cpu_limit", "memory_limit", "cpu_request", "memory_request", "preset")
-#: Linux passes one argument or environment string of at most 128 KiB (MAX_ARG_STRLEN, with its NUL); the
-#: prompt is both an argument and ``CLAUDERON_PROMPT=…``, so this is the most a prompt can be (measured).
-MAX_ARG_BYTES = 131072
-MAX_PROMPT_BYTES = MAX_ARG_BYTES - 1 - len("CLAUDERON_PROMPT=")
-#: Resource fields, in display order.
-RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
+from .hints import CONTAINER_FIELDS, HINTS, RESOURCE_FIELDS, local_backend_refusal
+from .limits import MAX_ARG_BYTES, MAX_PROMPT_BYTES
+from .units import human_cpu, human_memory
 
 
 def check_request_within_limit(values: dict[str, Any], origins: dict[str, str] | None = None) -> None:
@@ -39,6 +32,16 @@ def check_request_within_limit(values: dict[str, Any], origins: dict[str, str] |
             )
 
 
+__all__ = [
+    "CONTAINER_FIELDS",
+    "MAX_ARG_BYTES",
+    "MAX_PROMPT_BYTES",
+    "RESOURCE_FIELDS",
+    "CreateSessionRequest",
+    "check_request_within_limit",
+]
+
+
 class CreateSessionRequest(BaseModel):
     """What a user asks for; ``None`` means "use the configured value".
 
@@ -48,56 +51,18 @@ class CreateSessionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
-    repo: str = Field(
-        ".", description="Git repository the session works on", json_schema_extra={"metavar": "PATH", "widget": "path"}
-    )
-    prompt: str = Field(
-        ..., description="What the agent should do", json_schema_extra={"metavar": "TEXT", "widget": "textarea"}
-    )
-    backend: BackendName | None = Field(
-        None,
-        description="Where the session runs: docker, kubernetes or local",
-        json_schema_extra={"metavar": "B", "widget": "choice"},
-    )
-    agent: Identifier | None = Field(
-        None,
-        description="Agent to run (claude, codex, gemini, echo, or one from config.toml)",
-        json_schema_extra={"widget": "combo"},
-    )
-    name: SessionName | None = Field(
-        None, description="Session name (a DNS label; default: from the prompt plus 4 random characters)"
-    )
-    image: Image | None = Field(
-        None,
-        description="Container image, [registry[:port]/]path[:tag][@sha256:…]",
-        json_schema_extra={"advanced": True, "widget": "combo"},
-    )
-    pull_policy: Policy | None = Field(
-        None,
-        description="always, if-not-present or never",
-        json_schema_extra={"advanced": True, "metavar": "POLICY", "widget": "choice"},
-    )
-    cpu_limit: Cpu | None = Field(
-        None, description=f"CPU limit: {CPU_HELP}", json_schema_extra={"advanced": True, "metavar": "CPU"}
-    )
-    memory_limit: Memory | None = Field(
-        None, description=f"Memory limit: {MEMORY_HELP}", json_schema_extra={"advanced": True, "metavar": "MEM"}
-    )
-    cpu_request: Cpu | None = Field(
-        None,
-        description="CPU request (Kubernetes requests; Docker cpu shares)",
-        json_schema_extra={"advanced": True, "metavar": "CPU"},
-    )
-    memory_request: Memory | None = Field(
-        None,
-        description="Memory request (Kubernetes requests; Docker soft limit)",
-        json_schema_extra={"advanced": True, "metavar": "MEM"},
-    )
-    preset: Identifier | None = Field(
-        None,
-        description="Resource preset: small, medium, large, or one from config.toml",
-        json_schema_extra={"advanced": True, "widget": "choice"},
-    )
+    repo: str = Field(".", description=HINTS["repo"].help)
+    prompt: str = Field(..., description=HINTS["prompt"].help)
+    backend: BackendName | None = Field(None, description=HINTS["backend"].help)
+    agent: Identifier | None = Field(None, description=HINTS["agent"].help)
+    name: SessionName | None = Field(None, description=HINTS["name"].help)
+    image: Image | None = Field(None, description=HINTS["image"].help)
+    pull_policy: Policy | None = Field(None, description=HINTS["pull_policy"].help)
+    cpu_limit: Cpu | None = Field(None, description=HINTS["cpu_limit"].help)
+    memory_limit: Memory | None = Field(None, description=HINTS["memory_limit"].help)
+    cpu_request: Cpu | None = Field(None, description=HINTS["cpu_request"].help)
+    memory_request: Memory | None = Field(None, description=HINTS["memory_request"].help)
+    preset: Identifier | None = Field(None, description=HINTS["preset"].help)
 
     @field_validator("repo", mode="before")
     @classmethod
@@ -131,10 +96,7 @@ class CreateSessionRequest(BaseModel):
         if self.backend is not None and self.backend.value == "local":
             given = [f for f in CONTAINER_FIELDS if getattr(self, f) is not None]
             if given:
-                raise ValueError(
-                    f"{given[0]} does not apply to the local backend (it runs the agent as a plain process); "
-                    "use --backend docker or kubernetes"
-                )
+                raise ValueError(local_backend_refusal(given[0]))
         return self
 
     def explicit(self) -> dict[str, Any]:

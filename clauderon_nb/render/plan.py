@@ -6,12 +6,14 @@ import html
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config.resolve import ResolvedSettings
 from ..model.display import show_value
 from ..model.redact import redact_json
-from .spec import SessionSpec
+
+if TYPE_CHECKING:  # types only: showing a plan or a stored session needs neither the resolver nor pydantic
+    from ..config.resolve import ResolvedSettings
+    from .spec import SessionSpec
 
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN = {

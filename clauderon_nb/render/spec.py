@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config.agents import AgentEnv, render_command
-from ..config.resolve import ResolvedSettings
 from ..model.naming import label_safe
+
+if TYPE_CHECKING:  # the backends import this module to read a spec; only planning builds one
+    from ..config.agents import AgentEnv
+    from ..config.resolve import ResolvedSettings
 
 LABEL_PREFIX = "clauderon.io/"
 WORKSPACE = "/workspace"
@@ -85,6 +88,8 @@ def build_spec(
     uid: int,
     gid: int,
 ) -> SessionSpec:
+    from ..config.agents import render_command
+
     return SessionSpec(
         session_id=session_id,
         name=name,

@@ -4,55 +4,34 @@ from __future__ import annotations
 
 import builtins
 import os
-import shlex
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.agents import agent_command, agent_env, all_agents, find_agent, render_command
-from ..config.files import clauderon_home, load_repo_config, load_user_config
-from ..config.policy import load_policy
-from ..config.presets import all_presets
-from ..config.resolve import Resolution, docker_engine_present, resolve
-from ..config.trust import TRUSTED_KEYS, is_trusted, trust
+from ..config.environment import clauderon_home, docker_engine_present
 from ..errors import BackendError, ClauderonError, ConfigError, did_you_mean
-from ..model.fields import Backend
+from ..model.choices import Backend
 from ..model.image import parse_image
-from ..model.naming import current_owner, is_dns_label, name_from_prompt, stable_name
+from ..model.naming import current_owner, is_dns_label, name_from_prompt
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.pull_policy import PullPolicy
-from ..model.redact import SECRET_MASK, redact_text, redact_url
-from ..model.request import MAX_ARG_BYTES, CreateSessionRequest
+from ..model.redact import redact_text
 from ..model.session import Session, Status
 from ..model.units import parse_cpu, parse_memory
-from ..render.plan import Plan
-from ..render.spec import SessionSpec, build_spec
-from .gitrepo import RepoInfo, inspect_repo, is_local_remote, remote_url
 from .liveness import process_gone, this_process
 from .store import NameTaken, Store, StoreError
 from .worktree import add_worktree, remove_worktree
 
 if TYPE_CHECKING:
     from ..backends.base import SessionBackend
+    from ..config.resolve import Resolution
+    from ..model.request import CreateSessionRequest
+    from ..render.plan import Plan
+    from .planning import Options, Planner
 
 _NAME_ATTEMPTS = 8
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a form offers: every choice already filtered by the admin policy."""
-
-    agents: list[str]
-    presets: dict[str, str]
-    backends: list[str]
-    pull_policies: list[str]
-    allowed_images: list[str]  # the policy's globs (empty: any image)
-    images: list[str]  # suggestions: the policy's literal images, then recently used ones
-    max_cpu: int | None
-    max_memory: int | None
 
 
 class SessionManager:
@@ -101,23 +80,16 @@ class SessionManager:
             self._backends[name] = get_backend(name)
         return self._backends[name]
 
-    # --- planning -----------------------------------------------------------
+    # --- planning (loads the resolver and pydantic only when used) -------------
+
+    def _planner(self) -> Planner:
+        from .planning import Planner
+
+        return Planner(self.home, self.owner, self.defaults, self.defaults_origin)
 
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
-        repo = inspect_repo(request.repo)
-        return self._resolve(request, repo)
-
-    def _resolve(self, request: CreateSessionRequest, repo: RepoInfo) -> Resolution:
-        return resolve(
-            request,
-            load_user_config(self.home),
-            load_repo_config(repo.root),
-            load_policy(),
-            owner=self.owner,
-            frontend=self.defaults,
-            frontend_origin=self.defaults_origin,
-        )
+        return self._planner().resolve(request)
 
     def plan(self, request: CreateSessionRequest | None = None, **fields: Any) -> Plan:
         """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
@@ -126,108 +98,15 @@ class SessionManager:
         reads no secret values (they show as ``***``). The name is the one ``create``
         will use unless it is taken by then.
         """
-        request = _request(request, fields)
-        return self._plan(request, None)
-
-    def _plan(self, request: CreateSessionRequest, name: str | None) -> Plan:
-        repo = inspect_repo(request.repo)
-        res = self._resolve(request, repo)
-        settings = res.settings
-        if name is None:
-            name = request.name or stable_name(request.prompt, f"{self.owner}\0{repo.root}\0{repo.commit}")
-        credentials = agent_env(settings.agent, res.agent_config)
-        notes = list(res.notes)
-        url = None
-        if settings.backend is Backend.KUBERNETES:
-            url = settings.git_remote_url or remote_url(repo)
-            if not url:
-                raise ConfigError(
-                    f"repo '{repo.root}': the kubernetes backend clones the repository's remote, and it has none; "
-                    "add a remote (git remote add origin URL) or set git_remote_url in k8s-config.toml"
-                )
-            if is_local_remote(url):
-                raise ConfigError(
-                    f"repo '{repo.root}': its remote {redact_url(url)!r} is a path on this machine, which a pod "
-                    "cannot clone; push to a git server and use that remote, or set git_remote_url in k8s-config.toml"
-                )
-        spec = build_spec(
-            session_id=str(uuid.uuid4()),
-            name=name,
-            owner=self.owner,
-            prompt=request.prompt,
-            settings=settings,
-            agent_command=agent_command(res.agent_config, has_terminal=settings.backend is not Backend.LOCAL),
-            credentials=credentials,
-            env_from_secret=res.agent_config.env_from_secret,
-            repo_root=repo.root,
-            git_common_dir=repo.common_dir,
-            base_branch=repo.branch,
-            base_commit=repo.commit,
-            home=self.home,
-            remote_url=url,
-            uid=os.getuid(),
-            gid=os.getgid(),
-        )
-        check_arguments(spec)
-        trust_note = self._untrusted_repo_file(res, repo, spec)
-        if trust_note:
-            notes.append(trust_note)
-        return Plan(
-            session_spec=spec,
-            settings=settings,
-            sources=res.sources,
-            origins=res.origins,
-            spec=render_native(spec),
-            notes=tuple(notes),
-            needs_trust=bool(trust_note),
-        )
-
-    def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
-        """A note when the repository's own file picks what runs with the user's credentials, unconfirmed."""
-        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
-        config = repo.root / ".clauderon.toml"
-        if not chosen or not spec.secret_env or is_trusted(self.home, repo.root, config):
-            return None
-        what = ", ".join(f"{k} {getattr(res.settings, k)!r}" for k in chosen)
-        return (
-            f"the repository's .clauderon.toml chooses {what}, which would receive your credentials "
-            f"({', '.join(spec.secret_env)}); review the file, then trust it once with "
-            f"`clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), or override it with flags"
-        )
+        return self._planner().plan(_request(request, fields))
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
-        info = inspect_repo(repo)
-        config = info.root / ".clauderon.toml"
-        if not config.is_file():
-            return f"{info.root} has no .clauderon.toml: nothing to trust"
-        load_repo_config(info.root)  # a broken file is refused, not trusted
-        digest = trust(self.home, info.root, config)
-        return f"Trusted {config} (sha256 {digest[:12]}); any change to it asks again."
+        return self._planner().trust_repo(repo)
 
     def options(self) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
-        user = load_user_config(self.home)
-        policy = load_policy()
-        backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
-        pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
-        found = policy.first("allowed_images")
-        globs = list(found[0]) if found else []
-        recent: list[str] = []
-        for s in reversed(self._reader().all(self.owner)):
-            image = s.settings.get("image")
-            if isinstance(image, str) and image not in recent:
-                recent.append(image)
-        return Options(
-            agents=sorted(all_agents(user.general.data.agents)),
-            presets={k: v.description or "" for k, v in all_presets(user.general.data.presets).items()},
-            backends=backends,
-            pull_policies=pulls,
-            allowed_images=globs,
-            images=policy.literal_images() + recent[:10],
-            max_cpu=policy.max_cpu(),
-            max_memory=policy.max_memory(),
-        )
+        return self._planner().options(self._reader().all(self.owner))
 
     # --- create -------------------------------------------------------------
 
@@ -292,9 +171,10 @@ class SessionManager:
     def _reserve(self, request: CreateSessionRequest) -> tuple[Plan, Session]:
         """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
         name is taken atomically here. The first try uses the dry run's name."""
+        planner = self._planner()
         for attempt in range(_NAME_ATTEMPTS):
             name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
-            plan = self._plan(request, name)
+            plan = planner.plan(request, name)
             if plan.needs_trust:
                 raise ConfigError(plan.notes[-1], field="image")
             spec = plan.session_spec
@@ -361,7 +241,7 @@ class SessionManager:
             for s in group:
                 self._apply(s, observed.get(s.id))
         sessions += orphans
-        if all_owners and not load_policy().is_admin(self.owner):
+        if all_owners and not _is_admin(self.owner):
             sessions = [s if s.owner == self.owner else _redacted(s) for s in sessions]
         return sessions
 
@@ -525,10 +405,15 @@ class SessionManager:
         return session
 
     def _recheck(self, session: Session) -> None:
+        from ..config.policy import load_policy
+
         settings = stored_settings(session)
         load_policy().check(settings, {k: "stored session" for k in settings})
 
     def _local_runtime(self, session: Session) -> dict[str, Any]:
+        from ..config.agents import agent_command, all_agents, find_agent, render_command
+        from ..config.files import load_user_config
+
         user = load_user_config(self.home)
         config = find_agent(session.agent, all_agents(user.general.data.agents), source="stored session")
         logs = self.home / "logs"
@@ -607,6 +492,12 @@ def stored_settings(session: Session) -> dict[str, Any]:
     return out
 
 
+def _is_admin(owner: str) -> bool:
+    from ..config.policy import load_policy
+
+    return load_policy().is_admin(owner)
+
+
 def _is_hash(value: Any) -> bool:
     return isinstance(value, str) and len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
 
@@ -624,20 +515,10 @@ def _redacted(session: Session) -> Session:
     )
 
 
-def check_arguments(spec: SessionSpec) -> None:
-    """Every argument and environment string must fit what Linux passes to a process (measured)."""
-    for part in [*spec.command, *(f"{k}={v}" for k, v in spec.env.items())]:
-        size = len(part.encode("utf-8", errors="surrogatepass"))
-        if size >= MAX_ARG_BYTES:
-            raise ConfigError(
-                f"prompt: the agent's command would carry an argument of {size} bytes, more than the "
-                f"{MAX_ARG_BYTES - 1} Linux allows; shorten the prompt",
-                field="prompt",
-            )
-
-
 def _request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
     if request is None:
+        from ..model.request import CreateSessionRequest
+
         return CreateSessionRequest(**fields)
     if fields:
         raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
@@ -651,21 +532,3 @@ def _rollback(undo: list[Any]) -> None:
             step()
         except Exception:  # noqa: BLE001 - best effort: the original error is what the user needs
             continue
-
-
-def render_native(spec: SessionSpec) -> Any:
-    """The backend-native form of ``spec`` with secrets masked."""
-    backend = spec.settings.backend
-    if backend is Backend.DOCKER:
-        from ..render.docker import render_docker
-
-        return render_docker(spec)
-    if backend is Backend.KUBERNETES:
-        from ..render.kubernetes import render_kubernetes
-
-        return render_kubernetes(spec)
-    return {
-        "argv": list(spec.command),
-        "cwd": str(spec.worktree),
-        "env": {**spec.env, **{n: SECRET_MASK for n in spec.secret_env}},
-    }

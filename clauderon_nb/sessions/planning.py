@@ -1,0 +1,201 @@
+"""Planning a session: resolve a request against the config files and policy, build the spec,
+render it for its backend. Creates nothing; everything ``plan``, ``create`` and ``options`` share.
+
+The manager imports this only when a command plans, so ``list``, ``show`` and ``logs`` never load
+pydantic or the resolver.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config.agents import agent_command, agent_env, all_agents
+from ..config.files import load_repo_config, load_user_config
+from ..config.policy import load_policy
+from ..config.presets import all_presets
+from ..config.resolve import Resolution, resolve
+from ..config.trust import TRUSTED_KEYS, is_trusted, trust
+from ..errors import ConfigError
+from ..model.choices import Backend
+from ..model.limits import MAX_ARG_BYTES
+from ..model.naming import stable_name
+from ..model.pull_policy import PullPolicy
+from ..model.redact import SECRET_MASK, redact_url
+from ..model.request import CreateSessionRequest
+from ..model.session import Session
+from ..render.plan import Plan
+from ..render.spec import SessionSpec, build_spec
+from .gitrepo import RepoInfo, inspect_repo, is_local_remote, remote_url
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a form offers: every choice already filtered by the admin policy."""
+
+    agents: list[str]
+    presets: dict[str, str]
+    backends: list[str]
+    pull_policies: list[str]
+    allowed_images: list[str]  # the policy's globs (empty: any image)
+    images: list[str]  # suggestions: the policy's literal images, then recently used ones
+    max_cpu: int | None
+    max_memory: int | None
+
+
+@dataclass(frozen=True)
+class Planner:
+    """What planning needs to know about the caller: home, owner and the front end's defaults."""
+
+    home: Path
+    owner: str
+    defaults: dict[str, Any]
+    defaults_origin: str
+
+    def resolve(self, request: CreateSessionRequest, repo: RepoInfo | None = None) -> Resolution:
+        """Resolved settings with sources, reading config files and policy; creates nothing."""
+        repo = repo or inspect_repo(request.repo)
+        return resolve(
+            request,
+            load_user_config(self.home),
+            load_repo_config(repo.root),
+            load_policy(),
+            owner=self.owner,
+            frontend=self.defaults,
+            frontend_origin=self.defaults_origin,
+        )
+
+    def plan(self, request: CreateSessionRequest, name: str | None = None) -> Plan:
+        """The dry run of ``create``; ``name`` None: the one the prompt gives (what create will use)."""
+        repo = inspect_repo(request.repo)
+        res = self.resolve(request, repo)
+        settings = res.settings
+        if name is None:
+            name = request.name or stable_name(request.prompt, f"{self.owner}\0{repo.root}\0{repo.commit}")
+        credentials = agent_env(settings.agent, res.agent_config)
+        notes = list(res.notes)
+        url = None
+        if settings.backend is Backend.KUBERNETES:
+            url = settings.git_remote_url or remote_url(repo)
+            if not url:
+                raise ConfigError(
+                    f"repo '{repo.root}': the kubernetes backend clones the repository's remote, and it has none; "
+                    "add a remote (git remote add origin URL) or set git_remote_url in k8s-config.toml"
+                )
+            if is_local_remote(url):
+                raise ConfigError(
+                    f"repo '{repo.root}': its remote {redact_url(url)!r} is a path on this machine, which a pod "
+                    "cannot clone; push to a git server and use that remote, or set git_remote_url in k8s-config.toml"
+                )
+        spec = build_spec(
+            session_id=str(uuid.uuid4()),
+            name=name,
+            owner=self.owner,
+            prompt=request.prompt,
+            settings=settings,
+            agent_command=agent_command(res.agent_config, has_terminal=settings.backend is not Backend.LOCAL),
+            credentials=credentials,
+            env_from_secret=res.agent_config.env_from_secret,
+            repo_root=repo.root,
+            git_common_dir=repo.common_dir,
+            base_branch=repo.branch,
+            base_commit=repo.commit,
+            home=self.home,
+            remote_url=url,
+            uid=os.getuid(),
+            gid=os.getgid(),
+        )
+        check_arguments(spec)
+        trust_note = self._untrusted_repo_file(res, repo, spec)
+        if trust_note:
+            notes.append(trust_note)
+        return Plan(
+            session_spec=spec,
+            settings=settings,
+            sources=res.sources,
+            origins=res.origins,
+            spec=render_native(spec),
+            notes=tuple(notes),
+            needs_trust=bool(trust_note),
+        )
+
+    def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
+        """A note when the repository's own file picks what runs with the user's credentials, unconfirmed."""
+        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
+        config = repo.root / ".clauderon.toml"
+        if not chosen or not spec.secret_env or is_trusted(self.home, repo.root, config):
+            return None
+        what = ", ".join(f"{k} {getattr(res.settings, k)!r}" for k in chosen)
+        return (
+            f"the repository's .clauderon.toml chooses {what}, which would receive your credentials "
+            f"({', '.join(spec.secret_env)}); review the file, then trust it once with "
+            f"`clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), or override it with flags"
+        )
+
+    def trust_repo(self, repo: str | os.PathLike[str]) -> str:
+        """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
+        info = inspect_repo(repo)
+        config = info.root / ".clauderon.toml"
+        if not config.is_file():
+            return f"{info.root} has no .clauderon.toml: nothing to trust"
+        load_repo_config(info.root)  # a broken file is refused, not trusted
+        digest = trust(self.home, info.root, config)
+        return f"Trusted {config} (sha256 {digest[:12]}); any change to it asks again."
+
+    def options(self, recent_sessions: list[Session]) -> Options:
+        """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
+        user = load_user_config(self.home)
+        policy = load_policy()
+        backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
+        pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
+        found = policy.first("allowed_images")
+        globs = list(found[0]) if found else []
+        recent: list[str] = []
+        for s in reversed(recent_sessions):
+            image = s.settings.get("image")
+            if isinstance(image, str) and image not in recent:
+                recent.append(image)
+        return Options(
+            agents=sorted(all_agents(user.general.data.agents)),
+            presets={k: v.description or "" for k, v in all_presets(user.general.data.presets).items()},
+            backends=backends,
+            pull_policies=pulls,
+            allowed_images=globs,
+            images=policy.literal_images() + recent[:10],
+            max_cpu=policy.max_cpu(),
+            max_memory=policy.max_memory(),
+        )
+
+
+def check_arguments(spec: SessionSpec) -> None:
+    """Every argument and environment string must fit what Linux passes to a process (measured)."""
+    for part in [*spec.command, *(f"{k}={v}" for k, v in spec.env.items())]:
+        size = len(part.encode("utf-8", errors="surrogatepass"))
+        if size >= MAX_ARG_BYTES:
+            raise ConfigError(
+                f"prompt: the agent's command would carry an argument of {size} bytes, more than the "
+                f"{MAX_ARG_BYTES - 1} Linux allows; shorten the prompt",
+                field="prompt",
+            )
+
+
+def render_native(spec: SessionSpec) -> Any:
+    """The backend-native form of ``spec`` with secrets masked."""
+    backend = spec.settings.backend
+    if backend is Backend.DOCKER:
+        from ..render.docker import render_docker
+
+        return render_docker(spec)
+    if backend is Backend.KUBERNETES:
+        from ..render.kubernetes import render_kubernetes
+
+        return render_kubernetes(spec)
+    return {
+        "argv": list(spec.command),
+        "cwd": str(spec.worktree),
+        "env": {**spec.env, **{n: SECRET_MASK for n in spec.secret_env}},
+    }

@@ -1,0 +1,93 @@
+"""The layers import only downwards, and the light paths stay light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
+#: Lowest first. A module may import from its own layer and the ones before it.
+LAYERS = ("model", "config", "render", "backends", "sessions", "frontends")
+ROOT_MODULES = {"errors": -1, "_version": -1, "units": 0, "image": 0}  # the public shims sit on model
+
+
+def layer_of(module: str) -> int | None:
+    """Rank of ``clauderon_nb.X.…``; None for the package facade (``__init__``, ``__main__``)."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    if parts[1] in LAYERS:
+        return LAYERS.index(parts[1])
+    return ROOT_MODULES.get(parts[1])
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """Every clauderon_nb module ``path`` imports (at any depth of the code), with its line."""
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    package = list(rel.parts[:-1])  # for a module and for a package's __init__ alike
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+                names = [f"{target}.{a.name}" for a in node.names]
+                out += [(n if layer_of(n) is not None else target, node.lineno) for n in names]
+            elif node.module and node.module.startswith("clauderon_nb"):
+                out.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.startswith("clauderon_nb")]
+    return out
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PKG.rglob("*.py") if p.name not in ("__main__.py",) and p != PKG / "__init__.py")
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_imports_go_down_the_layers(path: Path) -> None:
+    module = ".".join(path.relative_to(PKG.parent).with_suffix("").parts)
+    own = layer_of(module)
+    assert own is not None, f"{module}: not in a layer folder (add it to one, or to ROOT_MODULES)"
+    for target, line in imports_of(path):
+        rank = layer_of(target)
+        if rank is None:  # the facade's lazy names are for users, not for the package itself
+            pytest.fail(f"{module}:{line} imports the package facade ({target}); import the module itself")
+        assert rank <= own, f"{module}:{line} imports {target}, a higher layer ({LAYERS[rank]} above {LAYERS[own]})"
+
+
+def test_every_layer_says_what_it_holds_and_may_import() -> None:
+    for layer in LAYERS:
+        doc = ast.get_docstring(ast.parse((PKG / layer / "__init__.py").read_text()))
+        assert doc and "May import" in doc, layer
+
+
+def test_the_store_needs_neither_the_resolver_nor_pydantic() -> None:
+    store = PKG / "sessions" / "store.py"
+    targets = {t for t, _ in imports_of(store)}
+    assert targets <= {
+        "clauderon_nb.errors.ClauderonError",
+        "clauderon_nb.model.session.Session",
+        "clauderon_nb.model.session.Status",
+    }, targets
+    code = "import sys, clauderon_nb.sessions.store; print('pydantic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["clauderon_nb.frontends.cli", "clauderon_nb.sessions.manager", "clauderon_nb.frontends.views"],
+)
+def test_read_only_paths_import_no_pydantic_docker_or_kubernetes(module: str) -> None:
+    """``list``, ``show`` and ``logs`` never build pydantic models: importing what they use must not load them."""
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('pydantic', 'docker', 'kubernetes', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
