@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import os
 import re
-import secrets
 import string
 
 MAX_NAME = 40  # before the "-xxxx" suffix
@@ -32,6 +29,8 @@ def stable_name(prompt: str, context: str) -> str:
     """The name a dry run shows and the create that follows uses: the prompt's words plus 4 characters
     derived from the prompt and ``context`` (owner, repository, commit); a create falls back to random
     suffixes only if that name is taken by then."""
+    import hashlib
+
     words = re.findall(r"[A-Za-z0-9]+", prompt)[:6]
     base = slugify(" ".join(words)) or "session"
     digest = int.from_bytes(hashlib.sha256(f"{context}\0{prompt}".encode(errors="surrogatepass")).digest()[:8], "big")
@@ -40,6 +39,8 @@ def stable_name(prompt: str, context: str) -> str:
 
 
 def random_suffix() -> str:
+    import secrets
+
     return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(4))
 
 
@@ -51,6 +52,8 @@ def label_safe(value: str) -> str:
     """A Kubernetes/Docker label value for ``value``; escaped values carry a hash so they stay unique."""
     if _LABEL_VALUE.match(value) and value:
         return value
+    import hashlib
+
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")[:54].rstrip("-_.")
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
     return f"{cleaned}-{digest}" if cleaned else f"u-{digest}"
@@ -61,6 +64,8 @@ def current_owner() -> str:
     hub = os.environ.get("JUPYTERHUB_USER", "").strip()
     if hub:
         return hub
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry (e.g. a container uid)

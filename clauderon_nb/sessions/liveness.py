@@ -8,7 +8,6 @@ When that process is gone, the step was interrupted and can be finished.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,14 @@ def _boot_id() -> str | None:
 def this_process() -> dict[str, Any]:
     """An identity for the current process that survives in the store."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": _start_time(pid)}
+    return {"host": os.uname().nodename, "boot": _boot_id(), "pid": pid, "start": _start_time(pid)}
 
 
 def process_gone(info: Any) -> bool:
     """True only when we can tell the recorded process no longer runs (same host, same boot)."""
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return True  # no owner recorded (an older record, or a damaged one): nothing is running it
-    if info.get("host") != socket.gethostname():
+    if info.get("host") != os.uname().nodename:
         return False  # another machine sharing this home: we cannot tell
     if info.get("boot") and _boot_id() and info["boot"] != _boot_id():
         return True  # the machine rebooted since

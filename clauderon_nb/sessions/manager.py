@@ -22,7 +22,6 @@ from ..model.session import Session, Status
 from ..model.units import parse_cpu, parse_memory
 from .liveness import process_gone, this_process
 from .store import NameTaken, Store, StoreError
-from .worktree import add_worktree, remove_worktree
 
 if TYPE_CHECKING:
     from ..backends.base import SessionBackend
@@ -141,6 +140,8 @@ class SessionManager:
                 raise ConfigError(f"agent {spec.settings.agent!r}: variable {missing[0]} vanished from the environment")
             backend.preflight(spec, report)
             if backend.local_worktree:
+                from .worktree import add_worktree, remove_worktree
+
                 report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
                 add_worktree(spec.repo_root, spec.git_common_dir, spec.worktree, spec.branch, spec.base_commit)
                 undo.append(
@@ -357,6 +358,8 @@ class SessionManager:
         backend.remove(session)
         if not backend.local_worktree:
             return None
+        from .worktree import remove_worktree
+
         return remove_worktree(
             Path(session.repo),
             self._worktree(session),
