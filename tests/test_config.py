@@ -266,16 +266,16 @@ def test_unknown_agent_did_you_mean(repo: Path) -> None:
 # --- merge order holds for any subset of layers ------------------------------
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(
-    present=st.sets(st.sampled_from(["session", "preset", "repo", "user", "policy"])),
+    present=st.sets(st.sampled_from(["session", "preset", "repo", "kernel", "user", "policy"])),
     field=st.sampled_from(["cpu_limit", "memory_limit"]),
 )
 def test_merge_order_for_any_subset(tmp_path: Path, present: set[str], field: str) -> None:
     """The highest present layer wins, and the source says which one it was."""
-    order = ["session", "preset", "repo", "user", "policy", "default"]
+    order = ["session", "preset", "repo", "kernel", "user", "policy", "default"]
     # The policy maximum is above every other layer, so it only shows when nothing else sets a value.
-    values = {"session": 1100, "preset": 1200, "repo": 1300, "user": 1400, "policy": 2000}
+    values = {"session": 1100, "preset": 1200, "repo": 1300, "kernel": 1350, "user": 1400, "policy": 2000}
     unit = 1 if field == "cpu_limit" else 10 * MI
     home = tmp_path / f"h{abs(hash(frozenset(present)))}"
     home.mkdir(exist_ok=True)
@@ -304,7 +304,8 @@ def test_merge_order_for_any_subset(tmp_path: Path, present: set[str], field: st
     if "policy" in present:
         rules = PolicyConfig.model_validate({f"max_{key}": as_text(values["policy"]).strip('"')})
         pol = AdminPolicy((PolicyFile(tmp_path / "policy.toml", rules),))
-    res = resolve(request, user, Loaded(tmp_path / ".clauderon.toml", repo_cfg), pol)
+    kernel = {field: as_text(values["kernel"]).strip('"')} if "kernel" in present else {}
+    res = resolve(request, user, Loaded(tmp_path / ".clauderon.toml", repo_cfg), pol, frontend=kernel)
     winner = next(layer for layer in order if layer in present or layer == "default")
     assert res.sources[field] == winner
     if winner != "default":

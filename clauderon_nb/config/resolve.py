@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from ..errors import ConfigError, describe_validation_error, did_you_mean
 from ..model.choices import Backend
 from ..model.display import show_value
-from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, RESOURCE_FIELDS, local_backend_refusal
+from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, local_backend_refusal
 from ..model.pull_policy import PullPolicy
 from ..model.redact import mask_env, redact_url
 from ..model.request import CreateSessionRequest, check_request_within_limit
+from ..model.settings_table import BACKEND_KEYS
 from .agents import all_agents, find_agent
 from .environment import docker_engine_present
 from .files import AgentConfig, Loaded, RegistryAuth, UserConfig
@@ -36,22 +37,6 @@ DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SOURCES = ("session", "preset", "repo", "kernel", "user", "policy", "default")
-
-CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
-DOCKER_KEYS = ("network", "extra_env", "registry_auth")
-K8S_KEYS = (
-    "namespace",
-    "service_account",
-    "storage_class",
-    "workspace_size",
-    "image_pull_secrets",
-    "git_remote_url",
-    "workspace",
-    "run_as_user",
-    "pod_start_timeout",
-    "kubeconfig",
-    "context",
-)
 
 
 @dataclass(frozen=True)
@@ -166,7 +151,7 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
         }
         return values, _where(user.docker)
     k = user.kubernetes.data
-    values = {key: getattr(k, key) for key in (*CONTAINER_KEYS, *K8S_KEYS) if key != "pull_policy"}
+    values = {key: getattr(k, key) for key in BACKEND_KEYS["kubernetes"] if key != "pull_policy"}
     values["pull_policy"] = k.image_pull_policy
     values["image_pull_secrets"] = tuple(k.image_pull_secrets) or None
     if k.namespace_template and not k.namespace:
@@ -213,6 +198,100 @@ def _frontend_values(raw: dict[str, Any], origin: str) -> dict[str, Any]:
     return {k: v for k, v in parsed.items() if k in given}
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything a resolution reads, gathered once."""
+
+    session: dict[str, Any]
+    repo_where: str
+    repo_values: dict[str, Any]
+    kernel_origin: str
+    kernel_values: dict[str, Any]
+    user: UserConfig
+    policy: AdminPolicy
+    owner: str
+    presets: dict[str, Any]
+
+
+def _preset_layer(name: str, named_by: str, source_origin: str, presets: dict[str, Any]) -> Layer:
+    return Layer("preset", f"preset {name}{source_origin}", preset_values(name, presets, named_by=named_by))
+
+
+def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], str | None, Layer | None]:
+    """THE precedence, highest first — the only place it is written down.
+
+    session > a preset it names > repo file > a preset it names > kernel/form defaults > a preset they
+    name > user files > policy defaults (its default preset when none was named) > built-in defaults.
+    Only the highest layer's preset applies, just below that layer. With ``backend`` None (while the
+    backend itself is chosen) the backend-specific user file, presets and policy defaults are left out.
+    Returns the layers, the preset in force and the layer that chose it.
+    """
+    named = [
+        ("session", "this request", inputs.session, ""),
+        ("repo", inputs.repo_where, inputs.repo_values, f" ({inputs.repo_where})"),
+        ("kernel", inputs.kernel_origin, inputs.kernel_values, f" ({inputs.kernel_origin})"),
+    ]
+    layers: list[Layer] = []
+    preset_name: str | None = None
+    preset_layer: Layer | None = None
+    for source, origin, values, said in named:
+        layers.append(Layer(source, origin, values))
+        if backend is not None and preset_name is None and values.get("preset"):
+            preset_name, preset_layer = values["preset"], layers[-1]
+            named_by = "session" if source == "session" else origin
+            layers.append(_preset_layer(preset_name, named_by, said, inputs.presets))
+    general = inputs.user.general
+    user_values: dict[str, Any] = {"backend": general.data.default_backend, "agent": general.data.default_agent}
+    user_where = _where(general)
+    if backend is not None:
+        file_values, user_where = _user_values(backend, inputs.user, inputs.owner)
+        user_values.update(file_values)
+    layers.append(Layer("user", user_where, user_values))
+    if backend is None:
+        return layers, None, None
+    defaults = _defaults(backend)
+    policy_values, policy_origin, default_preset = _policy_defaults(
+        inputs.policy, defaults, preset_name, inputs.presets
+    )
+    layers.append(Layer("policy", policy_origin, policy_values))
+    if default_preset is not None:
+        preset_name, preset_layer = default_preset, layers[-1]
+    layers.append(Layer("default", "built-in default", defaults))
+    return layers, preset_name, preset_layer
+
+
+def _policy_defaults(
+    policy: AdminPolicy, defaults: dict[str, Any], preset_named: str | None, presets: dict[str, Any]
+) -> tuple[dict[str, Any], str, str | None]:
+    """The admin's defaults: maximums as default limits, an allowed image, pull policy or network when the
+    built-in one is not allowed, and the default preset when no layer named one."""
+    values: dict[str, Any] = {}
+    origin = policy.files[0].where if policy.files else ""
+    if policy.max_cpu() is not None:
+        values["cpu_limit"] = policy.max_cpu()
+    if policy.max_memory() is not None:
+        values["memory_limit"] = policy.max_memory()
+    for key, rule in (("pull_policy", "allowed_pull_policies"), ("network", "allowed_networks")):
+        if key in defaults and not policy.allows(rule, defaults[key]):
+            allowed = policy.first(rule)
+            assert allowed is not None
+            values[key], origin = allowed[0][0], allowed[1].where
+    max_size = policy.max_workspace_size()
+    if "workspace_size" in defaults and max_size is not None and max_size < defaults["workspace_size"]:
+        values["workspace_size"] = max_size
+    if not policy.image_allowed(defaults["image"]):
+        literal = policy.literal_images()
+        if literal:
+            values["image"] = literal[0]
+    found = policy.first("default_preset")
+    if not found or preset_named is not None:
+        return values, origin, None
+    name, where = found[0], found[1].where
+    preset = preset_values(name, presets, named_by=f"policy {where}")
+    _check_preset_within_policy(name, where, preset, policy)
+    return {**values, **preset}, where, name
+
+
 def resolve(
     request: CreateSessionRequest,
     user: UserConfig,
@@ -228,12 +307,22 @@ def resolve(
 
     ``frontend``: defaults of the front end in use (``%config Clauderon.default_backend``, the
     form's defaults), a layer of their own below the repository file, with source ``kernel``.
+    Every value is picked from the one ordered list of ``layers_for``.
     """
-    session = request.explicit()
-    kernel_values = _frontend_values(frontend or {}, frontend_origin)
+    inputs = _Inputs(
+        session=request.explicit(),
+        repo_where=_where(repo),
+        repo_values={
+            k: getattr(repo.data, k) for k in type(repo.data).model_fields if getattr(repo.data, k) is not None
+        },
+        kernel_origin=frontend_origin,
+        kernel_values=_frontend_values(frontend or {}, frontend_origin),
+        user=user,
+        policy=policy,
+        owner=owner,
+        presets=all_presets(user.general.data.presets),
+    )
     notes: list[str] = []
-    repo_values = {k: getattr(repo.data, k) for k in type(repo.data).model_fields if getattr(repo.data, k) is not None}
-    general = user.general.data
     sources: dict[str, str] = {}
     origins: dict[str, str] = {}
 
@@ -241,13 +330,8 @@ def resolve(
         sources[key] = layer.source if layer else "default"
         origins[key] = layer.origin if layer else "built-in default"
 
-    # 1. Backend: it decides which user file applies.
-    front = [
-        Layer("session", "this request", session),
-        Layer("repo", _where(repo), repo_values),
-        Layer("kernel", frontend_origin, kernel_values),
-        Layer("user", _where(user.general), {"backend": general.default_backend, "agent": general.default_agent}),
-    ]
+    # 1. Backend and agent, from the same list without the backend-specific layers.
+    front, _, _ = layers_for(inputs, None)
     backend, layer = _pick("backend", front)
     if backend is None:
         default = Backend.DOCKER if (engine_present or docker_engine_present)() else Backend.LOCAL
@@ -264,92 +348,24 @@ def resolve(
                 "machine, as you, with no container around it (choose --backend docker or kubernetes to avoid this)"
             )
     record("backend", layer)
-
-    # 2. Agent.
-    agents = all_agents(general.agents)
     agent_name, layer = _pick("agent", front)
     agent_name = agent_name or DEFAULT_AGENT
     record("agent", layer)
-    agent_config = find_agent(agent_name, agents, source=sources["agent"])
+    agent_config = find_agent(agent_name, all_agents(user.general.data.agents), source=sources["agent"])
 
     if backend is Backend.LOCAL:
         policy.check({"backend": backend}, origins)
-        given = [f for f in CONTAINER_FIELDS if f in session]
+        given = [f for f in CONTAINER_FIELDS if f in inputs.session]
         if given:
             raise ConfigError(local_backend_refusal(given[0], origins["backend"]), field=given[0])
         settings = ResolvedSettings(backend=backend, agent=agent_name)
         return Resolution(settings, sources, origins, agent_config, tuple(notes))
 
-    # 3. Presets slot in just below the layer that named them.
-    presets = all_presets(general.presets)
-    layers: list[Layer] = [Layer("session", "this request", session)]
-    preset_name, preset_layer = _pick("preset", [layers[0], Layer("repo", _where(repo), repo_values)])
-    if "preset" in session:
-        layers.append(
-            Layer(
-                "preset", f"preset {session['preset']}", preset_values(session["preset"], presets, named_by="session")
-            )
-        )
-    layers.append(Layer("repo", _where(repo), repo_values))
-    if "preset" in repo_values and "preset" not in session:
-        layers.append(
-            Layer(
-                "preset",
-                f"preset {repo_values['preset']} ({_where(repo)})",
-                preset_values(repo_values["preset"], presets, named_by=_where(repo)),
-            )
-        )
-    if kernel_values.get("preset") and preset_name is None:
-        preset_name, preset_layer = kernel_values["preset"], Layer("kernel", frontend_origin, {})
-    layers.append(Layer("kernel", frontend_origin, kernel_values))
-    if kernel_values.get("preset") and "preset" not in session and "preset" not in repo_values:
-        layers.append(
-            Layer(
-                "preset",
-                f"preset {kernel_values['preset']} ({frontend_origin})",
-                preset_values(kernel_values["preset"], presets, named_by=frontend_origin),
-            )
-        )
-    user_values, user_where = _user_values(backend, user, owner)
-    layers.append(Layer("user", user_where, user_values))
-
-    # 4. Policy defaults: the admin's default preset, maximums as default limits,
-    #    an allowed image or pull policy when the built-in one is not allowed.
-    defaults = _defaults(backend)
-    policy_values: dict[str, Any] = {}
-    policy_origin = policy.files[0].where if policy.files else ""
-    if policy.max_cpu() is not None:
-        policy_values["cpu_limit"] = policy.max_cpu()
-    if policy.max_memory() is not None:
-        policy_values["memory_limit"] = policy.max_memory()
-    if not policy.allows("allowed_pull_policies", defaults["pull_policy"]):
-        allowed = policy.first("allowed_pull_policies")
-        assert allowed is not None
-        policy_values["pull_policy"], policy_origin = allowed[0][0], allowed[1].where
-    if "network" in defaults and not policy.allows("allowed_networks", defaults["network"]):
-        allowed = policy.first("allowed_networks")
-        assert allowed is not None
-        policy_values["network"] = allowed[0][0]
-    max_size = policy.max_workspace_size()
-    if "workspace_size" in defaults and max_size is not None and max_size < defaults["workspace_size"]:
-        policy_values["workspace_size"] = max_size
-    if not policy.image_allowed(defaults["image"]):
-        literal = policy.literal_images()
-        if literal:
-            policy_values["image"] = literal[0]
-    default_preset = policy.first("default_preset")
-    if default_preset and preset_name is None:
-        values_of_preset = preset_values(default_preset[0], presets, named_by=f"policy {default_preset[1].where}")
-        _check_preset_within_policy(default_preset[0], default_preset[1].where, values_of_preset, policy)
-        policy_values.update(values_of_preset)
-        preset_name, preset_layer = default_preset[0], Layer("policy", default_preset[1].where, {})
-    layers.append(Layer("policy", policy_origin, policy_values))
-    layers.append(Layer("default", "built-in default", defaults))
+    # 2. Every other setting, field by field, from the whole list.
+    layers, preset_name, preset_layer = layers_for(inputs, backend)
     record("preset", preset_layer)
-
-    keys = CONTAINER_KEYS + (DOCKER_KEYS if backend is Backend.DOCKER else K8S_KEYS)
     values: dict[str, Any] = {"backend": backend, "agent": agent_name, "preset": preset_name}
-    for key in keys:
+    for key in BACKEND_KEYS[backend.value]:
         values[key], layer = _pick(key, layers)
         record(key, layer)
 
@@ -363,7 +379,7 @@ def resolve(
     try:
         check_request_within_limit(values, origins)
     except ValueError as exc:
-        raise ConfigError(str(exc), field=str(getattr(exc, "field", "")) or None) from None
+        raise ConfigError(str(exc)) from None
     if values.get("extra_env") is None and backend is Backend.DOCKER:
         values["extra_env"] = {}
     if values.get("image_pull_secrets") is None and backend is Backend.KUBERNETES:

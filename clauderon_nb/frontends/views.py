@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.display import show_value
 from ..model.session import Session
-from ..render.plan import SHOWN, format_rows, html_rows, settings_rows
+from ..model.settings_table import SHOWN
+from ..render.plan import format_rows, html_rows, settings_rows
 
 if TYPE_CHECKING:
     from ..config.resolve import Resolution

@@ -10,43 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.display import show_value
 from ..model.redact import redact_json
+from ..model.settings_table import SHOWN
 
 if TYPE_CHECKING:  # types only: showing a plan or a stored session needs neither the resolver nor pydantic
     from ..config.resolve import ResolvedSettings
     from .spec import SessionSpec
-
-#: Settings shown by ``config``/``--dry-run``, per backend, in display order.
-SHOWN = {
-    "local": ("backend", "agent"),
-    "docker": (
-        "backend",
-        "agent",
-        "preset",
-        "image",
-        "pull_policy",
-        "cpu_limit",
-        "memory_limit",
-        "cpu_request",
-        "memory_request",
-        "network",
-    ),
-    "kubernetes": (
-        "backend",
-        "agent",
-        "preset",
-        "image",
-        "pull_policy",
-        "cpu_limit",
-        "memory_limit",
-        "cpu_request",
-        "memory_request",
-        "namespace",
-        "service_account",
-        "storage_class",
-        "workspace_size",
-        "image_pull_secrets",
-    ),
-}
 
 
 def settings_rows(

@@ -1,0 +1,42 @@
+"""Which settings each backend resolves, and which of them ``config`` and ``--dry-run`` show: one table."""
+
+from __future__ import annotations
+
+from .hints import RESOURCE_FIELDS
+
+CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
+#: Resolved per backend (besides backend, agent and preset), in display order.
+BACKEND_KEYS: dict[str, tuple[str, ...]] = {
+    "local": (),
+    "docker": (*CONTAINER_KEYS, "network", "extra_env", "registry_auth"),
+    "kubernetes": (
+        *CONTAINER_KEYS,
+        "namespace",
+        "service_account",
+        "storage_class",
+        "workspace_size",
+        "image_pull_secrets",
+        "git_remote_url",
+        "workspace",
+        "run_as_user",
+        "pod_start_timeout",
+        "kubeconfig",
+        "context",
+    ),
+}
+#: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
+_NOT_SHOWN = {
+    "extra_env",
+    "registry_auth",
+    "git_remote_url",
+    "workspace",
+    "run_as_user",
+    "pod_start_timeout",
+    "kubeconfig",
+    "context",
+}
+#: Settings shown by ``config``/``--dry-run``, per backend, in display order.
+SHOWN: dict[str, tuple[str, ...]] = {
+    backend: ("backend", "agent", *(("preset",) if keys else ()), *(k for k in keys if k not in _NOT_SHOWN))
+    for backend, keys in BACKEND_KEYS.items()
+}
