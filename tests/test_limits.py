@@ -351,3 +351,23 @@ def test_reprs_hold_no_secret_values(home: Path, repo: Path) -> None:
         plan = SessionManager().plan(repo=str(repo), prompt="x", backend=backend)
         for text in (repr(plan), repr(plan.settings), repr(plan.session_spec), plan._repr_html_()):
             assert "VERYSECRET" not in text
+
+
+@pytest.mark.parametrize("host", ["registry-1.docker.io", "index.docker.io", "docker.io", "Docker.IO"])
+def test_a_registry_auth_for_any_spelling_of_docker_hub_applies(home: Path, repo: Path, host: str) -> None:
+    import base64
+
+    from clauderon_nb.backends.docker import DockerBackend
+    from clauderon_nb.model.image import normalize_registry
+
+    assert normalize_registry(host) == "docker.io"
+    token = base64.b64encode(b"me:pw-VERYSECRET").decode()
+    (home / "hub.json").write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": token}}}))
+    (home / "docker-config.toml").write_text(
+        f'[image.registry_auth]\nregistry = "{host}"\nconfig_file = "{home / "hub.json"}"\n'
+    )
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="docker", image="team/app:1")
+    auth = DockerBackend()._auth_config(plan.session_spec)
+    assert auth is not None and auth["username"] == "me"
+    other = SessionManager().plan(repo=str(repo), prompt="x", backend="docker", image="ghcr.io/team/app:1")
+    assert DockerBackend()._auth_config(other.session_spec) is None  # another registry: docker login applies

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config.environment import docker_socket
 from ..errors import BackendError
-from ..model.image import parse_image
+from ..model.image import parse_image, same_registry
 from ..model.naming import label_safe
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
@@ -94,13 +94,14 @@ class DockerBackend:
         if auth is None:
             return None  # docker-py uses the engine user's `docker login` credentials
         ref = parse_image(spec.settings.image)
-        if auth.registry.replace("index.docker.io", "docker.io") != ref.registry:
-            return None
+        if not same_registry(auth.registry, ref.registry):
+            return None  # credentials for another registry: the engine user's `docker login` applies
         from docker import auth as docker_auth
 
         try:
             config = docker_auth.load_config(config_path=str(auth.config_file))
-            creds = docker_auth.resolve_authconfig(config, registry=auth.registry)
+            hub = ref.registry == "docker.io"  # docker-py finds Docker Hub's entry under its index name
+            creds = docker_auth.resolve_authconfig(config, registry=None if hub else auth.registry)
         except Exception as exc:  # noqa: BLE001 - any unreadable config is one error line
             raise BackendError(f"cannot read {auth.config_file}: {_explain(exc)}", step="registry auth") from None
         if not creds:

@@ -58,6 +58,20 @@ class ImageRef:
         return self.digest or self.tag or "latest"
 
 
+def normalize_registry(host: str) -> str:
+    """One spelling per registry: a URL becomes its host, and Docker Hub's aliases become ``docker.io``.
+
+    The case of other hosts is kept, as Docker keeps it; compare hosts with ``same_registry``.
+    """
+    host = host.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    return DEFAULT_REGISTRY if host.lower() in (*_LEGACY_REGISTRIES, DEFAULT_REGISTRY) else host
+
+
+def same_registry(a: str, b: str) -> bool:
+    """Whether two registry spellings name one registry (host names are case-insensitive)."""
+    return normalize_registry(a).lower() == normalize_registry(b).lower()
+
+
 def parse_image(value: object, field: str = "image") -> ImageRef:
     """Parse and normalise an image reference; ``ValueError`` names the bad part."""
     if not isinstance(value, str):
@@ -109,8 +123,7 @@ def parse_image(value: object, field: str = "image") -> ImageRef:
     if len(full_name) > MAX_NAME:
         raise ValueError(f"{bad}: name is longer than {MAX_NAME} characters")
 
-    if registry in _LEGACY_REGISTRIES:
-        registry = DEFAULT_REGISTRY
+    registry = normalize_registry(registry)
     if registry == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
     if len(f"{registry}/{path}") > MAX_NAME:  # the engine checks the canonical name, not the short one
@@ -120,4 +133,12 @@ def parse_image(value: object, field: str = "image") -> ImageRef:
     return ImageRef(registry=registry, repository=path, tag=tag, digest=digest)
 
 
-__all__ = ["DEFAULT_REGISTRY", "IMAGE_HELP", "MAX_NAME", "ImageRef", "parse_image"]
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "IMAGE_HELP",
+    "MAX_NAME",
+    "ImageRef",
+    "normalize_registry",
+    "parse_image",
+    "same_registry",
+]
