@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,37 @@ def test_create_and_manage_on_the_real_engine(dhome: Path, repo: Path, image: st
     assert SessionManager().list() == []
     assert "Deleted wf." in sessions.detail.value
     assert repr(sessions) == "No sessions."
+
+
+def test_keystrokes_read_from_memory_but_see_changed_files(home: Path, repo: Path) -> None:
+    import os
+    import subprocess
+
+    from .conftest import git
+
+    (home / "docker-config.toml").write_text('[resources]\nmemory = "1g"\n')
+    form = form_for(repo, backend="docker")
+    form.fields["prompt"].value = "x"
+    assert form.plan is not None and form.plan.settings.memory_limit == 1024**3
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting(args: Any, *a: Any, **k: Any) -> Any:
+        calls.append(list(args))
+        return real_run(args, *a, **k)
+
+    subprocess.run = counting  # type: ignore[assignment]
+    try:
+        form.fields["cpu_limit"].value = "1"
+        assert calls == []  # nothing re-read, no git: served from memory
+        (home / "docker-config.toml").write_text('[resources]\nmemory = "2g"\n')
+        st = os.stat(home / "docker-config.toml")
+        os.utime(home / "docker-config.toml", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        form.fields["cpu_limit"].value = "2"
+        assert form.plan is not None and form.plan.settings.memory_limit == 2 * 1024**3  # the change is seen
+        before = form.plan.session_spec.base_commit
+    finally:
+        subprocess.run = real_run  # type: ignore[assignment]
+    git("commit", "-q", "--allow-empty", "-m", "moved on", cwd=repo)
+    form.fields["cpu_limit"].value = "1"
+    assert form.plan is not None and form.plan.session_spec.base_commit != before  # a new HEAD is seen too

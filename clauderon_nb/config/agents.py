@@ -40,7 +40,8 @@ def find_agent(name: str, agents: dict[str, AgentConfig], *, source: str) -> Age
     if agent is None:
         raise ConfigError(
             f"agent {name!r} ({source}): unknown; expected one of {', '.join(sorted(agents))}"
-            f"{did_you_mean(name, agents)}"
+            f"{did_you_mean(name, agents)}",
+            field="agent",
         )
     return agent
 
@@ -74,7 +75,8 @@ def agent_env(name: str, agent: AgentConfig, environ: dict[str, str] | None = No
     if missing:
         raise ConfigError(
             f"agent {name!r}: pass_env variable {missing[0]} is not set in your environment; "
-            "set it before creating the session"
+            "set it before creating the session",
+            field="agent",
         )
     present = tuple(v for v in agent.pass_env_optional if v in env and v not in agent.pass_env)
     return AgentEnv(required=tuple(agent.pass_env), optional_present=present)

@@ -25,6 +25,7 @@ def preset_values(name: str, presets: dict[str, PresetConfig], *, named_by: str)
     if preset is None:
         raise ConfigError(
             f"preset {name!r} ({named_by}): unknown; expected one of {', '.join(sorted(presets))}"
-            f"{did_you_mean(name, presets)}"
+            f"{did_you_mean(name, presets)}",
+            field="preset",
         )
     return preset.model_dump(exclude_none=True, exclude={"description"})

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, did_you_mean
 from ..model.redact import looks_secret_env
+from .cache import remember, stat_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,7 +160,17 @@ def _raise(message: str) -> bool:
 
 
 def load_toml(path: Path, model: type[M]) -> M:
-    """Parse ``path`` into ``model``; any problem is a ``ConfigError`` naming the file."""
+    """Parse ``path`` into ``model``; any problem is a ``ConfigError`` naming the file.
+
+    Served from memory while the file is unchanged (``cache``).
+    """
+    key = stat_key(path)
+    if key is None:
+        return _load_toml(path, model)
+    return remember(("toml", str(path), model, key), lambda: _load_toml(path, model))
+
+
+def _load_toml(path: Path, model: type[M]) -> M:
     where = display_path(path)
     try:
         raw = path.read_bytes()

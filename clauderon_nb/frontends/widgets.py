@@ -210,8 +210,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             try:
                 self.plan = self.manager.plan(request)
             except ClauderonError as exc:
-                field = exc.field or ("repo" if str(exc).startswith("repo '") else None)
-                if field in self.errors:  # beside the field it concerns (policy, repo, prompt size…)
+                field = exc.field
+                if (
+                    field is not None and field in self.errors
+                ):  # beside the field it concerns (policy, repo, prompt size…)
                     self.errors[field].value = _error_html(str(exc))
                     self.summary.value = _error_html(f"Fix the {_label(field).lower()} field.")
                 else:

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.cache import remember, stat_key
 from ..errors import ConfigError
 from ..model.redact import redact_url
 
@@ -48,9 +49,9 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
     """Resolve ``path`` to its repository; ``ConfigError`` if it is not one (or is bare, or empty)."""
     given = Path(path).expanduser()
     if not given.exists():
-        raise ConfigError(f"repo '{path}': no such directory")
+        raise ConfigError(f"repo '{path}': no such directory", field="repo")
     if not given.is_dir():
-        raise ConfigError(f"repo '{path}': not a directory")
+        raise ConfigError(f"repo '{path}': not a directory", field="repo")
     # HEAD before --abbrev-ref, which sticks to every later argument: the commit must be a hash.
     both = run_git(
         ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "HEAD", "--abbrev-ref", "HEAD"],
@@ -61,19 +62,70 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
         return RepoInfo(root=Path(lines[0]), common_dir=Path(lines[1]), branch=lines[3], commit=lines[2])
     bare = run_git(["rev-parse", "--is-bare-repository"], given)
     if bare.returncode == 0 and bare.stdout.strip() == "true":
-        raise ConfigError(f"repo '{path}': a bare repository has no working tree to branch from; clone it first")
+        raise ConfigError(
+            f"repo '{path}': a bare repository has no working tree to branch from; clone it first", field="repo"
+        )
     top = run_git(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], given)
     if top.returncode != 0:
-        raise ConfigError(f"repo '{path}': not a git repository (run `git init` there, or pass --repo)")
+        raise ConfigError(f"repo '{path}': not a git repository (run `git init` there, or pass --repo)", field="repo")
     lines = top.stdout.splitlines()
     if len(lines) < 2:
-        raise ConfigError(f"repo '{path}': a bare repository has no working tree to branch from; clone it first")
+        raise ConfigError(
+            f"repo '{path}': a bare repository has no working tree to branch from; clone it first", field="repo"
+        )
     root, common = Path(lines[0]), Path(lines[1])
     head = run_git(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"], root)
     parts = head.stdout.split()
     if head.returncode != 0 or len(parts) < 2 or not _HASH.match(parts[0]):
-        raise ConfigError(f"repo '{path}': has no commits yet; a session branch needs a commit to start from")
+        raise ConfigError(
+            f"repo '{path}': has no commits yet; a session branch needs a commit to start from", field="repo"
+        )
     return RepoInfo(root=root, common_dir=common, branch=parts[1], commit=parts[0])
+
+
+def _git_dir(path: Path) -> Path | None:
+    """The git directory of the working tree holding ``path``, found without running git (None: unsure)."""
+    for folder in (path, *path.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return dotgit
+        if dotgit.is_file():
+            text = dotgit.read_text(errors="replace").strip()
+            return (folder / text[len("gitdir:") :].strip()).resolve() if text.startswith("gitdir:") else None
+    return None
+
+
+def _state_key(path: Path) -> tuple[object, ...] | None:
+    """What a repository's answers depend on: HEAD, the ref it names, packed refs and the config."""
+    try:
+        resolved = path.expanduser().resolve()
+        gitdir = _git_dir(resolved)
+        if gitdir is None:
+            return None
+        head = (gitdir / "HEAD").read_bytes()
+        common_file = gitdir / "commondir"
+        common = (gitdir / common_file.read_text().strip()).resolve() if common_file.is_file() else gitdir
+    except OSError:
+        return None
+    files = [gitdir / "HEAD", common / "packed-refs", common / "config"]
+    if head.startswith(b"ref: "):
+        ref = head[5:].strip().decode(errors="replace")
+        files += [gitdir / ref, common / ref]
+    return (str(resolved), head, *(stat_key(f) for f in files))
+
+
+def inspect_repo_cached(path: str | os.PathLike[str]) -> RepoInfo:
+    """``inspect_repo``, answered from memory while HEAD, its ref and the config are unchanged."""
+    key = _state_key(Path(path))
+    if key is None:
+        return inspect_repo(path)
+    return remember(("repo", key), lambda: inspect_repo(path))
+
+
+def remote_url_cached(repo: RepoInfo) -> str | None:
+    """``remote_url``, answered from memory while the repository's config is unchanged."""
+    key = ("remote", str(repo.root), repo.branch, stat_key(repo.common_dir / "config"))
+    return remember(key, lambda: remote_url(repo))
 
 
 def remote_url(repo: RepoInfo) -> str | None:
@@ -99,4 +151,14 @@ def is_local_remote(url: str) -> bool:
     return not re.match(r"^[^/:]+:", url) or url.startswith(("/", "./", "../", "~"))
 
 
-__all__ = ["SAFE_GIT", "RepoInfo", "inspect_repo", "is_local_remote", "redact_url", "remote_url", "run_git"]
+__all__ = [
+    "SAFE_GIT",
+    "RepoInfo",
+    "inspect_repo",
+    "inspect_repo_cached",
+    "is_local_remote",
+    "redact_url",
+    "remote_url",
+    "remote_url_cached",
+    "run_git",
+]

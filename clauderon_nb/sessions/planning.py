@@ -30,7 +30,7 @@ from ..model.request import CreateSessionRequest
 from ..model.session import Session
 from ..render.plan import Plan
 from ..render.spec import SessionSpec, build_spec
-from .gitrepo import RepoInfo, inspect_repo, is_local_remote, remote_url
+from .gitrepo import RepoInfo, inspect_repo_cached, is_local_remote, remote_url_cached
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Planner:
 
     def resolve(self, request: CreateSessionRequest, repo: RepoInfo | None = None) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
-        repo = repo or inspect_repo(request.repo)
+        repo = repo or inspect_repo_cached(request.repo)
         return resolve(
             request,
             load_user_config(self.home),
@@ -71,7 +71,7 @@ class Planner:
 
     def plan(self, request: CreateSessionRequest, name: str | None = None) -> Plan:
         """The dry run of ``create``; ``name`` None: the one the prompt gives (what create will use)."""
-        repo = inspect_repo(request.repo)
+        repo = inspect_repo_cached(request.repo)
         res = self.resolve(request, repo)
         settings = res.settings
         if name is None:
@@ -80,16 +80,18 @@ class Planner:
         notes = list(res.notes)
         url = None
         if settings.backend is Backend.KUBERNETES:
-            url = settings.git_remote_url or remote_url(repo)
+            url = settings.git_remote_url or remote_url_cached(repo)
             if not url:
                 raise ConfigError(
                     f"repo '{repo.root}': the kubernetes backend clones the repository's remote, and it has none; "
-                    "add a remote (git remote add origin URL) or set git_remote_url in k8s-config.toml"
+                    "add a remote (git remote add origin URL) or set git_remote_url in k8s-config.toml",
+                    field="repo",
                 )
             if is_local_remote(url):
                 raise ConfigError(
                     f"repo '{repo.root}': its remote {redact_url(url)!r} is a path on this machine, which a pod "
-                    "cannot clone; push to a git server and use that remote, or set git_remote_url in k8s-config.toml"
+                    "cannot clone; push to a git server and use that remote, or set git_remote_url in k8s-config.toml",
+                    field="repo",
                 )
         spec = build_spec(
             session_id=str(uuid.uuid4()),
@@ -138,7 +140,7 @@ class Planner:
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
-        info = inspect_repo(repo)
+        info = inspect_repo_cached(repo)
         config = info.root / ".clauderon.toml"
         if not config.is_file():
             return f"{info.root} has no .clauderon.toml: nothing to trust"
