@@ -91,3 +91,12 @@ def test_read_only_paths_import_no_pydantic_docker_or_kubernetes(module: str) ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_field_hints_and_the_request_model_declare_the_same_fields() -> None:
+    from clauderon_nb.model.hints import FIELDS
+    from clauderon_nb.model.request import CreateSessionRequest
+
+    assert [h.name for h in FIELDS] == list(CreateSessionRequest.model_fields)
+    for hint in FIELDS:
+        assert CreateSessionRequest.model_fields[hint.name].description == hint.help

@@ -14,6 +14,7 @@ from ..model.image import parse_image, same_registry
 from ..model.naming import label_safe
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
+from ..model.redact import redact_url
 from ..model.session import Session, Status
 from ..model.units import human_cpu
 from ..render.docker import PROTECTED_GIT_PATHS, render_docker
@@ -52,7 +53,7 @@ class DockerBackend:
             try:
                 self._client = docker.from_env()
             except docker.errors.DockerException as exc:
-                host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                host = redact_url(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
                 reason = _explain(exc)
                 match = re.search(r"\(\d+, '([^']+)'\)|(Connection refused|No such file or directory)", reason)
                 detail = next((g for g in match.groups() if g), reason) if match else reason
@@ -351,7 +352,7 @@ class DockerBackend:
 
     def attach_command(self, session: Session) -> str:
         host = os.environ.get("DOCKER_HOST")
-        prefix = f"docker -H {shlex.quote(host)}" if host else "docker"
+        prefix = f"docker -H {shlex.quote(redact_url(host))}" if host else "docker"
         return f"{prefix} attach clauderon-{session.name}"
 
 

@@ -167,7 +167,7 @@ class AdminPolicy:
             backend = settings.get("backend")
             if r.allowed_backends is not None and backend not in r.allowed_backends:
                 raise PolicyError(
-                    f"policy {f.where}: allowed_backends is {', '.join(map(str, r.allowed_backends))}; "
+                    f"policy {f.where}: allowed_backends is {_listed(r.allowed_backends)}; "
                     f"backend '{backend}' ({sources.get('backend')}) is not allowed",
                     field="backend",
                 )
@@ -175,21 +175,21 @@ class AdminPolicy:
             if image is not None and not f.image_allowed(image):
                 digests = "" if r.allow_digests or "@" not in image else " (digests need allow_digests = true)"
                 raise PolicyError(
-                    f"policy {f.where}: allowed_images is {', '.join(r.allowed_images or [])}; "
+                    f"policy {f.where}: allowed_images is {_listed(r.allowed_images or [])}; "
                     f"image '{image}' ({sources.get('image')}) does not match{digests}",
                     field="image",
                 )
             pull = settings.get("pull_policy")
             if pull is not None and r.allowed_pull_policies is not None and pull not in r.allowed_pull_policies:
                 raise PolicyError(
-                    f"policy {f.where}: allowed_pull_policies is {', '.join(map(str, r.allowed_pull_policies))}; "
+                    f"policy {f.where}: allowed_pull_policies is {_listed(r.allowed_pull_policies)}; "
                     f"pull_policy '{pull}' ({sources.get('pull_policy')}) is not allowed",
                     field="pull_policy",
                 )
             network = settings.get("network")
             if network is not None and r.allowed_networks is not None and network not in r.allowed_networks:
                 raise PolicyError(
-                    f"policy {f.where}: allowed_networks is {', '.join(r.allowed_networks)}; "
+                    f"policy {f.where}: allowed_networks is {_listed(r.allowed_networks)}; "
                     f"network '{network}' ({sources.get('network')}) is not allowed",
                     field="network",
                 )
@@ -216,6 +216,10 @@ class AdminPolicy:
                         f"{key} {human_memory(value)} ({sources.get(key)}) is above it",
                         field=key,
                     )
+
+
+def _listed(values: list[Any]) -> str:
+    return ", ".join(map(str, values)) or "empty (nothing is allowed)"
 
 
 def system_policy_path() -> Path:

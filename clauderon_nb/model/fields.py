@@ -56,6 +56,8 @@ def _session_name(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{field} of type {type(value).__name__}: expected text")
     text = value.strip()
+    if not text:
+        raise ValueError(f"{field} '': empty; give a name, or leave it out to make one from the prompt")
     what = f"expected lowercase letters, digits and '-' (a DNS label of at most {MAX_NAME} characters)"
     if len(text) > MAX_NAME:
         raise ValueError(f"{field} {value!r}: at most {MAX_NAME} characters; {what}")

@@ -507,14 +507,15 @@ def _is_hash(value: Any) -> bool:
 
 def _redacted(session: Session) -> Session:
     """Another owner's session as a non-admin may see it: name, owner, backend and state only."""
+    orphan = bool(session.runtime.get("orphan"))
     return replace(
         session,
         prompt="(hidden: another owner's session)",
         settings={},
         repo="-",
         worktree="-",
-        runtime={},
-        error=None,
+        runtime={"orphan": True} if orphan else {},
+        error=session.error if orphan else None,
     )
 
 
