@@ -17,7 +17,7 @@ from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_url
 from ..model.session import Session, Status
 from ..model.units import human_cpu
-from ..render.docker import PROTECTED_GIT_PATHS, render_docker
+from ..render.docker import render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Observed, orphan_session
 from .engine_socket import get_json
@@ -169,9 +169,9 @@ class DockerBackend:
         import docker
         from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
-        for name in PROTECTED_GIT_PATHS:  # a bind mount needs its source; git makes hooks/ itself anyway
-            if name == "hooks":
-                (spec.git_common_dir / name).mkdir(exist_ok=True)
+        # Each protected path is bind-mounted read-only, which needs its source: git makes hooks/ itself,
+        # but a repository cloned without templates may lack it.
+        (spec.git_common_dir / "hooks").mkdir(exist_ok=True)
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))
         api = self.client.api

@@ -16,9 +16,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 
 from ..errors import ConfigError, PolicyError
+from ..model.display import show_value
 from ..model.fields import BackendName, Cpu, Identifier, Memory, Policy
 from ..model.image import parse_image
-from ..model.units import human_cpu, human_memory, parse_memory
+from ..model.units import parse_memory
 from .tomlfile import display_path, load_toml, readable_file
 
 SYSTEM_POLICY = Path("/etc/clauderon/policy.toml")
@@ -164,13 +165,18 @@ class AdminPolicy:
         """Raise ``PolicyError`` (with ``.field``) for the first resolved value outside the bounds."""
         for f in self.files:
             r = f.rules
-            backend = settings.get("backend")
-            if r.allowed_backends is not None and backend not in r.allowed_backends:
-                raise PolicyError(
-                    f"policy {f.where}: allowed_backends is {_listed(r.allowed_backends)}; "
-                    f"backend '{backend}' ({sources.get('backend')}) is not allowed",
-                    field="backend",
-                )
+            for key, rule in (
+                ("backend", "allowed_backends"),
+                ("pull_policy", "allowed_pull_policies"),
+                ("network", "allowed_networks"),
+            ):
+                allowed, value = getattr(r, rule), settings.get(key)
+                if allowed is not None and value is not None and value not in allowed:
+                    raise PolicyError(
+                        f"policy {f.where}: {rule} is {_listed(allowed)}; "
+                        f"{key} '{value}' ({sources.get(key)}) is not allowed",
+                        field=key,
+                    )
             image = settings.get("image")
             if image is not None and not f.image_allowed(image):
                 digests = "" if r.allow_digests or "@" not in image else " (digests need allow_digests = true)"
@@ -179,43 +185,24 @@ class AdminPolicy:
                     f"image '{image}' ({sources.get('image')}) does not match{digests}",
                     field="image",
                 )
-            pull = settings.get("pull_policy")
-            if pull is not None and r.allowed_pull_policies is not None and pull not in r.allowed_pull_policies:
-                raise PolicyError(
-                    f"policy {f.where}: allowed_pull_policies is {_listed(r.allowed_pull_policies)}; "
-                    f"pull_policy '{pull}' ({sources.get('pull_policy')}) is not allowed",
-                    field="pull_policy",
-                )
-            network = settings.get("network")
-            if network is not None and r.allowed_networks is not None and network not in r.allowed_networks:
-                raise PolicyError(
-                    f"policy {f.where}: allowed_networks is {_listed(r.allowed_networks)}; "
-                    f"network '{network}' ({sources.get('network')}) is not allowed",
-                    field="network",
-                )
-            size = settings.get("workspace_size")
-            if size is not None and r.max_workspace_size is not None and size > r.max_workspace_size:
-                raise PolicyError(
-                    f"policy {f.where}: max_workspace_size is {human_memory(r.max_workspace_size)}; "
-                    f"workspace_size {human_memory(size)} ({sources.get('workspace_size')}) is above it",
-                    field="workspace_size",
-                )
-            for key in ("cpu_limit", "cpu_request"):
-                value = settings.get(key)
-                if r.max_cpu is not None and value is not None and value > r.max_cpu:
+            for key, rule in _MAXIMA:
+                maximum, value = getattr(r, rule), settings.get(key)
+                if maximum is not None and value is not None and value > maximum:
                     raise PolicyError(
-                        f"policy {f.where}: max_cpu is {human_cpu(r.max_cpu)}; "
-                        f"{key} {human_cpu(value)} ({sources.get(key)}) is above it",
+                        f"policy {f.where}: {rule} is {show_value(key, maximum)}; "
+                        f"{key} {show_value(key, value)} ({sources.get(key)}) is above it",
                         field=key,
                     )
-            for key in ("memory_limit", "memory_request"):
-                value = settings.get(key)
-                if r.max_memory is not None and value is not None and value > r.max_memory:
-                    raise PolicyError(
-                        f"policy {f.where}: max_memory is {human_memory(r.max_memory)}; "
-                        f"{key} {human_memory(value)} ({sources.get(key)}) is above it",
-                        field=key,
-                    )
+
+
+#: (setting, the policy key that bounds it)
+_MAXIMA = (
+    ("cpu_limit", "max_cpu"),
+    ("cpu_request", "max_cpu"),
+    ("memory_limit", "max_memory"),
+    ("memory_request", "max_memory"),
+    ("workspace_size", "max_workspace_size"),
+)
 
 
 def _listed(values: list[Any]) -> str:
