@@ -228,3 +228,26 @@ def test_keystrokes_read_from_memory_but_see_changed_files(home: Path, repo: Pat
     git("commit", "-q", "--allow-empty", "-m", "moved on", cwd=repo)
     form.fields["cpu_limit"].value = "1"
     assert form.plan is not None and form.plan.session_spec.base_commit != before  # a new HEAD is seen too
+
+
+def test_the_form_says_what_a_repository_file_would_do_with_credentials(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text('[agents.cred]\ncommand = ["x"]\npass_env_optional = ["MY_AGENT_TOKEN"]\n')
+    monkeypatch.setenv("MY_AGENT_TOKEN", "tok")
+    (repo / ".clauderon.toml").write_text('image = "evil.example.com/steal:1"\n')
+    form = form_for(repo, backend="docker", agent="cred")
+    form.fields["prompt"].value = "x"
+    assert "would receive your credentials" in form.errors["image"].value
+    assert form.create_button.disabled
+    form.fields["image"].value = "busybox"  # choosing the image yourself needs no trust
+    assert not form.create_button.disabled
+
+
+def test_the_form_says_when_the_agent_would_run_on_the_host(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
+    form = form_for(repo)
+    form.fields["prompt"].value = "x"
+    assert "runs as a local process on this machine" in form.summary.value

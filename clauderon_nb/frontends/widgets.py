@@ -219,8 +219,11 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
                 else:
                     self.summary.value = _error_html(str(exc))
             else:
-                ok = True
                 self._show_plan(self.plan)
+                # The repository's own file picks what would get the credentials: create refuses until trusted.
+                ok = not self.plan.needs_trust
+                if self.plan.needs_trust:
+                    self.errors["image"].value = _error_html(self.plan.notes[-1])
         self.create_button.disabled = not ok
         return ok
 
@@ -262,9 +265,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             elif isinstance(widget, W.Dropdown) and key in self.errors and not widget.value:
                 self.errors[key].value = f"<small style='color:#57606a'>{html.escape(hint)}</small>"
         note = " Container settings do not apply to it." if local else ""
+        said = "".join(f"<br><b>Note:</b> {html.escape(n)}" for n in plan.notes)  # e.g. running on the host
         self.summary.value = (
             f"Ready: a {html.escape(plan.backend)} session on branch "
-            f"<code>{html.escape(plan.session_spec.branch)}</code>.{note}"
+            f"<code>{html.escape(plan.session_spec.branch)}</code>.{note}{said}"
         )
 
     # --- creating -----------------------------------------------------------

@@ -222,7 +222,9 @@ class SessionManager:
         hidden unless the admin policy lists the caller in ``admins``.
         """
         store = self._reader()
-        sessions = [s for s in (self._recover(s) for s in store.all(None if all_owners else self.owner)) if s]
+        rows = store.all(None if all_owners else self.owner)
+        # Only the caller's interrupted steps are finished here; others' are left to them (or an admin).
+        sessions = [s for s in (self._recover(s) if s.owner == self.owner else s for s in rows) if s]
         by_backend: dict[str, list[Session]] = {}
         for s in sessions:
             if s.status not in (Status.CREATING, Status.DELETING):
