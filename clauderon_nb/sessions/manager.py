@@ -231,19 +231,21 @@ class SessionManager:
                 by_backend.setdefault(s.backend, []).append(s)
         if "docker" not in by_backend and docker_engine_present():
             by_backend["docker"] = []  # no docker record, but labelled containers may still be there
-        known = {s.id for s in store.all()} if store.exists else set()
-        orphans: builtins.list[Session] = []
+        candidates: builtins.list[Session] = []
         for name, group in by_backend.items():
             try:
-                observed, found = self.backend(name).survey(group, known, None if all_owners else self.owner)
+                observed, found = self.backend(name).survey(group, set(), None if all_owners else self.owner)
             except ClauderonError as exc:
                 for s in group:  # keep the records; say why their state is unknown
                     s.error = f"state unknown: {exc}"
                 continue
-            orphans += found
+            candidates += found
             for s in group:
                 self._apply(s, observed.get(s.id))
-        sessions += orphans
+        # Read the records after the engine: a create writes its record before its container, so a
+        # container made meanwhile is known by now and never mistaken for an orphan.
+        known = {s.id for s in self._reader().all()} if candidates else set()
+        sessions += [o for o in candidates if o.id not in known]
         if all_owners and not _is_admin(self.owner):
             sessions = [s if s.owner == self.owner else _redacted(s) for s in sessions]
         return sessions
