@@ -146,13 +146,18 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         ),
         (
             "code",
-            '%clauderon create --repo {demo.repo} --name real --prompt "Tidy up" --backend docker --cpu-limit 0.5',
+            "real = %clauderon create --repo {demo.repo} --name real --prompt 'Tidy up' --backend docker "
+            "--cpu-limit 0.5",
         ),
         ("code", "%clauderon show real"),
-        ("md", "The limits are what the engine enforces:"),
+        (
+            "md",
+            "The limits are what the engine enforces. The container's name carries a hash of its owner "
+            "(`clauderon-real-…`), so users sharing an engine never collide:",
+        ),
         (
             "code",
-            'import docker\n\nhost = docker.from_env().api.inspect_container("clauderon-real")["HostConfig"]\n'
+            'import docker\n\nhost = docker.from_env().api.inspect_container(real.runtime["container"])["HostConfig"]\n'
             'print(host["NanoCpus"], host["Memory"], host["Init"], host["NetworkMode"])',
         ),
         ("code", "%clauderon delete real -f"),

@@ -36,6 +36,13 @@ def home(isolated: Path) -> Path:
     return isolated
 
 
+def obj(name: str) -> str:
+    """The engine name of session ``name`` for the current owner (it carries a hash of the owner)."""
+    from clauderon_nb.model.naming import current_owner, object_name
+
+    return object_name(name, current_owner())
+
+
 def git(*args: str, cwd: Path) -> str:
     out = subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],

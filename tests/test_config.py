@@ -14,6 +14,8 @@ from clauderon_nb.config.files import Loaded, RepoConfig, UserConfig, load_user_
 from clauderon_nb.config.policy import AdminPolicy
 from clauderon_nb.config.resolve import DEFAULT_IMAGE, resolve
 
+from .conftest import obj
+
 Write = Callable[[str, str], Path]
 GI, MI = 1024**3, 1024**2
 
@@ -250,7 +252,7 @@ def test_env_extra_and_masked_credentials(repo: Path, write: Write, monkeypatch:
     p = plan(repo, backend="kubernetes")  # built-in claude passes ANTHROPIC_API_KEY when it is set
     secret, _pvc, pod = p.spec
     assert secret["kind"] == "Secret" and secret["stringData"] == {"ANTHROPIC_API_KEY": "***"}
-    ref = {"secretKeyRef": {"name": "clauderon-" + p.name + "-env", "key": "ANTHROPIC_API_KEY"}}
+    ref = {"secretKeyRef": {"name": obj(p.name) + "-env", "key": "ANTHROPIC_API_KEY"}}
     assert {"name": "ANTHROPIC_API_KEY", "valueFrom": ref} in pod["spec"]["containers"][0]["env"]
     assert "VERYSECRET" not in repr(p)
 

@@ -15,6 +15,7 @@ from clauderon_nb import BackendError, ClauderonError, SessionManager
 from clauderon_nb.model.progress import ProgressEvent
 from clauderon_nb.model.session import Status
 
+from .conftest import obj
 from .dockerkit import Kit, Registry
 
 pytestmark = pytest.mark.docker
@@ -31,11 +32,11 @@ PROMPTS = [
 
 
 def inspect(client: Any, name: str) -> dict[str, Any]:
-    return dict(client.api.inspect_container(f"clauderon-{name}"))
+    return dict(client.api.inspect_container(obj(name)))
 
 
 def container_exists(client: Any, name: str) -> bool:
-    return bool(client.api.containers(all=True, filters={"name": f"^/clauderon-{name}$"}))
+    return bool(client.api.containers(all=True, filters={"name": f"^/{obj(name)}$"}))
 
 
 def branch_exists(repo: Path, name: str) -> bool:
@@ -107,7 +108,7 @@ def test_lifecycle_limits_labels_mounts(dhome: Path, repo: Path, image: str, doc
     stored = mgr.get("life")
     assert stored.settings["cpu_limit"] == 500 and stored.settings["memory_limit"] == 64 * 1024**2
     assert stored.settings["image"] == f"docker.io/{image}"
-    assert mgr.attach_command("life") == "docker attach clauderon-life"
+    assert mgr.attach_command("life") == f"docker attach {obj('life')}"
     # stop / start / list
     assert mgr.stop("life").status is Status.STOPPED
     assert inspect(docker_client, "life")["State"]["Running"] is False
@@ -170,11 +171,11 @@ class TestPullPolicies:
             image=remote,
             pull_policy="if-not-present",
         )
-        assert kit.client.api.inspect_container("clauderon-p2")["Image"] == first, "if-not-present must not pull"
+        assert kit.client.api.inspect_container(obj("p2"))["Image"] == first, "if-not-present must not pull"
         mgr.create(
             repo=str(repo), prompt="x", backend="docker", agent="echo", name="p3", image=remote, pull_policy="always"
         )
-        assert kit.client.api.inspect_container("clauderon-p3")["Image"] != first, "always must pull the changed tag"
+        assert kit.client.api.inspect_container(obj("p3"))["Image"] != first, "always must pull the changed tag"
         for name in ("p1", "p2", "p3"):
             mgr.delete(name)
 
@@ -306,7 +307,7 @@ class TestFaultsLeaveNothing:
     def test_container_start_failure(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
         def sabotage(event: ProgressEvent) -> None:
             if event.step == "start":  # the engine loses the container between create and start
-                docker_client.api.remove_container("clauderon-nostart", force=True)
+                docker_client.api.remove_container(obj("nostart"), force=True)
 
         with pytest.raises(BackendError) as exc:
             SessionManager().create(
@@ -350,7 +351,7 @@ class TestFaultsLeaveNothing:
         mgr.delete("taken")
 
     def test_container_name_conflict_rolls_back(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
-        docker_client.api.create_container(image, name="clauderon-squat", labels={"test": "squatter"})
+        docker_client.api.create_container(image, name=obj("squat"), labels={"test": "squatter"})
         try:
             with pytest.raises(BackendError, match=r"create container: .*already in use"):
                 SessionManager().create(
@@ -359,7 +360,7 @@ class TestFaultsLeaveNothing:
             assert not (dhome / "worktrees" / "squat").exists()
             assert not branch_exists(repo, "squat")
         finally:
-            docker_client.api.remove_container("clauderon-squat", force=True)
+            docker_client.api.remove_container(obj("squat"), force=True)
 
 
 class TestOutsideChanges:
@@ -368,7 +369,7 @@ class TestOutsideChanges:
     ) -> None:
         mgr = SessionManager()
         mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="gone", image=image)
-        docker_client.api.remove_container("clauderon-gone", force=True)
+        docker_client.api.remove_container(obj("gone"), force=True)
         (s,) = mgr.list()
         assert s.status is Status.FAILED
         assert s.error is not None and "no longer exists" in s.error
@@ -379,8 +380,8 @@ class TestOutsideChanges:
         mgr = SessionManager()
         mgr.create(repo=str(repo), prompt="x", backend="docker", agent="quick", name="ok", image=image)
         mgr.create(repo=str(repo), prompt="x", backend="docker", agent="crash", name="bad", image=image)
-        docker_client.api.wait("clauderon-ok", timeout=10)
-        docker_client.api.wait("clauderon-bad", timeout=10)
+        docker_client.api.wait(obj("ok"), timeout=10)
+        docker_client.api.wait(obj("bad"), timeout=10)
         states = {s.name: (s.status, s.error) for s in mgr.list()}
         assert states["ok"] == (Status.STOPPED, None)
         assert states["bad"] == (Status.FAILED, "container exited with code 3")

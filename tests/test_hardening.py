@@ -634,3 +634,31 @@ def test_a_repository_file_that_picks_the_image_needs_trust(
     # a flag overrides the file's choice: nothing to confirm
     assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred", image="busybox").needs_trust
     assert "tok-VERYSECRET" not in repr(plan)
+
+
+@pytest.mark.docker
+def test_two_users_may_use_one_name_on_one_engine(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session names are per user: the engine's container names carry a hash of the owner."""
+    alice_home, bob_home = tmp_path / "alice", tmp_path / "bob"
+    for home in (alice_home, bob_home):
+        home.mkdir()
+        shutil.copy(dhome / "config.toml", home / "config.toml")
+        shutil.copy(dhome / "docker-config.toml", home / "docker-config.toml")
+    alice = SessionManager(alice_home, owner=f"{os.environ['JUPYTERHUB_USER']}-alice")
+    bob = SessionManager(bob_home, owner=f"{os.environ['JUPYTERHUB_USER']}-bob")
+    a = alice.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="longrun", image=image)
+    other = tmp_path / "bobs-repo"
+    git("clone", "-q", str(repo), str(other), cwd=tmp_path)
+    try:
+        b = bob.create(repo=str(other), prompt="x", backend="docker", agent="echo", name="longrun", image=image)
+        assert a.runtime["container"] != b.runtime["container"]
+        assert a.runtime["container"] not in bob.attach_command("longrun")
+        assert [s.status for s in bob.list()] == [Status.RUNNING]
+        bob.delete("longrun")
+        assert alice.get("longrun").status is Status.RUNNING  # bob's delete left alice's session alone
+    finally:
+        alice.delete("longrun")
+        for c in docker_client.api.containers(all=True, filters={"label": "clauderon.io/session-name=longrun"}):
+            docker_client.api.remove_container(c["Id"], force=True)

@@ -20,6 +20,7 @@ from clauderon_nb.backends.kubernetes import KubernetesBackend
 from clauderon_nb.model.progress import ProgressEvent
 from clauderon_nb.model.session import Status
 
+from .conftest import obj
 from .k8s_standin import StandIn, serve
 
 AGENTS = '[agents.echo]\ncommand = ["sh", "-c", "echo \\"$1\\"; exec sleep 600", "agent", "{prompt}"]\n'
@@ -81,15 +82,15 @@ def test_lifecycle(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert agent["resources"] == {"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
     assert {
         "name": "ANTHROPIC_API_KEY",
-        "valueFrom": {"secretKeyRef": {"name": "clauderon-kl-env", "key": "ANTHROPIC_API_KEY"}},
+        "valueFrom": {"secretKeyRef": {"name": obj("kl") + "-env", "key": "ANTHROPIC_API_KEY"}},
     } in agent["env"]
     assert "sk-ant-VERY-SECRET" not in str(pod)
     assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["metadata"]["labels"]["clauderon.io/session-id"] == s.id
     assert remaining(k8s) == {
-        ("secrets", "clauderon-kl-env"),
-        ("persistentvolumeclaims", "clauderon-kl-workspace"),
-        ("pods", "clauderon-kl"),
+        ("secrets", obj("kl") + "-env"),
+        ("persistentvolumeclaims", obj("kl") + "-workspace"),
+        ("pods", obj("kl")),
     }
     mgr = SessionManager()
     stored = mgr.get("kl")
@@ -97,7 +98,7 @@ def test_lifecycle(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert str(mgr.logs("kl", tail=1)).strip() == "done"
     assert "argv=[Fix it; $(rm -rf /)]" in str(mgr.logs("kl"))
     assert "".join(mgr.logs("kl", follow=True)).endswith("working\ndone\n")  # a stream, to its end
-    assert mgr.attach_command("kl").endswith("attach -it -n team-a clauderon-kl -c agent")
+    assert mgr.attach_command("kl").endswith(f"attach -it -n team-a {obj('kl')} -c agent")
 
     k8s.requests.clear()
     assert [x.status for x in mgr.list()] == [Status.RUNNING]
@@ -105,8 +106,8 @@ def test_lifecycle(k8s: StandIn, repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert k8s.requests[0].query["labelSelector"] == ["clauderon.io/managed=true"]
 
     assert mgr.stop("kl").status is Status.STOPPED
-    assert ("pods", "clauderon-kl") not in remaining(k8s)
-    assert ("persistentvolumeclaims", "clauderon-kl-workspace") in remaining(k8s)  # the workspace is kept
+    assert ("pods", obj("kl")) not in remaining(k8s)
+    assert ("persistentvolumeclaims", obj("kl") + "-workspace") in remaining(k8s)  # the workspace is kept
     assert [x.status for x in mgr.list()] == [Status.STOPPED]
     assert mgr.start("kl").status is Status.RUNNING
     assert k8s.bodies("Pod") == [pod]  # the same pod, recreated on the kept workspace
@@ -142,7 +143,7 @@ def test_timeout(k8s: StandIn, repo: Path, home: Path) -> None:
     with (home / "k8s-config.toml").open("a") as f:
         f.write("pod_start_timeout = 0.2\n")
     with pytest.raises(
-        BackendError, match=r"wait for pod: pod clauderon-slow did not start within 0.2s \(last state: Pending\)"
+        BackendError, match=rf"wait for pod: pod {obj('slow')} did not start within 0.2s \(last state: Pending\)"
     ):
         create(repo=str(repo), name="slow")
     assert remaining(k8s) == set()
@@ -160,14 +161,14 @@ def test_forbidden_names_the_permission(k8s: StandIn, repo: Path) -> None:
 
 
 def test_already_exists(k8s: StandIn, repo: Path) -> None:
-    k8s.objects[("pods", "team-a", "clauderon-dup")] = {
-        "metadata": {"name": "clauderon-dup", "labels": {}},
+    k8s.objects[("pods", "team-a", obj("dup"))] = {
+        "metadata": {"name": obj("dup"), "labels": {}},
         "status": {"phase": "Running"},
         "spec": {},
     }
-    with pytest.raises(BackendError, match=r'create Pod: AlreadyExists: pods "clauderon-dup" already exists'):
+    with pytest.raises(BackendError, match=rf'create Pod: AlreadyExists: pods "{obj("dup")}" already exists'):
         create(repo=str(repo), name="dup")
-    assert remaining(k8s) == {("pods", "clauderon-dup")}  # somebody else's pod is left alone
+    assert remaining(k8s) == {("pods", obj("dup"))}  # somebody else's pod is left alone
 
 
 def test_ephemeral_workspace(k8s: StandIn, repo: Path, home: Path) -> None:
@@ -317,7 +318,7 @@ def test_credentials_in_the_remote_url_go_only_into_the_secret(
     assert init["env"] == [
         {
             "name": "CLAUDERON_GIT_REMOTE",
-            "valueFrom": {"secretKeyRef": {"name": "clauderon-cred-env", "key": "CLAUDERON_GIT_REMOTE"}},
+            "valueFrom": {"secretKeyRef": {"name": obj("cred") + "-env", "key": "CLAUDERON_GIT_REMOTE"}},
         }
     ]
     assert "https://git.example.invalid/team/project.git" in init["command"]  # the URL without its credentials

@@ -17,6 +17,8 @@ from clauderon_nb import ConfigError, SessionManager
 from clauderon_nb.model.naming import label_safe
 from clauderon_nb.model.units import parse_cpu, parse_memory
 
+from .conftest import obj
+
 Write = Callable[[str, str], Path]
 GI = 1024**3
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
@@ -61,7 +63,7 @@ def test_docker_kwargs_exact(repo: Path, home: Path) -> None:
     assert p.spec == {
         "image": "127.0.0.1:5000/clauderon/busybox:1",
         "command": ["claude", "--dangerously-skip-permissions", 'say "hi"; $(rm -rf /) `id`\nnext'],
-        "name": "clauderon-my-task",
+        "name": obj("my-task"),
         "hostname": "my-task",
         "labels": {
             "clauderon.io/managed": "true",
@@ -126,13 +128,13 @@ def test_kubernetes_manifests_valid_and_exact(repo: Path, write: Write) -> None:
     )
     pvc, pod = p.spec
     validate_manifests(p.spec)
-    assert pvc["metadata"]["name"] == "clauderon-fix-workspace"
+    assert pvc["metadata"]["name"] == obj("fix") + "-workspace"
     assert pvc["spec"] == {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "20Gi"}},
         "storageClassName": "fast-ssd",
     }
-    assert pod["metadata"]["name"] == "clauderon-fix" and pod["metadata"]["namespace"] == "team-a"
+    assert pod["metadata"]["name"] == obj("fix") and pod["metadata"]["namespace"] == "team-a"
     agent = pod["spec"]["containers"][0]
     assert agent["command"] == ["claude", "Fix it; rm -rf /"]
     assert agent["imagePullPolicy"] == "Never"

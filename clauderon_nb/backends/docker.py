@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..config.environment import docker_socket
 from ..errors import BackendError
 from ..model.image import parse_image, same_registry
-from ..model.naming import label_safe
+from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_url
@@ -353,7 +353,8 @@ class DockerBackend:
     def attach_command(self, session: Session) -> str:
         host = os.environ.get("DOCKER_HOST")
         prefix = f"docker -H {shlex.quote(redact_url(host))}" if host else "docker"
-        return f"{prefix} attach clauderon-{session.name}"
+        container = session.runtime.get("container") or object_name(session.name, session.owner)
+        return f"{prefix} attach {shlex.quote(str(container))}"
 
 
 def _observed(state: str, status: str) -> Observed:

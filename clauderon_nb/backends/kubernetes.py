@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import BackendError
-from ..model.naming import label_safe
+from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
 from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
@@ -230,7 +230,7 @@ class KubernetesBackend:
         """(kind, name) of everything the session may have: recorded, or planned before it was made."""
         rt = session.runtime
         planned: dict[str, Any] = rt["planned"] if isinstance(rt.get("planned"), dict) else {}
-        out = [("Pod", str(rt.get("pod") or f"clauderon-{session.name}"))]
+        out = [("Pod", str(rt.get("pod") or object_name(session.name, session.owner)))]
         for kind, key in (("PersistentVolumeClaim", "pvc"), ("Secret", "secret")):
             name = rt.get(key) or planned.get(kind)
             if name:

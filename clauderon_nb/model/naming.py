@@ -38,6 +38,18 @@ def stable_name(prompt: str, context: str) -> str:
     return f"{base}-{suffix}"
 
 
+def object_name(name: str, owner: str) -> str:
+    """The container or pod name of a session: ``clauderon-<name>-<6 hex of the owner>``.
+
+    Session names are per user; on an engine shared by several users two of them may
+    pick the same name, so the engine's name carries a short hash of the owner and one
+    user's create can never collide with (or reveal) another user's container.
+    """
+    import hashlib
+
+    return f"clauderon-{name}-{hashlib.sha256(owner.encode(errors='surrogatepass')).hexdigest()[:6]}"
+
+
 def random_suffix() -> str:
     import secrets
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..model.naming import label_safe
+from ..model.naming import label_safe, object_name
 
 if TYPE_CHECKING:  # the backends import this module to read a spec; only planning builds one
     from ..config.agents import AgentEnv
@@ -42,8 +42,8 @@ class SessionSpec:
 
     @property
     def object_name(self) -> str:
-        """Container or pod name."""
-        return f"clauderon-{self.name}"
+        """Container or pod name (carries a hash of the owner: no collision across users)."""
+        return object_name(self.name, self.owner)
 
 
 def session_labels(session_id: str, name: str, owner: str, backend: str, agent: str) -> dict[str, str]:
