@@ -35,8 +35,10 @@ import os, sys, time
 from pathlib import Path
 from clauderon_nb import SessionManager
 from clauderon_nb.backends.docker import DockerBackend
+from clauderon_nb.backends.local import LocalBackend
 
 marker, at, repo, image = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+backend = sys.argv[5] if len(sys.argv) > 5 else "docker"
 
 def pause(where):
     if where == at:
@@ -54,20 +56,28 @@ def remove(self, session):
     real_remove(self, session)
     pause("deleting")  # the container is gone; the worktree and record are not
 
-DockerBackend.create, DockerBackend.remove = create, remove
+real_local_create = LocalBackend.create
+
+def local_create(self, *args, **kwargs):
+    out = real_local_create(self, *args, **kwargs)
+    pause("started")  # the agent process runs; the record still says creating
+    return out
+
+DockerBackend.create, DockerBackend.remove, LocalBackend.create = create, remove, local_create
 mgr = SessionManager()
+extra = {"image": image} if backend == "docker" else {}
 if at == "deleting":
     mgr.delete("k9")
 else:
-    mgr.create(repo=repo, prompt="killed half-way", backend="docker", agent="echo", name="k9", image=image,
-               progress=lambda event: pause(event.step))
+    mgr.create(repo=repo, prompt="killed half-way", backend=backend, agent="echo", name="k9",
+               progress=lambda event: pause(event.step), **extra)
 """
 
 
-def run_until(tmp_path: Path, at: str, repo: Path, image: str) -> None:
+def run_until(tmp_path: Path, at: str, repo: Path, image: str, backend: str = "docker") -> None:
     """Start KILLABLE, wait until it reaches ``at``, then kill -9 it."""
     marker = tmp_path / f"reached-{at}"
-    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(marker), at, str(repo), image])
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(marker), at, str(repo), image, backend])
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert proc.poll() is None, f"the create ended before reaching {at!r}"
@@ -113,6 +123,32 @@ def test_kill_9_during_create_leaves_nothing(
     assert branches(repo) == []
     assert mgr.delete("k9") is None
     assert mgr.list() == []
+
+
+def test_kill_9_after_a_local_agent_started_leaves_nothing_running(home: Path, repo: Path, tmp_path: Path) -> None:
+    (home / "config.toml").write_text('[agents.echo]\ncommand = ["sh", "-c", "echo started; exec sleep 600"]\n')
+    run_until(tmp_path, "started", repo, "-", backend="local")
+    log = home / "logs" / "k9.log"
+    deadline = time.monotonic() + 10
+    while "started" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runners = [p for p in Path("/proc").glob("[0-9]*") if b"k9.exit" in _cmdline(p)]
+    assert runners, "the agent's runner should be running before the cleanup"
+    (session,) = SessionManager().list()
+    assert session.status is Status.FAILED and "create was interrupted" in (session.error or "")
+    deadline = time.monotonic() + 15
+    while any(p.exists() for p in runners) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(p.exists() for p in runners)  # found by its command line, and stopped
+    assert branches(repo) == [] and not (home / "worktrees" / "k9").exists()
+    SessionManager().delete("k9")
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.docker
@@ -633,6 +669,11 @@ def test_a_repository_file_that_picks_the_image_needs_trust(
     assert mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred").needs_trust
     # a flag overrides the file's choice: nothing to confirm
     assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred", image="busybox").needs_trust
+    # a file that sends the agent to run on the host needs trust even without credentials
+    monkeypatch.delenv("MY_AGENT_TOKEN")
+    (repo / ".clauderon.toml").write_text('backend = "local"\n')
+    host = mgr.plan(repo=str(repo), prompt="x", agent="cred")
+    assert host.needs_trust and "would run the agent on this machine as you" in repr(host)
     assert "tok-VERYSECRET" not in repr(plan)
 
 

@@ -238,7 +238,8 @@ def test_the_form_says_what_a_repository_file_would_do_with_credentials(
     (repo / ".clauderon.toml").write_text('image = "evil.example.com/steal:1"\n')
     form = form_for(repo, backend="docker", agent="cred")
     form.fields["prompt"].value = "x"
-    assert "would receive your credentials" in form.errors["image"].value
+    assert "would receive your credentials" in form.summary.value
+    assert "chosen by the repository's .clauderon.toml" in form.errors["image"].value
     assert form.create_button.disabled
     form.fields["image"].value = "busybox"  # choosing the image yourself needs no trust
     assert not form.create_button.disabled

@@ -223,7 +223,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
                 # The repository's own file picks what would get the credentials: create refuses until trusted.
                 ok = not self.plan.needs_trust
                 if self.plan.needs_trust:
-                    self.errors["image"].value = _error_html(self.plan.notes[-1])
+                    self.summary.value = _error_html(self.plan.notes[-1])
+                    for key in ("image", "agent", "backend"):
+                        if self.plan.sources.get(key) == "repo":
+                            self.errors[key].value = _error_html(f"{key} chosen by the repository's .clauderon.toml")
         self.create_button.disabled = not ok
         return ok
 

@@ -126,16 +126,25 @@ class Planner:
         )
 
     def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
-        """A note when the repository's own file picks what runs with the user's credentials, unconfirmed."""
+        """A note when the repository's own file picks what runs with the user's credentials (or picks the
+        local backend, which runs the agent on this machine as the user), and the user has not trusted it."""
         chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
+        on_host = res.sources.get("backend") == "repo" and res.settings.backend is Backend.LOCAL
+        if on_host:
+            chosen.append("backend")
         config = repo.root / ".clauderon.toml"
-        if not chosen or not spec.secret_env or is_trusted(self.home, repo.root, config):
+        if not chosen or not (spec.secret_env or on_host) or is_trusted(self.home, repo.root, config):
             return None
-        what = ", ".join(f"{k} {getattr(res.settings, k)!r}" for k in chosen)
+        what = ", ".join(f"{k} {str(getattr(res.settings, k))!r}" for k in chosen)
+        gets = []
+        if spec.secret_env:
+            gets.append(f"would receive your credentials ({', '.join(spec.secret_env)})")
+        if on_host:
+            gets.append("would run the agent on this machine as you, outside any container")
         return (
-            f"the repository's .clauderon.toml chooses {what}, which would receive your credentials "
-            f"({', '.join(spec.secret_env)}); review the file, then trust it once with "
-            f"`clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), or override it with flags"
+            f"the repository's .clauderon.toml chooses {what}, which {' and '.join(gets)}; review the file, then "
+            f"trust it once with `clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), "
+            "or override it with flags"
         )
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
