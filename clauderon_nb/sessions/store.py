@@ -163,7 +163,7 @@ class Store:
         def migrate(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise ClauderonError(
+                raise StoreError(
                     f"{self.path}: schema version {version} is newer than this clauderon-nb understands "
                     f"({SCHEMA_VERSION}); upgrade clauderon-nb"
                 )
@@ -172,7 +172,10 @@ class Store:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step}")
 
-        self._run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        current = self._run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+        if current == SCHEMA_VERSION:
+            return  # the common case, read-only: no write lock just to open the store
+        self._run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchone())  # kept in the file
         self._run(migrate, write=True)
 
     def _row(self, row: tuple[Any, ...]) -> Session:
