@@ -12,7 +12,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
 #: Lowest first. A module may import from its own layer and the ones before it.
 LAYERS = ("model", "config", "render", "backends", "sessions", "frontends")
-ROOT_MODULES = {"errors": -1, "_version": -1, "units": 0, "image": 0}  # the public shims sit on model
+ROOT_MODULES = {"errors": -1, "_version": -1, "_moved": -1, "units": 0, "image": 0}  # public shims sit on model
 
 
 def layer_of(module: str) -> int | None:
@@ -100,3 +100,16 @@ def test_the_field_hints_and_the_request_model_declare_the_same_fields() -> None
     assert [h.name for h in FIELDS] == list(CreateSessionRequest.model_fields)
     for hint in FIELDS:
         assert CreateSessionRequest.model_fields[hint.name].description == hint.help
+
+
+def test_the_flat_layouts_import_paths_still_work() -> None:
+    """Code written against the old flat layout imports the very same modules."""
+    import importlib
+
+    from clauderon_nb._moved import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(f"clauderon_nb.{old}") is importlib.import_module(f"clauderon_nb.{new}"), old
+    from clauderon_nb.sessions.manager import SessionManager
+
+    assert importlib.import_module("clauderon_nb.manager").SessionManager is SessionManager
