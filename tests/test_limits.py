@@ -276,7 +276,7 @@ def test_list_all_hides_other_owners_prompts_unless_admin(
     # (containers of other homes on a shared engine show as orphans in --all: not this test's business)
     (row,) = [r for r in bob.list(all_owners=True) if not r.runtime.get("orphan")]
     assert (row.name, row.owner) == ("al", "alice")
-    assert "private" not in row.prompt and row.settings == {}
+    assert "private" not in row.prompt and row.settings == {} and row.backend_id is None and row.runtime == {}
     monkeypatch.setenv("JUPYTERHUB_USER", "bob")
     out = cli("list", "--all", "--json")
     assert "private plan" not in out.stdout and '"owner": "alice"' in out.stdout

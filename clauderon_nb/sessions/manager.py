@@ -519,6 +519,7 @@ def _redacted(session: Session) -> Session:
         repo="-",
         worktree="-",
         runtime={"orphan": True} if orphan else {},
+        backend_id=None,
         error=session.error if orphan else None,
     )
 
