@@ -31,6 +31,14 @@ FATAL_WAITING = {
     "CrashLoopBackOff": "the container keeps crashing",
 }
 _PLURAL = {"Pod": "pods", "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets"}
+_SNAKE = {"Pod": "pod", "PersistentVolumeClaim": "persistent_volume_claim", "Secret": "secret"}
+
+
+def _method(api: Any, verb: str, kind: str) -> Any:
+    """The CoreV1Api call for ``verb`` on ``kind`` (``create_namespaced_pod``, ``read_namespaced_secret``…)."""
+    return getattr(api, f"{verb}_namespaced_{_SNAKE[kind]}")
+
+
 _EVENT_STEPS = {"Scheduled": "create", "Pulling": "pull", "Pulled": "pull", "Created": "start", "Started": "start"}
 
 
@@ -148,7 +156,13 @@ class KubernetesBackend:
                 kind, name = manifest["kind"], manifest["metadata"]["name"]
                 progress(ProgressEvent("create", f"creating {kind} {name}"))
                 self._call(
-                    f"create {kind}", "create", _PLURAL[kind], namespace, self._creator(api, kind), namespace, manifest
+                    f"create {kind}",
+                    "create",
+                    _PLURAL[kind],
+                    namespace,
+                    _method(api, "create", kind),
+                    namespace,
+                    manifest,
                 )
                 created.append((kind, name))
                 if kind == "Pod":
@@ -165,24 +179,11 @@ class KubernetesBackend:
             raise
         return spec.object_name, runtime
 
-    @staticmethod
-    def _creator(api: Any, kind: str) -> Any:
-        return {
-            "Pod": api.create_namespaced_pod,
-            "PersistentVolumeClaim": api.create_namespaced_persistent_volume_claim,
-            "Secret": api.create_namespaced_secret,
-        }[kind]
-
     def _delete(self, api: Any, kind: str, name: str, namespace: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        fn = {
-            "Pod": api.delete_namespaced_pod,
-            "PersistentVolumeClaim": api.delete_namespaced_persistent_volume_claim,
-            "Secret": api.delete_namespaced_secret,
-        }[kind]
         try:
-            fn(name, namespace)
+            _method(api, "delete", kind)(name, namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise BackendError(_api_error(exc, "delete", _PLURAL[kind], namespace), step=f"delete {kind}") from None
@@ -241,13 +242,8 @@ class KubernetesBackend:
         """Read the object and check its labels: a name from the store never deletes someone else's object."""
         from kubernetes.client.exceptions import ApiException
 
-        read = {
-            "Pod": api.read_namespaced_pod,
-            "PersistentVolumeClaim": api.read_namespaced_persistent_volume_claim,
-            "Secret": api.read_namespaced_secret,
-        }[kind]
         try:
-            obj = read(name, namespace)
+            obj = _method(api, "read", kind)(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return False
