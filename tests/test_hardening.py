@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from clauderon_nb import BackendError, ConfigError, PolicyError, SessionManager
+from clauderon_nb import BackendError, ClauderonError, ConfigError, PolicyError, SessionManager
 from clauderon_nb.model.session import Status
 from clauderon_nb.sessions.store import StoreError
 
@@ -703,3 +703,19 @@ def test_two_users_may_use_one_name_on_one_engine(
         alice.delete("longrun")
         for c in docker_client.api.containers(all=True, filters={"label": "clauderon.io/session-name=longrun"}):
             docker_client.api.remove_container(c["Id"], force=True)
+
+
+def test_delete_of_an_unknown_name_says_when_the_engine_could_not_be_asked(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = tmp_path / "dead.sock"
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(dead))  # a socket file nobody listens on: the engine "is configured" but down
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dead}")
+    with pytest.raises(ClauderonError) as exc:
+        SessionManager().delete("nothing")
+    message = str(exc.value)
+    assert message.startswith("no session named 'nothing'")
+    assert "labelled containers could not be checked" in message and "\n" not in message

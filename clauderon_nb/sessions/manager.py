@@ -255,10 +255,7 @@ class SessionManager:
         if not docker_engine_present():
             return None
         known = {s.id for s in self._reader().all()}
-        try:
-            _, found = self.backend("docker").survey([], known, self.owner)
-        except ClauderonError:
-            return None  # no engine to ask: nothing of ours can be running there
+        _, found = self.backend("docker").survey([], known, self.owner)  # an engine error says so
         return next((o for o in found if o.name == name), None)
 
     def _apply(self, session: Session, observed: Any) -> None:
@@ -444,8 +441,11 @@ class SessionManager:
             session = self._find(name)
         except StoreError:
             raise
-        except ClauderonError:
-            orphan = self._orphan(name)
+        except ClauderonError as missing:
+            try:
+                orphan = self._orphan(name)
+            except ClauderonError as exc:  # say both: no record, and the engine could not be asked either
+                raise ClauderonError(f"{missing}; labelled containers could not be checked: {exc}") from None
             if orphan is None:
                 raise
             self.backend(orphan.backend).remove(orphan)
