@@ -35,6 +35,10 @@ class BackendError(ClauderonError):
         self.step = step
 
 
+class EngineUnavailable(BackendError):
+    """The Docker engine or Kubernetes API cannot be reached at all (the service answers 503)."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest choice, or ""."""
     options = list(choices)

@@ -104,7 +104,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Under CI=true, a skipped real-engine test is a failure."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and "docker" in item.keywords and os.environ.get("CI", "").lower() == "true":
+    real = "docker" in item.keywords or "hub" in item.keywords
+    if report.skipped and real and os.environ.get("CI", "").lower() == "true":
         report.outcome = "failed"
         report.longrepr = f"CI=true: real-engine test was skipped: {report.longrepr}"
 

@@ -11,7 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
 #: Lowest first. A module may import from its own layer and the ones before it.
-LAYERS = ("model", "config", "render", "backends", "sessions", "frontends")
+LAYERS = ("model", "config", "render", "backends", "sessions", "remote", "service", "frontends")
 ROOT_MODULES = {"errors": -1, "_version": -1, "_moved": -1, "units": 0, "image": 0}  # public shims sit on model
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,8 @@ def assert_nothing_left(client: Any, home: Path, repo: Path, name: str) -> None:
     assert not container_exists(client, name), "container left behind"
     assert not (home / "worktrees" / name).exists(), "worktree left behind"
     assert not branch_exists(repo, name), "branch left behind"
-    assert SessionManager().store.find(name) is None, "record left behind"
+    mgr = SessionManager()
+    assert mgr.store.find(name, mgr.owner) is None, "record left behind"
     worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True)
     assert f"worktrees/{name}\n" not in worktrees.stdout
 
@@ -345,7 +347,7 @@ class TestFaultsLeaveNothing:
     def test_name_taken(self, dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
         mgr = SessionManager()
         mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="taken", image=image)
-        with pytest.raises(ClauderonError, match="name 'taken' is taken by another session"):
+        with pytest.raises(ClauderonError, match="you already have a session named 'taken'"):
             mgr.create(repo=str(repo), prompt="y", backend="docker", agent="echo", name="taken", image=image)
         assert len(mgr.list()) == 1
         mgr.delete("taken")
@@ -416,9 +418,13 @@ def test_owner_isolation(dhome: Path, repo: Path, image: str, monkeypatch: pytes
         assert [s.name for s in alice.list()] == ["alices"]
         assert bob.list() == []
         assert [s.name for s in bob.list(all_owners=True)] == ["alices"]
-        for action in (bob.stop, bob.start, bob.delete, bob.logs, bob.get, bob.attach_command):
-            with pytest.raises(ClauderonError, match=r"belongs to 'alice@example\.org', not to you \('bob'\)"):
-                action("alices")
+        session_id = alice.get("alices").id
+        for action in (bob.stop, bob.start, bob.delete, bob.logs, bob.get, bob.attach_command, bob.fetch):
+            for ident in ("alices", session_id, "alice@example.org/alices"):
+                # Not found, exactly as if it did not exist: another owner's session is not revealed.
+                with pytest.raises(ClauderonError, match=rf"^no session named '{re.escape(ident)}'$"):
+                    action(ident)
+        assert alice.get("alices").status is Status.RUNNING
     finally:
         alice.delete("alices")
 

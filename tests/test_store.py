@@ -53,11 +53,35 @@ def test_round_trip_and_owner_filter(tmp_path: Path) -> None:
     (a,) = store.all("alice")
     assert (a.status, a.runtime, a.settings) == (Status.RUNNING, {"pid": 1}, {"cpu_limit": 1000})
     assert [s.name for s in store.all()] == ["a", "b"]
-    assert store.find("id-b") is not None and store.find("b") is not None
-    with pytest.raises(NameTaken, match="name 'a' is taken by another session"):
+    assert store.find("id-b", "bob") is not None and store.find("b", "bob") is not None
+    assert store.find("b", "alice") is None and store.find("id-b", "alice") is None  # names are per owner
+    assert store.find_any("id-b") is not None
+    with pytest.raises(NameTaken, match="you already have a session named 'a'"):
         store.insert(Session(**{**session("a").__dict__, "id": "other"}))
+    store.insert(Session(**{**session("a", owner="bob").__dict__, "id": "bobs-a"}))  # another owner: fine
     store.delete("id-a")
-    assert store.find("a") is None
+    assert store.find("a", "alice") is None
+
+
+def test_a_version_1_store_is_migrated_keeping_every_session(tmp_path: Path) -> None:
+    from clauderon_nb.sessions.store import _MIGRATIONS
+
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    for statement in _MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO sessions VALUES ('id-1', 'old', 'alice', 'docker', 'claude', '/r', '/w', 'clauderon/old', "
+        "'p', '{}', NULL, 'running', NULL, 1.0, 1.0, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    (old,) = store.all()
+    assert (old.id, old.name, old.owner, old.status) == ("id-1", "old", "alice", Status.RUNNING)
+    store.insert(Session(**{**session("old", owner="bob").__dict__, "id": "id-2"}))
+    assert {s.owner for s in store.all()} == {"alice", "bob"}
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

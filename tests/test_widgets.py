@@ -168,7 +168,7 @@ def test_create_and_manage_on_the_real_engine(dhome: Path, repo: Path, image: st
     form.fields["prompt"].value = "from the form"
     form.fields["name"].value = "wf"
     again = form.create()
-    assert again is None and "name 'wf' is taken" in form.result.value
+    assert again is None and "you already have a session named 'wf'" in form.result.value
     assert form.fields["prompt"].value == "from the form"
 
     sessions = SessionList(SessionManager())

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config.environment import docker_socket
-from ..errors import BackendError
+from ..errors import BackendError, EngineUnavailable
 from ..model.image import parse_image, same_registry
 from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
@@ -57,7 +57,7 @@ class DockerBackend:
                 reason = _explain(exc)
                 match = re.search(r"\(\d+, '([^']+)'\)|(Connection refused|No such file or directory)", reason)
                 detail = next((g for g in match.groups() if g), reason) if match else reason
-                raise BackendError(
+                raise EngineUnavailable(
                     f"cannot reach the Docker engine at {host} ({detail}); is dockerd running?",
                     step="connect to Docker engine",
                 ) from None
@@ -71,7 +71,7 @@ class DockerBackend:
         except docker.errors.DockerException as exc:
             raise BackendError(_explain(exc), step=step) from None
         except OSError as exc:  # connection dropped mid-call
-            raise BackendError(f"lost the connection to the Docker engine ({exc})", step=step) from None
+            raise EngineUnavailable(f"lost the connection to the Docker engine ({exc})", step=step) from None
 
     # --- create -------------------------------------------------------------
 

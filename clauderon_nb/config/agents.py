@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError, did_you_mean
@@ -68,8 +69,16 @@ class AgentEnv:
         return self.required + self.optional_present
 
 
-def agent_env(name: str, agent: AgentConfig, environ: dict[str, str] | None = None) -> AgentEnv:
-    """Check the required variables exist (``ConfigError`` naming the first missing one)."""
+def agent_env(
+    name: str, agent: AgentConfig, environ: Mapping[str, str] | None = None, *, names_only: bool = False
+) -> AgentEnv:
+    """Check the required variables exist (``ConfigError`` naming the first missing one).
+
+    ``names_only``: the values arrive later (a dry run on the service): every name, nothing checked.
+    """
+    if names_only:
+        optional = tuple(v for v in agent.pass_env_optional if v not in agent.pass_env)
+        return AgentEnv(required=tuple(agent.pass_env), optional_present=optional)
     env = os.environ if environ is None else environ
     missing = [v for v in agent.pass_env if v not in env]
     if missing:

@@ -88,6 +88,10 @@ def _size(value: Any, info: ValidationInfo) -> int:
     return parse_memory(value, info.field_name or "size")
 
 
+def _bytes(value: Any, info: ValidationInfo) -> int:
+    return parse_memory(value, info.field_name or "size", minimum=1)
+
+
 class PolicyConfig(BaseModel):
     """``policy.toml``: every key optional; absent means unbounded."""
 
@@ -98,6 +102,7 @@ class PolicyConfig(BaseModel):
     max_cpu: Cpu | None = None
     max_memory: Memory | None = None
     max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
+    max_upload_size: Annotated[int, BeforeValidator(_bytes)] | None = None  # a workspace bundle sent to the service
     allowed_backends: list[BackendName] | None = None
     allowed_pull_policies: list[Policy] | None = None
     allowed_networks: Annotated[list[str], BeforeValidator(_networks)] | None = None
@@ -146,6 +151,9 @@ class AdminPolicy:
 
     def max_workspace_size(self) -> int | None:
         return self._min("max_workspace_size")
+
+    def max_upload_size(self) -> int | None:
+        return self._min("max_upload_size")
 
     def allows(self, key: str, value: Any) -> bool:
         return all(getattr(f.rules, key) is None or value in getattr(f.rules, key) for f in self.files)

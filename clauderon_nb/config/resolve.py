@@ -302,8 +302,12 @@ def resolve(
     owner: str = "",
     frontend: dict[str, Any] | None = None,
     frontend_origin: str = "kernel defaults (%config Clauderon)",
+    agents_elsewhere: bool = False,
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``.
+
+    ``agents_elsewhere``: the agent table that counts is the clauderon service's (a client's
+    side of a remote create), so an agent unknown here is left for the service to check.
 
     ``frontend``: defaults of the front end in use (``%config Clauderon.default_backend``, the
     form's defaults), a layer of their own below the repository file, with source ``kernel``.
@@ -351,7 +355,11 @@ def resolve(
     agent_name, layer = _pick("agent", front)
     agent_name = agent_name or DEFAULT_AGENT
     record("agent", layer)
-    agent_config = find_agent(agent_name, all_agents(user.general.data.agents), source=sources["agent"])
+    agents = all_agents(user.general.data.agents)
+    if agents_elsewhere and agent_name not in agents:
+        agent_config = AgentConfig(command=[agent_name, "{prompt}"])  # never run here: the service has its own
+    else:
+        agent_config = find_agent(agent_name, agents, source=sources["agent"])
 
     if backend is Backend.LOCAL:
         policy.check({"backend": backend}, origins)

@@ -20,19 +20,10 @@ def _confirm(question: str) -> bool:
 
 def as_json(result: Any) -> Any:
     from ..model.session import Session
-    from ..render.plan import Plan
     from .views import session_dict
 
     if isinstance(result, Session):
         out: Any = session_dict(result)
-    elif isinstance(result, Plan):
-        out = {
-            "name": result.name,
-            "settings": result.settings.to_json(),
-            "sources": result.sources,
-            "notes": list(result.notes),
-            "spec": result.spec,
-        }
     elif hasattr(result, "to_json"):
         out = result.to_json()
     else:
@@ -51,12 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageProblem as problem:
         print(problem, file=sys.stderr)  # already "clauderon-nb: …"
         return 2
-    from ..sessions.manager import SessionManager
     from .commands import Context, describe, run
 
     try:
+        if args.command == "serve":
+            from ..service.main import serve
+
+            return serve(args)
+        from .connect import manager_for
+
         ctx = Context(
-            manager=SessionManager(),
+            manager=manager_for(),
             confirm=_confirm if sys.stdin.isatty() else None,
             progress=TerminalProgress(),
             interactive_hint=f"run `clauderon-nb delete {getattr(args, 'name', 'NAME')} -f`",

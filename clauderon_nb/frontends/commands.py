@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
                 )
             if not ctx.confirm(f"Delete session {session.name!r} (its container and worktree)? [y/N] "):
                 return Text(f"Kept session {session.name}.")
-        note = mgr.delete(session.name)
+        note = mgr.delete(session.id)
         return Text(f"Deleted session {session.name}." + (f" ({note})" if note else ""))
     if cmd == "attach":
         return Text(mgr.attach_command(args.name))
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         from ..model.request import CreateSessionRequest
 
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)))
+    if cmd == "fetch":
+        return Text(mgr.fetch(args.name, args.repo))
     if cmd == "trust":
         return Text(mgr.trust_repo(args.repo))
     raise UsageProblem(f"{cmd}: needs a notebook with ipywidgets")

@@ -29,6 +29,11 @@ class Clauderon(Magics, Configurable):
     confirm_delete = Bool(True, help="Ask before `delete` unless -f is given").tag(config=True)
     show_progress = Bool(True, help="Show image pull and start progress while creating").tag(config=True)
     debug = Bool(False, help="Show the full error chain instead of one line").tag(config=True)
+    service_url = Unicode(
+        "",
+        help="The clauderon service to use (default: $CLAUDERON_SERVICE_URL, or the one registered with "
+        "JupyterHub); 'none' keeps sessions on this machine",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None, **kwargs)
@@ -47,12 +52,13 @@ class Clauderon(Magics, Configurable):
         return value
 
     def _manager(self) -> Any:
-        from ..sessions.manager import SessionManager
+        from .connect import manager_for
 
-        return SessionManager(
+        return manager_for(
             home=self.home or None,
             defaults={"backend": self.default_backend, "agent": self.default_agent},
             defaults_origin="kernel defaults (%config Clauderon)",
+            service_url=self.service_url,
         )
 
     def _confirm(self, question: str) -> bool:
@@ -115,13 +121,14 @@ class Clauderon(Magics, Configurable):
         from .progress_display import progress_display
 
         ctx = Context(
-            manager=self._manager(),
+            manager=None,  # type: ignore[arg-type]  # made inside the try: finding a service can fail
             confirm=self._confirm if self.confirm_delete else (lambda _q: True),
             progress=progress_display() if self.show_progress else no_progress,
             interactive_hint="use %clauderon delete NAME -f",
         )
         prompt = cell.removesuffix("\n") if cell is not None else None
         try:
+            ctx.manager = self._manager()
             result = run(args, ctx, prompt=prompt if cell is not None else None)
         except UsageError:
             raise
@@ -143,7 +150,12 @@ class Clauderon(Magics, Configurable):
         return result
 
     def _widget(self, which: str) -> Any:
-        manager = self._manager()
+        try:
+            manager = self._manager()
+        except Exception as exc:  # noqa: BLE001 - describe() re-raises what it does not know
+            from .commands import describe
+
+            raise UsageError(describe(exc)[0]) from None
         try:
             from .widgets import show_form, show_sessions
         except ImportError as exc:  # no ipywidgets: plain text instead of a widget

@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     "attach",
     "config",
     "trust",
+    "fetch",
+    "serve",
     "form",
     "sessions",
 )
@@ -144,6 +146,17 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
         "to the file asks again.",
     )
     trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
+    fetch = named("fetch", "bring a session's branch into your repository as clauderon/NAME")
+    fetch.add_argument("--repo", metavar="PATH", default=".", help="your repository (default: .)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the clauderon service for a JupyterHub (holds the engine, enforces the policy)",
+        description="Run the clauderon service: a JupyterHub service that alone holds the Docker engine or "
+        "Kubernetes credentials, identifies every caller by their hub token and enforces the admin policy.",
+    )
+    from ..service.main import add_arguments
+
+    add_arguments(serve)
     sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
     sub.add_parser(
         "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."

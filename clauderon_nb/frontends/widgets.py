@@ -271,7 +271,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         said = "".join(f"<br><b>Note:</b> {html.escape(n)}" for n in plan.notes)  # e.g. running on the host
         self.summary.value = (
             f"Ready: a {html.escape(plan.backend)} session on branch "
-            f"<code>{html.escape(plan.session_spec.branch)}</code>.{note}{said}"
+            f"<code>{html.escape(plan.branch)}</code>.{note}{said}"
         )
 
     # --- creating -----------------------------------------------------------

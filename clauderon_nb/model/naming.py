@@ -50,6 +50,14 @@ def object_name(name: str, owner: str) -> str:
     return f"clauderon-{name}-{hashlib.sha256(owner.encode(errors='surrogatepass')).hexdigest()[:6]}"
 
 
+def owner_folder(owner: str) -> str:
+    """A folder name for ``owner`` that no other owner maps to (slug plus a hash of the exact name)."""
+    import hashlib
+
+    digest = hashlib.sha256(owner.encode(errors="surrogatepass")).hexdigest()[:16]
+    return f"{slugify(owner, 20) or 'u'}-{digest}"
+
+
 def random_suffix() -> str:
     import secrets
 

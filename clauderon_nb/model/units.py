@@ -91,8 +91,10 @@ def parse_cpu(value: object, field: str = "cpu") -> int:
     return int(millis)
 
 
-def parse_memory(value: object, field: str = "memory") -> int:
-    """Parse a memory quantity into integer bytes (``"2g"`` -> 2147483648)."""
+def parse_memory(value: object, field: str = "memory", minimum: int | None = None) -> int:
+    """Parse a memory quantity into integer bytes (``"2g"`` -> 2147483648).
+
+    ``minimum``: the smallest value accepted (default: Docker's 6 MiB; sizes of files pass 1)."""
     bad = f"{field} {_show(value)}"
     if isinstance(value, bool):
         raise ValueError(f"{bad}: expected {MEMORY_HELP}")
@@ -126,8 +128,10 @@ def parse_memory(value: object, field: str = "memory") -> int:
         raise ValueError(f"{field} of type {type(value).__name__}: expected {MEMORY_HELP}")
     if amount <= 0:
         raise ValueError(f"{bad}: must be greater than zero; expected {MEMORY_HELP}")
-    if amount < MIN_MEMORY:
+    if minimum is None and amount < MIN_MEMORY:
         raise ValueError(f"{bad}: below the minimum of 6MiB (Docker's limit); expected {MEMORY_HELP}")
+    if minimum is not None and amount < minimum:
+        raise ValueError(f"{bad}: below the minimum of {minimum} bytes; expected {MEMORY_HELP}")
     if amount > _INT64_MAX:
         raise ValueError(f"{bad}: too large; expected {MEMORY_HELP}")
     return int(amount)

@@ -70,38 +70,119 @@ class Plan:
     def backend(self) -> str:
         return self.settings.backend.value
 
+    @property
+    def branch(self) -> str:
+        return self.session_spec.branch
+
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(setting, value, source, origin) for every shown setting."""
         return settings_rows(self.settings, self.sources, self.origins)
+
+    def view(self) -> PlanView:
+        """What is shown of the plan (and what the service sends a client)."""
+        return PlanView(
+            name=self.name,
+            backend=self.backend,
+            branch=self.branch,
+            command=tuple(self.session_spec.command),
+            row_values=tuple(self.rows()),
+            notes=self.notes,
+            needs_trust=self.needs_trust,
+            settings_json=self.settings.to_json(),
+            sources=dict(self.sources),
+            spec=json.loads(self._rendered()),
+        )
 
     def _rendered(self) -> str:
         # The session id is assigned when the session is created; keep reprs stable.
         text = json.dumps(redact_json(self.spec), indent=2, sort_keys=False, default=str)
         return text.replace(self.session_spec.session_id, "<session-id>")
 
+    def to_json(self) -> dict[str, Any]:
+        return self.view().to_json()
+
     def __repr__(self) -> str:
-        s = self.session_spec
-        lines = [f"Plan: {self.backend} session {s.name!r} on branch {s.branch} (dry run: nothing created)"]
+        return repr(self.view())
+
+    def _repr_html_(self) -> str:
+        return self.view()._repr_html_()
+
+
+_SPEC_LABELS = {
+    "docker": "docker containers.create arguments",
+    "kubernetes": "kubernetes manifests",
+    "local": "local process",
+}
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """A plan as shown: the same for a plan made here and one the clauderon service made."""
+
+    name: str
+    backend: str
+    branch: str
+    command: tuple[str, ...]
+    row_values: tuple[tuple[str, str, str, str], ...]
+    notes: tuple[str, ...]
+    needs_trust: bool
+    settings_json: dict[str, Any]
+    sources: dict[str, str]
+    spec: Any
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return list(self.row_values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "branch": self.branch,
+            "command": list(self.command),
+            "rows": [list(r) for r in self.row_values],
+            "notes": list(self.notes),
+            "needs_trust": self.needs_trust,
+            "settings": self.settings_json,
+            "sources": self.sources,
+            "spec": self.spec,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanView:
+        """From the service's JSON; ``KeyError``/``TypeError``/``ValueError`` when malformed."""
+        rows = tuple((str(a), str(b), str(c), str(d)) for a, b, c, d in data["rows"])
+        return cls(
+            name=str(data["name"]),
+            backend=str(data["backend"]),
+            branch=str(data["branch"]),
+            command=tuple(str(c) for c in data["command"]),
+            row_values=rows,
+            notes=tuple(str(n) for n in data.get("notes") or ()),
+            needs_trust=bool(data.get("needs_trust")),
+            settings_json=dict(data.get("settings") or {}),
+            sources={str(k): str(v) for k, v in dict(data.get("sources") or {}).items()},
+            spec=data.get("spec"),
+        )
+
+    def _rendered(self) -> str:
+        return json.dumps(redact_json(self.spec), indent=2, sort_keys=False, default=str)
+
+    def __repr__(self) -> str:
+        lines = [f"Plan: {self.backend} session {self.name!r} on branch {self.branch} (dry run: nothing created)"]
         lines.extend(format_rows(self.rows()))
         lines.extend(f"  note: {note}" for note in self.notes)
-        lines.append(f"  command  {shlex.join(s.command)}")
-        label = {
-            "docker": "docker containers.create arguments",
-            "kubernetes": "kubernetes manifests",
-            "local": "local process",
-        }[self.backend]
-        lines.append(f"{label}:")
+        lines.append(f"  command  {shlex.join(self.command)}")
+        lines.append(f"{_SPEC_LABELS.get(self.backend, self.backend)}:")
         lines.extend("  " + line for line in self._rendered().splitlines())
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        s = self.session_spec
         return (
-            f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(s.name)}</code> "
-            f"on branch <code>{html.escape(s.branch)}</code> <i>(dry run: nothing created)</i>"
+            f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(self.name)}</code> "
+            f"on branch <code>{html.escape(self.branch)}</code> <i>(dry run: nothing created)</i>"
             f"{html_rows(self.rows())}"
             + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes)
-            + f"<p>command: <code>{html.escape(shlex.join(s.command))}</code></p>"
+            + f"<p>command: <code>{html.escape(shlex.join(self.command))}</code></p>"
             f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"
             f"<pre>{html.escape(self._rendered())}</pre></details></div>"
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.environment import clauderon_home, docker_engine_present
-from ..errors import BackendError, ClauderonError, ConfigError, did_you_mean
+from ..errors import BackendError, ClauderonError, ConfigError, PolicyError, did_you_mean
 from ..model.choices import Backend
 from ..model.image import parse_image
 from ..model.naming import current_owner, is_dns_label, name_from_prompt
@@ -22,6 +22,18 @@ from ..model.session import Session, Status
 from ..model.units import parse_cpu, parse_memory
 from .liveness import process_gone, this_process
 from .store import NameTaken, Store, StoreError
+
+if TYPE_CHECKING:
+    from .gitrepo import RepoInfo
+
+
+class Busy(ClauderonError):
+    """Another step (a create or delete) is running on the session."""
+
+
+class NotFound(ClauderonError):
+    """No such session (among the caller's; another owner's sessions are not revealed)."""
+
 
 if TYPE_CHECKING:
     from ..backends.base import SessionBackend
@@ -47,9 +59,14 @@ class SessionManager:
         owner: str | None = None,
         defaults: dict[str, Any] | None = None,
         defaults_origin: str = "kernel defaults (%config Clauderon)",
+        shared: bool = False,
+        admin: bool | None = None,
     ) -> None:
         self.home: Path = clauderon_home(home)
         self.owner: str = owner or current_owner()
+        #: The hub's service: one store for every hub user, per-owner worktree folders, no local processes.
+        self.shared = shared
+        self._admin = admin  # None: as the admin policy's ``admins`` says
         self.defaults = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
         self.defaults_origin = defaults_origin
         self._store: Store | None = None
@@ -84,20 +101,32 @@ class SessionManager:
     def _planner(self) -> Planner:
         from .planning import Planner
 
-        return Planner(self.home, self.owner, self.defaults, self.defaults_origin)
+        return Planner(self.home, self.owner, self.defaults, self.defaults_origin, self.shared)
+
+    @property
+    def is_admin(self) -> bool:
+        """May see every owner's sessions and act on them (``owner/name`` or an id)."""
+        return self._admin if self._admin is not None else _is_admin(self.owner)
 
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
         return self._planner().resolve(request)
 
-    def plan(self, request: CreateSessionRequest | None = None, **fields: Any) -> Plan:
+    def plan(
+        self, request: CreateSessionRequest | None = None, *, workspace: RepoInfo | None = None, **fields: Any
+    ) -> Plan:
         """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
 
         Pass a ``CreateSessionRequest`` or its fields as keywords. Creates nothing,
         reads no secret values (they show as ``***``). The name is the one ``create``
         will use unless it is taken by then.
         """
-        return self._planner().plan(_request(request, fields))
+        return self._planner().plan(_request(request, fields), repo=workspace)
+
+    def fetch(self, name: str, repo: str | os.PathLike[str] = ".") -> str:
+        """Sessions on this machine share your repository: their branch is already in it."""
+        session = self._find(name)
+        return f"Session {session.name} works in your repository already: its branch is {session.branch}."
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
@@ -115,6 +144,9 @@ class SessionManager:
         progress: ProgressCallback | None = None,
         *,
         wait: bool = True,
+        secrets: dict[str, str] | None = None,
+        workspace: RepoInfo | None = None,
+        extra_runtime: dict[str, str] | None = None,
         **fields: Any,
     ) -> Session:
         """Create and start a session. All or nothing: on any failure nothing is left behind.
@@ -122,22 +154,31 @@ class SessionManager:
         What the create will make is recorded before it is made, and every object
         carries the session's labels, so a create killed half-way is found and
         cleaned up by the next ``list``, ``get`` or ``delete``.
-        ``wait=False`` returns once the container or pod is submitted.
+        ``wait=False`` returns once the container or pod is submitted. ``secrets``: credential
+        values sent by a client (the service); others come from this process's environment.
+        ``workspace``: the repository the service made from a client's bundle.
         """
         request = _request(request, fields)
         report = progress or no_progress
-        plan, session = self._reserve(request)
+        plan, session = self._reserve(request, workspace, extra_runtime or {}, secrets if self.shared else None)
         spec = plan.session_spec
-        extra = plan.settings.extra_env
-        secrets = {**extra, **{n: os.environ[n] for n in spec.secret_env if n not in extra and n in os.environ}}
-        missing = [n for n in spec.secret_env if n not in secrets]
+        given = {**(secrets or {}), **plan.settings.extra_env}  # the config's own values win over a client's
+        # On the service a session gets only what its user sent: never the service's own environment.
+        fallback: Mapping[str, str] = {} if self.shared else os.environ
+        values = {n: given[n] if n in given else fallback.get(n) for n in spec.secret_env}
+        secret_values = {n: v for n, v in values.items() if v is not None}
+        missing = [n for n in spec.secret_env if n not in secret_values]
         backend = self.backend(session.backend)
         undo: list[Any] = [lambda: self.store.delete(session.id)]
         try:
             for note in plan.notes:
                 report(ProgressEvent("note", note, detail=True))
             if missing:
-                raise ConfigError(f"agent {spec.settings.agent!r}: variable {missing[0]} vanished from the environment")
+                raise ConfigError(
+                    f"agent {spec.settings.agent!r}: credential {missing[0]} is not set (export it, or ask the admin "
+                    "to configure it for the service)",
+                    field="agent",
+                )
             backend.preflight(spec, report)
             if backend.local_worktree:
                 from .worktree import add_worktree, remove_worktree
@@ -156,7 +197,7 @@ class SessionManager:
                 )
             # Registered before the call: an interrupt inside it still removes what it made (found by label).
             undo.append(lambda: backend.remove(session))
-            backend_id, runtime = backend.create(spec, secrets, report, wait=wait)
+            backend_id, runtime = backend.create(spec, secret_values, report, wait=wait)
             session.backend_id, session.runtime = backend_id, {**session.runtime, **runtime}
             session.runtime.pop("creator", None)
             self.store.update(session.id, backend_id=backend_id, runtime=session.runtime, status=Status.RUNNING)
@@ -169,18 +210,25 @@ class SessionManager:
             raise BackendError(redact_text(" ".join(str(exc).split())) or type(exc).__name__, step="create") from exc
         return session
 
-    def _reserve(self, request: CreateSessionRequest) -> tuple[Plan, Session]:
+    def _reserve(
+        self,
+        request: CreateSessionRequest,
+        workspace: RepoInfo | None,
+        extra_runtime: dict[str, str],
+        credentials: Mapping[str, str] | None,
+    ) -> tuple[Plan, Session]:
         """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
         name is taken atomically here. The first try uses the dry run's name."""
         planner = self._planner()
         for attempt in range(_NAME_ATTEMPTS):
             name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
-            plan = planner.plan(request, name)
+            plan = planner.plan(request, name, workspace, credentials if self.shared else None)
             if plan.needs_trust:
                 raise ConfigError(plan.notes[-1], field="image")
             spec = plan.session_spec
             now = time.time()
             runtime = {
+                **extra_runtime,
                 "base_commit": spec.base_commit,
                 "creator": this_process(),
                 **self.backend(plan.backend).plan_runtime(spec),
@@ -222,6 +270,8 @@ class SessionManager:
         hidden unless the admin policy lists the caller in ``admins``.
         """
         store = self._reader()
+        if all_owners and self.shared and not self.is_admin:
+            raise PolicyError("list --all: only hub admins see every user's sessions")
         rows = store.all(None if all_owners else self.owner)
         # Only the caller's interrupted steps are finished here; others' are left to them (or an admin).
         sessions = [s for s in (self._recover(s) if s.owner == self.owner else s for s in rows) if s]
@@ -246,7 +296,7 @@ class SessionManager:
         # container made meanwhile is known by now and never mistaken for an orphan.
         known = {s.id for s in self._reader().all()} if candidates else set()
         sessions += [o for o in candidates if o.id not in known]
-        if all_owners and not _is_admin(self.owner):
+        if all_owners and not self.is_admin:
             sessions = [s if s.owner == self.owner else _redacted(s) for s in sessions]
         return sessions
 
@@ -254,6 +304,8 @@ class SessionManager:
         """The caller's orphan of that name (an engine object with our labels and no record), if any."""
         if not docker_engine_present():
             return None
+        if self.shared:
+            return None  # the service's engine is shared: orphans are an admin's matter (list --all)
         known = {s.id for s in self._reader().all()}
         _, found = self.backend("docker").survey([], known, self.owner)  # an engine error says so
         return next((o for o in found if o.name == name), None)
@@ -300,13 +352,20 @@ class SessionManager:
         return session
 
     def _find(self, name_or_id: str) -> Session:
+        """One of the caller's sessions by name or id. Another owner's session is not found (its existence
+        is not revealed) unless the caller is an admin, who may name it ``owner/name`` or by its id."""
         store = self._reader()
-        session = store.find(name_or_id)
+        owner, _, name = name_or_id.rpartition("/")
+        session = None
+        if owner and self.is_admin:
+            session = store.find(name, owner)
+        elif not owner:
+            session = store.find(name_or_id, self.owner)
+            if session is None and self.is_admin:
+                session = store.find_any(name_or_id)
         if session is None:
             names = [s.name for s in store.all(self.owner)]
-            raise ClauderonError(f"no session named {name_or_id!r}{did_you_mean(name_or_id, names)}")
-        if session.owner != self.owner:
-            raise ClauderonError(f"session {session.name!r} belongs to {session.owner!r}, not to you ({self.owner!r})")
+            raise NotFound(f"no session named {name_or_id!r}{did_you_mean(name_or_id, names)}")
         if not is_dns_label(session.name) or session.backend not in {b.value for b in Backend}:
             raise StoreError(f"{store.path}: session {session.name!r} has a damaged record; delete the store entry")
         return session
@@ -350,8 +409,10 @@ class SessionManager:
         return session
 
     def _worktree(self, session: Session) -> Path:
-        """Where the session's worktree must be: derived from its name, never taken from the store."""
-        return self.home / "worktrees" / session.name
+        """Where the session's worktree must be: derived from its owner and name, never taken from the store."""
+        from .planning import worktree_root
+
+        return worktree_root(self.home, session.owner, self.shared) / session.name
 
     def _remove_parts(self, session: Session) -> str | None:
         """Remove the backend's objects, the worktree and its branch (kept when it has commits). Idempotent."""
@@ -374,7 +435,7 @@ class SessionManager:
     def _busy(self, session: Session, action: str) -> None:
         if session.status in (Status.CREATING, Status.DELETING):
             who = session.runtime.get("creator" if session.status is Status.CREATING else "deleter") or {}
-            raise ClauderonError(
+            raise Busy(
                 f"session {session.name!r} is {session.status.value} (process {who.get('pid', '?')}); "
                 f"{action} it when that is done"
             )

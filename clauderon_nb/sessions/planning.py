@@ -10,20 +10,21 @@ from __future__ import annotations
 import os
 import shlex
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config.agents import agent_command, agent_env, all_agents
-from ..config.files import load_repo_config, load_user_config
+from ..config.files import Loaded, RepoConfig, load_repo_config, load_user_config
 from ..config.policy import load_policy
 from ..config.presets import all_presets
 from ..config.resolve import Resolution, resolve
 from ..config.trust import TRUSTED_KEYS, is_trusted, trust
-from ..errors import ConfigError
+from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.limits import MAX_ARG_BYTES
-from ..model.naming import stable_name
+from ..model.naming import owner_folder, stable_name
 from ..model.pull_policy import PullPolicy
 from ..model.redact import SECRET_MASK, redact_url
 from ..model.request import CreateSessionRequest
@@ -55,28 +56,55 @@ class Planner:
     owner: str
     defaults: dict[str, Any]
     defaults_origin: str
+    shared: bool = False  # the hub's service: per-owner folders, no local processes, no repository file
 
     def resolve(self, request: CreateSessionRequest, repo: RepoInfo | None = None) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
         repo = repo or inspect_repo_cached(request.repo)
+        policy = load_policy()
+        if self.shared and request.backend is Backend.LOCAL:
+            where = policy.files[0].where if policy.files else "the clauderon service"
+            raise PolicyError(
+                f"backend 'local' is not allowed by {where}: the service runs agents only in containers or pods; "
+                "choose --backend docker or kubernetes",
+                field="backend",
+            )
         return resolve(
             request,
             load_user_config(self.home),
-            load_repo_config(repo.root),
-            load_policy(),
+            # On the service the client has already applied its repository's file; the bundle's copy is not read.
+            Loaded(None, RepoConfig()) if self.shared else load_repo_config(repo.root),
+            policy,
+            engine_present=(lambda: True) if self.shared else None,
             owner=self.owner,
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
         )
 
-    def plan(self, request: CreateSessionRequest, name: str | None = None) -> Plan:
-        """The dry run of ``create``; ``name`` None: the one the prompt gives (what create will use)."""
-        repo = inspect_repo_cached(request.repo)
+    def worktrees(self, owner: str) -> Path:
+        """Where ``owner``'s worktrees live: one folder per owner on the shared service."""
+        return worktree_root(self.home, owner, self.shared)
+
+    def plan(
+        self,
+        request: CreateSessionRequest,
+        name: str | None = None,
+        repo: RepoInfo | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> Plan:
+        """The dry run of ``create``; ``name`` None: the one the prompt gives (what create will use).
+
+        ``repo``: the workspace the service made from a client's bundle (default: ``request.repo``).
+        ``credentials``: on the service, the values a client sent (None: a dry run, names only)."""
+        repo = repo or inspect_repo_cached(request.repo)
         res = self.resolve(request, repo)
         settings = res.settings
         if name is None:
             name = request.name or stable_name(request.prompt, f"{self.owner}\0{repo.root}\0{repo.commit}")
-        credentials = agent_env(settings.agent, res.agent_config)
+        if self.shared:
+            given = agent_env(settings.agent, res.agent_config, credentials, names_only=credentials is None)
+        else:
+            given = agent_env(settings.agent, res.agent_config)
         notes = list(res.notes)
         url = None
         if settings.backend is Backend.KUBERNETES:
@@ -100,13 +128,13 @@ class Planner:
             prompt=request.prompt,
             settings=settings,
             agent_command=agent_command(res.agent_config, has_terminal=settings.backend is not Backend.LOCAL),
-            credentials=credentials,
+            credentials=given,
             env_from_secret=res.agent_config.env_from_secret,
             repo_root=repo.root,
             git_common_dir=repo.common_dir,
             base_branch=repo.branch,
             base_commit=repo.commit,
-            home=self.home,
+            worktree=self.worktrees(self.owner) / name,
             remote_url=url,
             uid=os.getuid(),
             gid=os.getgid(),
@@ -180,6 +208,13 @@ class Planner:
             max_cpu=policy.max_cpu(),
             max_memory=policy.max_memory(),
         )
+
+
+def worktree_root(home: Path, owner: str, shared: bool) -> Path:
+    """The folder of an owner's worktrees; on the shared service a folder per owner (names are per owner)."""
+    if not shared:
+        return home / "worktrees"
+    return home / "worktrees" / owner_folder(owner)
 
 
 def check_arguments(spec: SessionSpec) -> None:

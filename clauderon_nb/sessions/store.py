@@ -15,7 +15,7 @@ from ..errors import ClauderonError
 from ..model.session import Session, Status
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_SECONDS = 30.0
 # Each migration is a list of statements, run in one transaction with the version bump.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -39,6 +39,33 @@ _MIGRATIONS: dict[int, list[str]] = {
         updated_at REAL NOT NULL,
         runtime TEXT NOT NULL DEFAULT '{}'
     )""",
+        "CREATE INDEX sessions_owner ON sessions(owner)",
+    ],
+    # Names are per owner (a shared service keeps every hub user's sessions in one store).
+    2: [
+        """
+    CREATE TABLE sessions_v2 (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        worktree TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        backend_id TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        runtime TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (owner, name)
+    )""",
+        "INSERT INTO sessions_v2 SELECT * FROM sessions",
+        "DROP TABLE sessions",
+        "ALTER TABLE sessions_v2 RENAME TO sessions",
         "CREATE INDEX sessions_owner ON sessions(owner)",
     ],
 }
@@ -210,7 +237,7 @@ class Store:
         )
 
     def insert(self, session: Session) -> None:
-        """Add a new session; ``NameTaken`` if the name is in use."""
+        """Add a new session; ``NameTaken`` if its owner already has a session of that name."""
         values = (
             session.id,
             session.name,
@@ -235,7 +262,7 @@ class Store:
                 write=True,
             )
         except sqlite3.IntegrityError:
-            raise NameTaken(f"name {session.name!r} is taken by another session; choose another --name") from None
+            raise NameTaken(f"you already have a session named {session.name!r}; choose another --name") from None
 
     def update(self, session_id: str, **changes: Any) -> None:
         changes["updated_at"] = time.time()
@@ -268,12 +295,23 @@ class Store:
             )
         return [self._row(r) for r in rows]
 
-    def find(self, name_or_id: str) -> Session | None:
+    def find(self, name_or_id: str, owner: str) -> Session | None:
+        """``owner``'s session of that name or id (names are per owner; other owners' are not found)."""
         if not self.exists:
             return None
         row = self._run(
             lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM sessions WHERE name = ? OR id = ?", (name_or_id, name_or_id)
+                f"SELECT {_COLUMNS} FROM sessions WHERE owner = ? AND (name = ? OR id = ?)",
+                (owner, name_or_id, name_or_id),
             ).fetchone()
+        )
+        return self._row(row) if row else None
+
+    def find_any(self, session_id: str) -> Session | None:
+        """The session with that id, whoever owns it (for admins)."""
+        if not self.exists:
+            return None
+        row = self._run(
+            lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
         )
         return self._row(row) if row else None

@@ -1,0 +1,6 @@
+"""Talking to the clauderon service over HTTP: the wire format both sides share, finding the
+service from a JupyterHub server, and ``RemoteManager`` — the manager the front ends use when
+sessions live on the service instead of this machine.
+
+May import: ``sessions``, ``backends``, ``render``, ``config``, ``model``, ``errors``.
+"""

@@ -1,0 +1,638 @@
+"""The service's HTTP API (``/api/v1``): tornado handlers over the one ``SessionManager`` store.
+
+Every request is identified by the caller's JupyterHub token (``HubAuth``); the identity is
+the hub username, never a header or field the client chose. Blocking work (the engine, git,
+SQLite) runs in a thread pool so one slow pull never stalls other users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .._version import __version__
+from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
+from ..model.naming import owner_folder
+from ..model.progress import ProgressEvent
+from ..model.redact import redact_text
+from ..remote.wire import API, credential_names, error_body, rename_aliases, session_json, status_of
+from ..sessions.bundles import BundleError, ensure_bare, export_branch, has_commit, import_bundle, keep_tip, tips
+from ..sessions.gitrepo import RepoInfo, run_git
+from ..sessions.manager import Busy, NotFound, SessionManager
+from ..sessions.store import NameTaken
+
+T = TypeVar("T")
+MAX_JSON = 1024 * 1024  # a create's JSON: the prompt (≤128 KiB) and credentials fit many times over
+DEFAULT_MAX_UPLOAD = 1024**3
+BUNDLE_TYPE = "application/x-git-bundle"
+#: A create with its workspace: one line of JSON, a newline, then the bundle's bytes.
+CREATE_WITH_BUNDLE = "application/x-clauderon-create"
+_TOKEN = re.compile(r"(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
+_KEY = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+class ApiError(web.HTTPError):
+    """An answer other than success: ``{"error": kind, "message": one line}`` with its status."""
+
+    def __init__(self, kind: str, message: str, field: str | None = None, status: int | None = None) -> None:
+        super().__init__(status or status_of(kind))
+        self.kind, self.message, self.field = kind, message, field
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, as the hub says."""
+
+    name: str
+    admin: bool
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class Service:
+    """What every handler shares: the data folder, the hub's auth client and the worker pool."""
+
+    data_dir: Path
+    hub_auth: Any  # jupyterhub.services.auth.HubAuth
+    admin_scope: str = "custom:clauderon:admin"
+    max_inflight_creates: int = 4  # per user; more answer 429
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "clauderon"))
+    backends: dict[str, Any] = field(default_factory=dict)
+    _inflight: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def manager(self, caller: Caller) -> SessionManager:
+        mgr = SessionManager(self.data_dir, owner=caller.name, shared=True, admin=caller.admin or None)
+        mgr._backends = self.backends  # one engine client for the whole service
+        return mgr
+
+    def repo_dir(self, owner: str, key: str) -> Path:
+        return self.data_dir / "repos" / owner_folder(owner) / f"{key}.git"
+
+    def max_upload(self) -> int:
+        from ..config.policy import load_policy
+
+        return load_policy().max_upload_size() or DEFAULT_MAX_UPLOAD
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def begin_create(self, owner: str) -> None:
+        with self._lock:
+            if self._inflight.get(owner, 0) >= self.max_inflight_creates:
+                raise ApiError(
+                    "TooManyRequests",
+                    f"you have {self.max_inflight_creates} creates in progress already; wait for one to finish",
+                )
+            self._inflight[owner] = self._inflight.get(owner, 0) + 1
+
+    def end_create(self, owner: str) -> None:
+        with self._lock:
+            self._inflight[owner] -= 1
+
+
+def classify(exc: BaseException) -> ApiError:
+    """The API error for an exception raised by the manager, validation or git."""
+    pydantic = __import__("sys").modules.get("pydantic")
+    if isinstance(exc, ApiError):
+        return exc
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        from ..errors import describe_validation_error
+        from ..model.hints import HINTS
+
+        return ApiError("ValidationError", describe_validation_error(exc, fields=HINTS))
+    field_name = getattr(exc, "field", None)
+    message = redact_text(str(exc))
+    for cls, kind in (
+        (NotFound, "NotFound"),
+        (NameTaken, "Conflict"),
+        (Busy, "Conflict"),
+        (BundleError, "ValidationError"),
+        (PolicyError, "PolicyError"),
+        (ConfigError, "ConfigError"),
+        (EngineUnavailable, "EngineUnavailable"),
+        (BackendError, "BackendError"),
+    ):
+        if isinstance(exc, cls):
+            return ApiError(kind, message, field_name)
+    if isinstance(exc, ClauderonError):
+        return ApiError("ClauderonError", message, field_name, status=400)
+    return ApiError("ClauderonError", f"internal error ({type(exc).__name__}); see the service log", status=500)
+
+
+class ApiHandler(web.RequestHandler):
+    """Authenticates every request; answers errors as one-line JSON."""
+
+    service: Service
+    caller: Caller
+
+    def initialize(self, service: Service) -> None:
+        self.service = service
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated API: no cookies are accepted, so there is no XSRF to check."""
+
+    async def prepare(self) -> None:
+        self.caller = await self._identify()
+
+    async def _identify(self) -> Caller:
+        match = _TOKEN.match(self.request.headers.get("Authorization", ""))
+        if not match:
+            raise ApiError("Unauthorized", "no JupyterHub token: send 'Authorization: token <your hub API token>'")
+        hub = self.service.hub_auth
+        try:
+            model = await hub.user_for_token(match.group(1), sync=False)
+        except Exception as exc:  # noqa: BLE001 - the hub is down or answered oddly
+            raise ApiError("EngineUnavailable", f"cannot reach the JupyterHub API to check the token ({exc})") from None
+        if not model:
+            raise ApiError("Unauthorized", "the token is not a valid JupyterHub token (expired or revoked?)")
+        if model.get("kind", "user") != "user":
+            raise ApiError("Forbidden", "only hub users have sessions; this token belongs to a service")
+        scopes = set(model.get("scopes") or ())
+        if hub.access_scopes and not hub.check_scopes(hub.access_scopes, model):
+            need = ", ".join(sorted(hub.access_scopes))
+            raise ApiError("Forbidden", f"this token does not grant {need}; ask the hub admin for access")
+        admin = bool(model.get("admin")) or self.service.admin_scope in scopes
+        return Caller(str(model["name"]), admin, tuple(model.get("groups") or ()))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if exc is not None and not isinstance(exc, web.HTTPError):
+            exc = classify(exc)  # validation, policy, engine… raised outside ``call``
+            self.set_status(exc.status_code)
+        if isinstance(exc, ApiError):
+            body = error_body(exc.kind, exc.message, exc.field)
+        elif status_code == 405:
+            body = error_body("NotFound", f"{self.request.method} is not supported here")
+        else:
+            body = error_body("ClauderonError", self._reason or "error")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def send_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def manager(self) -> SessionManager:
+        return self.service.manager(self.caller)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking manager work in the pool; errors become API errors."""
+        try:
+            return await self.service.run(fn, *args)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered as JSON
+            raise classify(exc) from None
+
+    def json_body(self) -> dict[str, Any]:
+        if len(self.request.body) > MAX_JSON:
+            raise ApiError("TooLarge", f"the request body is over {MAX_JSON} bytes")
+        return parse_json(self.request.body)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("ValidationError", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError("ValidationError", "the request body must be a JSON object")
+    return data
+
+
+class RootHandler(ApiHandler):
+    async def get(self) -> None:
+        self.send_json({"version": __version__, "api": "v1", "user": self.caller.name, "admin": self.caller.admin})
+
+
+class OptionsHandler(ApiHandler):
+    async def get(self) -> None:
+        mgr = self.manager()
+        options = await self.call(mgr.options)
+        data = asdict(options)
+        data["backends"] = [b for b in data["backends"] if b != "local"]
+        data["max_upload_size"] = self.service.max_upload()
+        self.send_json(data)
+
+
+@dataclass
+class CreateBody:
+    """A create or plan body, taken apart: the request model's fields and the service's own keys."""
+
+    request: Any  # CreateSessionRequest
+    workspace: RepoInfo
+    key: str
+    client_repo: str
+    remote: str | None
+    env: dict[str, str]
+    wait: bool
+
+
+def take_apart(service: Service, caller: Caller, data: dict[str, Any]) -> CreateBody:
+    """Validate a body with the one request model; the workspace names the caller's own copy only."""
+    from ..model.request import CreateSessionRequest
+
+    data = rename_aliases(data)
+    workspace = data.pop("workspace", None)
+    env = data.pop("env", None) or {}
+    wait = data.pop("wait", True)
+    if not isinstance(workspace, dict):
+        raise ApiError(
+            "ValidationError",
+            "workspace: required, {'key': …, 'commit': …}; the service never reads a path you name, "
+            "it makes the session's worktree from the repository you send",
+            "repo",
+        )
+    key, commit = workspace.get("key"), workspace.get("commit")
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ApiError("ValidationError", f"workspace.key {str(key)[:80]!r}: expected 8-64 lowercase hex digits")
+    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", commit):
+        raise ApiError("ValidationError", f"workspace.commit {str(commit)[:80]!r}: expected a full commit hash")
+    given_branch = workspace.get("branch")
+    branch = given_branch if isinstance(given_branch, str) else "HEAD"
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch:
+        raise ApiError("ValidationError", f"workspace.branch {branch[:80]!r}: not a branch name")
+    given_path, given_remote = workspace.get("path"), workspace.get("remote")
+    path = given_path if isinstance(given_path, str) else "-"
+    remote = given_remote if isinstance(given_remote, str) else None
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ApiError("ValidationError", "env: expected an object of variable names to string values")
+    if not isinstance(wait, bool):
+        raise ApiError("ValidationError", "wait: expected true or false")
+    data.pop("repo", None)  # a path on the client's machine: meaningless here, and never read
+    request = CreateSessionRequest(**data, repo="/")
+    bare = service.repo_dir(caller.name, key)
+    info = RepoInfo(root=bare, common_dir=bare, branch=branch, commit=commit)
+    return CreateBody(request, info, key, path[:400], remote, dict(env), wait)
+
+
+def check_env(body: CreateBody, plan: Any) -> None:
+    """Credentials may be sent only for the names the agent takes; a value never appears in an answer."""
+    wanted = set(credential_names(plan.session_spec.secret_env, plan.settings.extra_env))
+    extra = sorted(set(body.env) - wanted)
+    if extra:
+        raise ApiError(
+            "ValidationError",
+            f"env {extra[0]}: agent {plan.settings.agent!r} does not take it "
+            f"(it takes {', '.join(sorted(wanted)) or 'none'})",
+            "agent",
+        )
+
+
+class PlanHandler(ApiHandler):
+    """A dry run with provenance; also says whether the service has the workspace's commit."""
+
+    async def post(self) -> None:
+        mgr = self.manager()
+        body = take_apart(self.service, self.caller, self.json_body())
+        plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace))
+        check_env(body, plan)
+        bare = body.workspace.root
+        have = await self.call(lambda: (has_commit(bare, body.workspace.commit), tips(bare)))
+        self.send_json(
+            {
+                "plan": plan.to_json(),
+                "credentials": credential_names(plan.session_spec.secret_env, plan.settings.extra_env),
+                "has_commit": have[0],
+                "have": have[1],
+                "max_upload_size": self.service.max_upload(),
+            }
+        )
+
+
+class SessionsListHandler(ApiHandler):
+    async def get(self) -> None:
+        everyone = self.get_argument("all", "") in ("1", "true", "yes")
+        mgr = self.manager()
+        sessions = await self.call(lambda: mgr.list(all_owners=everyone))
+        self.send_json({"sessions": [session_json(s) for s in sessions]})
+
+
+@web.stream_request_body
+class CreateHandler(ApiHandler):
+    """``POST /api/v1/sessions``: JSON, or JSON + newline + bundle (``application/x-clauderon-create``).
+
+    The request is validated and checked against the policy as soon as its JSON has arrived, before
+    any of the bundle is read: a refused create never uploads a repository.
+    """
+
+    _head: bytearray
+    _body: CreateBody | None
+    _plan: Any
+    _upload: Any
+    _size: int
+    _limit: int
+
+    async def prepare(self) -> None:
+        self._head, self._body, self._plan, self._upload, self._size = bytearray(), None, None, None, 0
+        await super().prepare()
+        kind = self.request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        self._framed = kind == CREATE_WITH_BUNDLE
+        if kind not in ("application/json", CREATE_WITH_BUNDLE):
+            raise ApiError(
+                "ValidationError", f"Content-Type {kind!r}: expected application/json or {CREATE_WITH_BUNDLE}"
+            )
+        self._limit = self.service.max_upload()
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self._limit + MAX_JSON:
+            raise ApiError("TooLarge", _too_large(int(length), self._limit))
+        self.service.begin_create(self.caller.name)
+        self._counted = True
+
+    def on_finish(self) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.service.end_create(self.caller.name)
+        self._discard()
+
+    def on_connection_close(self) -> None:
+        self.on_finish()
+
+    def _discard(self) -> None:
+        if self._upload is not None:
+            self._upload.close()
+            Path(self._upload.name).unlink(missing_ok=True)
+            self._upload = None
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        try:
+            if self._body is None:
+                self._head += chunk
+                if not self._framed:
+                    if len(self._head) > MAX_JSON:
+                        raise ApiError("TooLarge", f"the request body is over {MAX_JSON} bytes")
+                    return
+                cut = self._head.find(b"\n")
+                if cut < 0:
+                    if len(self._head) > MAX_JSON:
+                        raise ApiError("TooLarge", f"the create's JSON line is over {MAX_JSON} bytes")
+                    return
+                rest = bytes(self._head[cut + 1 :])
+                await self._check(bytes(self._head[:cut]))
+                folder = self.service.data_dir / "uploads"
+                folder.mkdir(parents=True, exist_ok=True)
+                self._upload = tempfile.NamedTemporaryFile(dir=folder, suffix=".bundle", delete=False)  # noqa: SIM115
+                chunk = rest
+            self._size += len(chunk)
+            if self._size > self._limit:
+                raise ApiError("TooLarge", _too_large(self._size, self._limit))
+            self._upload.write(chunk)
+        except Exception as exc:  # noqa: BLE001 - answer now; the rest of the body is never read
+            self._discard()
+            error = classify(exc)
+            self.send_error(error.status_code, exc_info=(type(error), error, None))
+
+    async def _check(self, raw: bytes) -> None:
+        """Validation and policy, before anything is uploaded or made."""
+        self._body = take_apart(self.service, self.caller, parse_json(raw))
+        body = self._body
+        mgr = self.manager()
+        self._plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace))
+        check_env(body, self._plan)
+
+    async def post(self) -> None:
+        if self._finished:
+            return
+        if self._body is None:
+            if self._framed:
+                raise ApiError("ValidationError", "the create's JSON line is missing (no newline after it)")
+            await self._check(bytes(self._head))
+        body = self._body
+        assert body is not None
+        await self.call(lambda: self._workspace(body))
+        mgr = self.manager()
+        stream = "text/event-stream" in self.request.headers.get("Accept", "")
+        if not stream:
+            session = await self.call(lambda: self._create(mgr, body, lambda e: None))
+            self.send_json(session_json(session), 201)
+            return
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def report(event: ProgressEvent) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, ("progress", asdict(event)))
+
+        async def produce() -> None:
+            try:
+                session = await self.service.run(lambda: self._create(mgr, body, report))
+            except Exception as exc:  # noqa: BLE001 - sent as the stream's last event
+                error = classify(exc)
+                await events.put(("error", error_body(error.kind, error.message, error.field)))
+            else:
+                await events.put(("session", session_json(session)))
+
+        task = asyncio.ensure_future(produce())
+        while True:
+            kind, data = await events.get()
+            try:
+                self.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+                await self.flush()
+            except StreamClosedError:
+                pass  # the client left; the create still finishes (or rolls back) on its own
+            if kind in ("session", "error"):
+                break
+        await task
+        self.finish()
+
+    def _workspace(self, body: CreateBody) -> None:
+        """Put the workspace's commit into the caller's copy of the repository (from the bundle, if sent)."""
+        bare = ensure_bare(body.workspace.root)
+        if self._upload is not None:
+            self._upload.close()
+            try:
+                import_bundle(bare, Path(self._upload.name), body.workspace.commit)
+            finally:
+                self._discard()
+        elif not has_commit(bare, body.workspace.commit):
+            raise ApiError(
+                "Conflict",
+                f"the service does not have commit {body.workspace.commit[:12]} of this repository; "
+                f"send the workspace bundle with the create ({CREATE_WITH_BUNDLE})",
+                "repo",
+            )
+        keep_tip(bare, body.workspace.commit)
+        if body.remote is not None:
+            set_remote(bare, body.remote)
+
+    def _create(self, mgr: SessionManager, body: CreateBody, report: Callable[[ProgressEvent], None]) -> Any:
+        return mgr.create(
+            body.request,
+            progress=report,
+            wait=body.wait,
+            secrets=body.env,
+            workspace=body.workspace,
+            extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
+        )
+
+
+def set_remote(bare: Path, url: str) -> None:
+    """Record the client repository's remote (a pod clones it); a URL with credentials is refused."""
+    from ..model.redact import has_credentials
+
+    if has_credentials(url) or not re.fullmatch(r"[^\s\x00]{1,2000}", url):
+        raise ApiError("ValidationError", "workspace.remote: send the remote URL without credentials", "repo")
+    have = run_git(["remote", "get-url", "origin"], bare)
+    args = ["remote", "set-url", "origin", url] if have.returncode == 0 else ["remote", "add", "origin", url]
+    run_git(args, bare)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the workspace bundle is {size} bytes, over the service's limit of {limit} bytes (max_upload_size); "
+        "make the repository smaller or ask the admin"
+    )
+
+
+class SessionHandler(ApiHandler):
+    async def get(self, name: str) -> None:
+        mgr = self.manager()
+        session = await self.call(lambda: mgr.get(name))
+        self.send_json(session_json(session))
+
+    async def delete(self, name: str) -> None:
+        mgr = self.manager()
+
+        def remove() -> tuple[str, str | None]:
+            session = mgr.get(name)
+            return session.name, mgr.delete(session.id)
+
+        removed, note = await self.call(remove)
+        self.send_json({"message": f"Deleted session {removed}." + (f" ({note})" if note else ""), "note": note})
+
+
+class ActionHandler(ApiHandler):
+    async def post(self, name: str, action: str) -> None:
+        mgr = self.manager()
+        fn = mgr.stop if action == "stop" else mgr.start
+
+        def act() -> Any:
+            return fn(mgr.get(name).id)
+
+        session = await self.call(act)
+        self.send_json(session_json(session))
+
+
+class LogsHandler(ApiHandler):
+    """The agent's output: all, ``?tail=N``, or ``?follow=1`` streamed until the client leaves."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    async def get(self, name: str) -> None:
+        tail_arg = self.get_argument("tail", "")
+        if tail_arg and not re.fullmatch(r"[0-9]{1,9}", tail_arg):
+            raise ApiError("ValidationError", f"tail {tail_arg[:20]!r}: expected a whole number of lines")
+        tail = int(tail_arg) if tail_arg else None
+        follow = self.get_argument("follow", "") in ("1", "true", "yes")
+        mgr = self.manager()
+        output = await self.call(lambda: mgr.logs(mgr.get(name).id, tail=tail, follow=follow))
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        if isinstance(output, str):
+            self.finish(output)
+            return
+        chunks = iter(output)
+        while not self._gone:
+            chunk = await self.service.run(next, chunks, None)
+            if chunk is None:
+                break
+            try:
+                self.write(chunk)
+                await self.flush()
+            except StreamClosedError:
+                break
+        if not self._gone:
+            self.finish()
+
+
+class BundleHandler(ApiHandler):
+    """``GET …/bundle``: the session branch's commits beyond its base, as a git bundle (``fetch``)."""
+
+    async def get(self, name: str) -> None:
+        mgr = self.manager()
+        session = await self.call(lambda: mgr.get(name))
+        key = session.runtime.get("repo_key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ApiError("ConfigError", f"session {session.name!r} was not made from a sent workspace")
+        bare = self.service.repo_dir(session.owner, key)  # derived again, never taken from the record
+        base = session.runtime.get("base_commit") if isinstance(session.runtime.get("base_commit"), str) else None
+        folder = self.service.data_dir / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".bundle")
+        os.close(fd)
+        try:
+            commit = await self.call(lambda: export_branch(bare, f"clauderon/{session.name}", base, Path(tmp)))
+            self.set_header("X-Clauderon-Commit", commit or (base or ""))
+            self.set_header("X-Clauderon-Branch", f"clauderon/{session.name}")
+            if commit is None:
+                self.set_status(204)
+                self.finish()
+                return
+            self.set_header("Content-Type", BUNDLE_TYPE)
+            with open(tmp, "rb") as fh:
+                while block := fh.read(1024 * 1024):
+                    self.write(block)
+                    await self.flush()
+            self.finish()
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+class NotFoundHandler(ApiHandler):
+    async def prepare(self) -> None:
+        await super().prepare()
+        raise ApiError("NotFound", f"no such API endpoint: {self.request.path}")
+
+
+def make_app(service: Service, prefix: str) -> web.Application:
+    """The tornado application, every route under ``prefix`` (the hub proxies ``/services/<name>/``)."""
+    base = prefix.rstrip("/") + "/" + API
+    name = r"(?P<name>[^/]+)"
+    routes: list[Any] = [
+        (rf"{base}/?", RootHandler),
+        (rf"{base}/options", OptionsHandler),
+        (rf"{base}/plan", PlanHandler),
+        (rf"{base}/sessions", SessionsRouter),
+        (rf"{base}/sessions/{name}", SessionHandler),
+        (rf"{base}/sessions/{name}/(?P<action>stop|start)", ActionHandler),
+        (rf"{base}/sessions/{name}/logs", LogsHandler),
+        (rf"{base}/sessions/{name}/bundle", BundleHandler),
+        (r".*", NotFoundHandler),
+    ]
+    return web.Application(
+        [(pattern, handler, {"service": service}) for pattern, handler in routes],
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"service": service},
+    )
+
+
+@web.stream_request_body
+class SessionsRouter(CreateHandler):
+    """``/api/v1/sessions``: GET lists, POST creates (streamed body)."""
+
+    async def prepare(self) -> None:
+        if self.request.method == "GET":
+            self._head, self._body, self._upload = bytearray(), None, None
+            self.caller = await self._identify()
+            return
+        await super().prepare()
+
+    async def get(self) -> None:
+        await SessionsListHandler.get(self)  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""``clauderon-nb serve``: run the service, as a JupyterHub-managed service or an external one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+
+DEFAULT_DATA = Path("/var/lib/clauderon")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=os.environ.get("CLAUDERON_SERVICE_DATA") or None,
+        help=f"the one session store, workspaces and uploads (default: $CLAUDERON_SERVICE_DATA or {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        default=None,
+        help="the admin policy every request is checked against (default: /etc/clauderon/policy.toml)",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="URL",
+        default=None,
+        help="where to listen, e.g. http://127.0.0.1:10101 (default: $JUPYTERHUB_SERVICE_URL)",
+    )
+    parser.add_argument(
+        "--prefix",
+        metavar="PATH",
+        default=None,
+        help="URL prefix the hub proxies to the service (default: $JUPYTERHUB_SERVICE_PREFIX or /services/clauderon/)",
+    )
+    parser.add_argument(
+        "--admin-scope",
+        metavar="SCOPE",
+        default="custom:clauderon:admin",
+        help="holders of this scope (and hub admins) may see and act on every session",
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the HTTP server; returns when SIGTERM or SIGINT arrives."""
+    import asyncio
+    import logging
+    import signal
+    from urllib.parse import urlsplit
+
+    from jupyterhub.services.auth import HubAuth
+
+    from ..config.policy import SYSTEM_POLICY_ENV
+    from .app import Service, make_app
+
+    data = Path(args.data_dir or DEFAULT_DATA).expanduser().resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)  # workspaces and the store are the users' data: the service user only
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {data}: cannot use it ({exc.strerror or exc})") from None
+    if args.policy:
+        policy = Path(args.policy).expanduser().resolve()
+        if not policy.is_file():
+            raise ConfigError(f"--policy {args.policy}: no such file")
+        os.environ[SYSTEM_POLICY_ENV] = str(policy)
+    os.environ.pop("CLAUDERON_POLICY", None)  # only the service's own policy applies
+    listen = args.listen or os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:10101"
+    where = urlsplit(listen)
+    port = where.port
+    if where.scheme != "http" or not where.hostname or not port:
+        raise ConfigError(f"--listen {listen!r}: expected http://HOST:PORT")
+    prefix = args.prefix or os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/services/clauderon/"
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        raise ConfigError(
+            "JUPYTERHUB_API_TOKEN is not set: run the service from JupyterHub (c.JupyterHub.services) or give it "
+            "the service's token and JUPYTERHUB_API_URL"
+        )
+    from ..config.policy import load_policy
+
+    load_policy()  # a broken policy stops the service at start, not at the first request
+    logging.basicConfig(level=logging.INFO, format="[clauderon %(asctime)s %(levelname)s] %(message)s")
+    hub_auth = HubAuth(cache_max_age=60)
+    if not hub_auth.access_scopes:
+        name = prefix.rstrip("/").rsplit("/", 1)[-1]
+        hub_auth.access_scopes = {f"access:services!service={name}"}
+    service = Service(data_dir=data, hub_auth=hub_auth, admin_scope=args.admin_scope)
+    app = make_app(service, prefix)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        server = app.listen(port, address=where.hostname, xheaders=True, max_body_size=2**40)
+        logging.info("clauderon service %s listening on %s%s (data %s)", _version(), listen.rstrip("/"), prefix, data)
+        await stop.wait()
+        server.stop()
+        service.executor.shutdown(wait=False, cancel_futures=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def _version() -> str:
+    from .._version import __version__
+
+    return __version__

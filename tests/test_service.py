@@ -1,0 +1,431 @@
+"""The clauderon service behind a real JupyterHub, on the real engine: identity, isolation,
+policy enforced server-side, workspaces as bundles, and the remote backend of the front ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clauderon_nb.errors import ClauderonError, ConfigError, PolicyError
+from clauderon_nb.remote.client import RemoteManager
+from clauderon_nb.remote.wire import Endpoint
+
+from . import hubkit
+from .conftest import TEST_AGENTS, git
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+SERVICE_AGENTS = (
+    TEST_AGENTS
+    + r"""
+[agents.committer]
+command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
+
+[agents.keyed]
+command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
+pass_env = ["TEST_SERVICE_KEY"]
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[hubkit.Hub]:
+    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS)
+    # Nothing of the service's may outlive the tests.
+    leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=true"})
+    owners = {c["Labels"].get("clauderon.io/owner") for c in leftovers}
+    for c in leftovers:
+        if c["Labels"].get("clauderon.io/owner") in hubkit.USERS:
+            docker_client.api.remove_container(c["Id"], force=True)
+    assert not owners & set(hubkit.USERS), f"containers left behind: {owners}"
+
+
+@pytest.fixture
+def policy(hub: hubkit.Hub) -> Iterator[Path]:
+    """The service's policy file, empty again after the test."""
+    yield hub.policy
+    hub.policy.write_text("")
+
+
+@pytest.fixture(autouse=True)
+def clean_sessions(hub: hubkit.Hub) -> Iterator[None]:
+    yield
+    for user in hubkit.USERS:
+        mgr = remote(hub, user)
+        for s in mgr.list():
+            mgr.delete(s.id)
+
+
+def remote(hub: hubkit.Hub, user: str) -> RemoteManager:
+    return RemoteManager(Endpoint(hub.service_url, hub.tokens[user]))
+
+
+def raw(
+    hub: hubkit.Hub,
+    method: str,
+    path: str,
+    token: str | None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """A request as anyone could send it: no client code, no client-side checks."""
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if token is not None:
+        sent["Authorization"] = f"token {token}"
+    request = urllib.request.Request(hub.service_url + "api/v1" + path, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw_body = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw_body, status = exc.read(), exc.code
+    try:
+        return status, json.loads(raw_body) if raw_body else None
+    except ValueError:
+        return status, raw_body
+
+
+def workspace(repo: Path) -> dict[str, str]:
+    from clauderon_nb.sessions.bundles import repo_key
+
+    return {"key": repo_key(repo), "commit": git("rev-parse", "HEAD", cwd=repo), "branch": "main"}
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def test_no_token_or_a_bad_token_is_401(hub: hubkit.Hub) -> None:
+    for token in (None, "not-a-real-token"):
+        status, body = raw(hub, "GET", "/sessions", token)
+        assert status == 401, body
+        assert body["error"] == "Unauthorized"
+        assert "\n" not in body["message"]
+    status, body = raw(hub, "GET", "/sessions", None, headers={"Authorization": "Basic YWxpY2U6eA=="})
+    assert status == 401
+
+
+def test_a_token_without_access_to_the_service_is_403(hub: hubkit.Hub) -> None:
+    token = hub.token("alice", scopes=["read:users:name!user=alice"])
+    status, body = raw(hub, "GET", "/sessions", token)
+    assert status == 403, body
+    assert "access:services!service=clauderon" in body["message"]
+
+
+def test_identity_is_the_hub_user_whatever_the_environment_says(
+    hub: hubkit.Hub, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = remote(hub, "alice").create(repo=str(repo), prompt="alice's work", agent="echo", image=image, name="mine")
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")  # in bob's environment: changes nothing
+    bob = remote(hub, "bob")
+    assert bob.owner == "bob"
+    assert [s.name for s in bob.list()] == []
+    with pytest.raises(ClauderonError, match="no session named 'mine'"):
+        bob.get("mine")
+    status, body = raw(hub, "GET", "/sessions/mine", hub.tokens["bob"], headers={"X-Clauderon-User": "alice"})
+    assert status == 404 and body["error"] == "NotFound"
+    assert alice.owner == "alice"
+
+
+# --- isolation ------------------------------------------------------------------------------
+
+
+def test_bob_gets_404_for_alices_session_by_name_and_by_id(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    session = remote(hub, "alice").create(repo=str(repo), prompt="private", agent="echo", image=image, name="secret")
+    bob = hub.tokens["bob"]
+    for ident in (session.name, session.id, f"alice/{session.name}"):
+        for method, suffix in (("GET", ""), ("GET", "/logs"), ("GET", "/bundle"), ("POST", "/stop"), ("DELETE", "")):
+            status, body = raw(hub, method, f"/sessions/{ident.replace('/', '%2F')}{suffix}", bob, body=b"")
+            assert status == 404, (method, ident, suffix, body)
+            assert body["message"] == f"no session named {ident!r}"  # only what bob sent: nothing of alice's
+    status, body = raw(hub, "GET", "/sessions?all=1", bob)
+    assert status == 403 and body["error"] == "PolicyError"
+    assert remote(hub, "alice").get("secret").status.value == "running"  # untouched
+
+
+def test_same_name_for_two_users_never_collides(hub: hubkit.Hub, repo: Path, image: str, docker_client: Any) -> None:
+    made: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def create(user: str) -> None:
+        try:
+            made[user] = remote(hub, user).create(
+                repo=str(repo), prompt=f"{user} works", agent="echo", image=image, name="longrun"
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(u,)) for u in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    containers = {made[u].runtime["container"] for u in ("alice", "bob")}
+    assert len(containers) == 2
+    for user in ("alice", "bob"):
+        logs = remote(hub, user).logs("longrun")
+        assert f"argv=[{user} works]" in str(logs)
+
+
+def test_an_admin_sees_and_acts_on_every_session(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    remote(hub, "alice").create(repo=str(repo), prompt="a", agent="echo", image=image, name="one")
+    remote(hub, "bob").create(repo=str(repo), prompt="b", agent="echo", image=image, name="one")
+    admin = remote(hub, "admin")
+    seen = {(s.owner, s.name) for s in admin.list(all_owners=True)}
+    assert {("alice", "one"), ("bob", "one")} <= seen
+    assert admin.stop("alice/one").status.value == "stopped"
+    assert remote(hub, "alice").get("one").status.value == "stopped"
+    assert remote(hub, "bob").get("one").status.value == "running"
+    assert admin.get("bob/one").owner == "bob"
+
+
+# --- policy, enforced by the service --------------------------------------------------------
+
+
+def test_raw_requests_beyond_the_policy_get_403(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    policy.write_text(f'max_cpu = "1"\nallowed_images = ["{image}"]\n')
+    token = hub.tokens["alice"]
+    base = {"prompt": "x", "agent": "echo", "workspace": workspace(repo)}
+    status, body = raw(hub, "POST", "/sessions", token, {**base, "image": image, "cpu_limit": "2"})
+    assert status == 403, body
+    assert body["error"] == "PolicyError" and body["field"] == "cpu_limit"
+    assert "max_cpu is 1" in body["message"] and "cpu_limit 2" in body["message"]
+    status, body = raw(hub, "POST", "/sessions", token, {**base, "container_image": "docker.io/library/evil:1"})
+    assert status == 403 and body["field"] == "image", body
+    # With a bundle attached: refused as soon as the JSON line arrived; nothing is kept.
+    line = json.dumps({**base, "image": image, "cpu_limit": "4"}).encode() + b"\n"
+    status, body = raw(
+        hub, "POST", "/sessions", token, line + b"x" * 4096, {"Content-Type": "application/x-clauderon-create"}
+    )
+    assert status == 403 and body["error"] == "PolicyError", body
+    assert not list((hub.data_dir / "uploads").glob("*")) if (hub.data_dir / "uploads").exists() else True
+    status, body = raw(hub, "POST", "/plan", token, {**base, "image": image, "cpu_limit": "3"})
+    assert status == 403
+    # The client shows the service's refusal as the same class and line.
+    with pytest.raises(PolicyError, match=r"max_cpu is 1 core; cpu_limit 2 cores \(this request\) is above it"):
+        remote(hub, "alice").create(repo=str(repo), prompt="x", agent="echo", image=image, cpu_limit="2")
+    status, body = raw(hub, "POST", "/sessions", token, {**base, "backend": "local"})
+    assert status == 403 and body["field"] == "backend"
+
+
+def test_validation_errors_are_400_one_line(hub: hubkit.Hub, repo: Path) -> None:
+    token = hub.tokens["alice"]
+    ws = workspace(repo)
+    cases = [
+        ({"prompt": "x", "workspace": ws, "cpu_limit": "lots"}, "cpu_limit"),
+        ({"prompt": "x", "workspace": ws, "memroy_limit": "1g"}, "memory_limit"),
+        ({"prompt": "x"}, "workspace"),
+        ({"prompt": "x", "workspace": {**ws, "key": "../../bob"}}, "workspace.key"),
+        ({"prompt": "x", "workspace": ws, "image": "a", "container_image": "b"}, "not both"),
+    ]
+    for body, says in cases:
+        status, answer = raw(hub, "POST", "/sessions", token, body)
+        assert status == 400, (body, answer)
+        assert says in answer["message"] and "\n" not in answer["message"]
+    status, answer = raw(hub, "POST", "/sessions", token, b"{not json")
+    assert status == 400 and answer["error"] == "ValidationError"
+
+
+def test_an_oversized_upload_is_413_before_it_is_read(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    policy.write_text('max_upload_size = "1k"\n')
+    (repo / "big.bin").write_bytes(os.urandom(64 * 1024))
+    git("add", "big.bin", cwd=repo)
+    git("commit", "-q", "-m", "big", cwd=repo)
+    with pytest.raises(ConfigError, match=r"over the service's limit of 1024 bytes \(max_upload_size\)"):
+        remote(hub, "alice").create(repo=str(repo), prompt="x", agent="echo", image=image)
+    line = json.dumps({"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo)}).encode() + b"\n"
+    status, body = raw(
+        hub,
+        "POST",
+        "/sessions",
+        hub.tokens["alice"],
+        line + b"y" * 2048,
+        {"Content-Type": "application/x-clauderon-create"},
+    )
+    assert status == 413 and body["error"] == "TooLarge", body
+
+
+# --- the remote backend: create, list, logs, stop, start, delete ----------------------------
+
+
+def test_remote_lifecycle(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    mgr = remote(hub, "alice")
+    events: list[str] = []
+    session = mgr.create(
+        repo=str(repo),
+        prompt="do it",
+        agent="echo",
+        image=image,
+        cpu_limit="500m",
+        progress=lambda e: events.append(e.step),
+    )
+    assert session.status.value == "running" and session.owner == "alice"
+    assert session.repo == str(repo)  # the client's path is shown; the service's own paths are not
+    assert "upload" in events and "ready" in events
+    assert session.settings["cpu_limit"] == 500
+    assert [s.name for s in mgr.list()] == [session.name]
+    assert "argv=[do it]" in str(mgr.logs(session.name))
+    assert mgr.stop(session.name).status.value == "stopped"
+    assert mgr.start(session.name).status.value == "running"
+    plan = mgr.plan(repo=str(repo), prompt="again", agent="echo", image=image)
+    assert plan.backend == "docker" and "(dry run" in repr(plan)
+    assert mgr.delete(session.name) is None
+    assert mgr.list() == []
+    with pytest.raises(ClauderonError, match="no session named"):
+        mgr.get(session.name)
+
+
+def test_the_cli_works_unchanged_over_the_service(hub: hubkit.Hub, repo: Path, image: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CLAUDERON_SERVICE_URL": hub.service_url,
+        "JUPYTERHUB_API_TOKEN": hub.tokens["bob"],
+        "JUPYTERHUB_USER": "alice",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clauderon_nb", *args], env=env, capture_output=True, text=True, cwd=repo
+        )
+
+    made = cli("create", "--prompt", "cli work", "--agent", "echo", "--image", image, "--name", "viacli")
+    assert made.returncode == 0, made.stderr
+    assert "viacli" in cli("list").stdout
+    shown = json.loads(cli("show", "viacli", "--json").stdout)
+    assert shown["owner"] == "bob"
+    refused = cli("create", "--prompt", "x", "--agent", "echo", "--backend", "local")
+    assert refused.returncode == 2, refused.stderr
+    assert "backend 'local' is not allowed" in refused.stderr and "only in containers or pods" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    gone = cli("delete", "viacli", "-f")
+    assert gone.returncode == 0 and "Deleted session viacli." in gone.stdout
+
+
+def test_follow_logs_stream(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    mgr = remote(hub, "alice")
+    mgr.create(repo=str(repo), prompt="stream me", agent="echo", image=image, name="streamed")
+    stream = mgr.logs("streamed", follow=True)
+    assert not isinstance(stream, str)
+    seen = ""
+    for chunk in stream:
+        seen += chunk
+        if "env=[stream me]" in seen:
+            break
+    assert "argv=[stream me]" in seen
+    stream.close()  # type: ignore[attr-defined]
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+def test_credentials_reach_the_session_and_nothing_else(
+    hub: hubkit.Hub, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-test-" + os.urandom(8).hex()
+    monkeypatch.setenv("TEST_SERVICE_KEY", secret)
+    mgr = remote(hub, "alice")
+    session = mgr.create(repo=str(repo), prompt="use the key", agent="keyed", image=image, name="keyed")
+    assert "key-received" in str(mgr.logs("keyed"))
+    status, listed = raw(hub, "GET", "/sessions", hub.tokens["alice"])
+    assert secret not in json.dumps(listed) and secret not in repr(session)
+    assert secret not in (hub.data_dir / "sessions.sqlite").read_bytes().decode(errors="replace")
+    assert secret not in hub.service_log()
+    # A credential the agent does not take is refused, and its value is not echoed.
+    body = {"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo), "env": {"OTHER": secret}}
+    status, answer = raw(hub, "POST", "/sessions", hub.tokens["alice"], body)
+    assert status == 400 and secret not in json.dumps(answer)
+
+
+# --- workspaces: bundles out and back -------------------------------------------------------
+
+
+def test_bundle_round_trip_and_incremental_upload(hub: hubkit.Hub, repo: Path, kit: Any) -> None:
+    image = kit.build("busybox", "1", with_git=True)
+    mgr = remote(hub, "alice")
+    base = git("rev-parse", "HEAD", cwd=repo)
+    session = mgr.create(repo=str(repo), prompt="commit something", agent="committer", image=image, name="worker")
+    for _ in range(100):
+        if "committed" in str(mgr.logs(session.name)):
+            break
+        import time
+
+        time.sleep(0.1)
+    note = mgr.fetch("worker", repo)
+    assert "Fetched clauderon/worker" in note
+    assert git("log", "--format=%s", "-1", "clauderon/worker", cwd=repo) == "agent work"
+    assert git("rev-parse", "clauderon/worker~1", cwd=repo) == base
+    # A second session from the same repository: the service has the commit, nothing is sent.
+    events: list[str] = []
+    mgr.create(
+        repo=str(repo),
+        prompt="again",
+        agent="echo",
+        image=image,
+        name="second",
+        progress=lambda e: events.append(e.step),
+    )
+    assert "upload" not in events
+    # After a new local commit, only that commit travels (the bundle needs the old one as a prerequisite).
+    (repo / "new.txt").write_text("new\n")
+    git("add", "new.txt", cwd=repo)
+    git("commit", "-q", "-m", "new", cwd=repo)
+    from clauderon_nb.sessions.bundles import make_bundle
+    from clauderon_nb.sessions.gitrepo import inspect_repo
+
+    status, answer = raw(
+        hub,
+        "POST",
+        "/plan",
+        hub.tokens["alice"],
+        {"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo)},
+    )
+    assert status == 200 and answer["has_commit"] is False and base in answer["have"]
+    out = repo.parent / "incremental.bundle"
+    assert make_bundle(inspect_repo(repo), answer["have"], out)
+    verify = subprocess.run(["git", "bundle", "verify", str(out)], cwd=repo, capture_output=True, text=True)
+    assert base in verify.stdout + verify.stderr  # a prerequisite, not content
+    mgr.create(repo=str(repo), prompt="third", agent="echo", image=image, name="third")
+    status, answer = raw(hub, "GET", "/sessions/second/bundle", hub.tokens["alice"])
+    assert status == 204  # no commits of its own
+
+
+def test_a_forged_bundle_is_refused(hub: hubkit.Hub, repo: Path, image: str, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git("init", "-q", "-b", "main", cwd=other)
+    (other / "f").write_text("x")
+    git("add", "f", cwd=other)
+    git("commit", "-q", "-m", "other", cwd=other)
+    git("bundle", "create", "-q", str(tmp_path / "o.bundle"), "HEAD", cwd=other)
+    ws = workspace(repo)  # claims repo's commit, sends other's history
+    line = json.dumps({"prompt": "x", "agent": "echo", "image": image, "workspace": ws}).encode() + b"\n"
+    status, body = raw(
+        hub,
+        "POST",
+        "/sessions",
+        hub.tokens["alice"],
+        line + (tmp_path / "o.bundle").read_bytes(),
+        {"Content-Type": "application/x-clauderon-create"},
+    )
+    assert status == 400 and "does not contain commit" in body["message"], body
+    status, body = raw(
+        hub,
+        "POST",
+        "/sessions",
+        hub.tokens["alice"],
+        line + b"not a bundle at all",
+        {"Content-Type": "application/x-clauderon-create"},
+    )
+    assert status == 400 and "not a valid git bundle" in body["message"], body
+    assert remote(hub, "alice").list() == []
