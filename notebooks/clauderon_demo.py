@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEMO_IMAGE = "clauderon-examples/busybox:1"
 DEMO_AGENT = 'command = ["sh", "-c", "echo \\"agent got: $1\\"; exec sleep 3600", "agent", "{prompt}"]'
@@ -159,3 +160,259 @@ class Demo:
         else:
             os.environ["CLAUDERON_HOME"] = self._old_home
         print("Removed the demo sessions, image, repository and home.")
+
+
+# --- a real JupyterHub with the clauderon service ----------------------------------------------
+
+HUB_USERS = ("alice", "bob", "admin")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DemoHub:
+    """A JupyterHub on 127.0.0.1 (DummyAuthenticator; users alice, bob and the hub admin ``admin``)
+    with the clauderon service as a managed service. ``stop()`` stops the hub, the proxy and the
+    service. Used by the notebooks, the tests and the benchmarks.
+
+    >>> hub = DemoHub.start(agents=...)   # a few seconds
+    >>> hub.login("alice")                # this kernel now talks to the service as alice
+    """
+
+    url: str  # the proxy's public URL
+    api: str  # the hub API
+    service_url: str  # the service's own address plus its prefix
+    data_dir: Path
+    policy: Path
+    workdir: Path
+    admin_token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _log: io.BufferedWriter | None = field(default=None, repr=False)
+    _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:  # no tokens in a repr
+        return f"DemoHub({self.url!r})"
+
+    @classmethod
+    def start(cls, agents: str = "", workdir: Path | None = None, docker_config: str = 'network = "none"\n') -> DemoHub:
+        """Start the hub and wait for it and the service; tokens for every user are made."""
+        import secrets
+        import sys
+        import time
+
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="clauderon-hub-"))
+        ports = {k: _free_port() for k in ("proxy", "hub", "proxy_api", "service")}
+        admin_token = secrets.token_hex(24)
+        data_dir = workdir / "service-data"
+        data_dir.mkdir(parents=True)
+        (data_dir / "config.toml").write_text(agents)
+        (data_dir / "docker-config.toml").write_text(docker_config)
+        policy = workdir / "policy.toml"
+        policy.write_text("")
+        (workdir / "jupyterhub_config.py").write_text(_hub_config(workdir, ports, admin_token, data_dir, policy))
+        log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - closed by stop()
+        # Debian's configurable-http-proxy keeps its modules in /usr/share/nodejs, which a Node.js from
+        # elsewhere (NodeSource) does not search by itself.
+        node_path = os.pathsep.join(p for p in (os.environ.get("NODE_PATH", ""), "/usr/share/nodejs") if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(workdir / "jupyterhub_config.py")],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "NODE_PATH": node_path},
+        )
+        hub = cls(
+            url=f"http://127.0.0.1:{ports['proxy']}",
+            api=f"http://127.0.0.1:{ports['hub']}/hub/api",
+            service_url=f"http://127.0.0.1:{ports['service']}/services/clauderon/",
+            data_dir=data_dir,
+            policy=policy,
+            workdir=workdir,
+            admin_token=admin_token,
+            _proc=proc,
+            _log=log,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            for what, url, want in (
+                ("the hub API", hub.api + "/", 200),
+                ("the clauderon service", hub.service_url + "api/v1/", 401),
+            ):
+                while not _answers(url, want):
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{what} did not come up:\n{hub.log()}")
+                    time.sleep(0.1)
+            for user in HUB_USERS:
+                hub.tokens[user] = hub.token(user)
+        except BaseException:
+            hub.stop()
+            raise
+        return hub
+
+    def token(self, user: str, scopes: list[str] | None = None) -> str:
+        """A new API token for ``user`` (all of the user's permissions unless ``scopes``)."""
+        body: dict[str, object] = {"note": "clauderon demo", "expires_in": 3600}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return str(self.call("POST", f"/users/{user}/tokens", body)["token"])
+
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.api + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"token {self.admin_token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def login(self, user: str) -> None:
+        """Make this process look like ``user``'s single-user server: the hub API URL and a token."""
+        for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "CLAUDERON_SERVICE_URL"):
+            self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ.pop("CLAUDERON_SERVICE_URL", None)
+        os.environ["JUPYTERHUB_API_URL"] = self.api
+        os.environ["JUPYTERHUB_API_TOKEN"] = self.tokens[user]
+        print(f"This kernel now talks to the hub as {user}.")
+
+    def write_policy(self, text: str) -> None:
+        """The service's admin policy (read again on every request)."""
+        self.policy.write_text(text)
+        print(f"# the service's policy.toml\n{text}", end="" if text.endswith("\n") else "\n")
+
+    def log(self) -> str:
+        path = self.workdir / "hub.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self, remove: bool = True) -> None:
+        """Stop the hub (it stops the proxy and the service) and restore the environment."""
+        import signal
+
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+            self._proc = None
+        pidfile = self.workdir / "proxy.pid"
+        if pidfile.exists():
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _answers(url: str, want: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == want)
+    except urllib.error.HTTPError as exc:
+        return exc.code == want
+    except OSError:
+        return False
+
+
+def _hub_config(workdir: Path, ports: dict[str, int], admin_token: str, data_dir: Path, policy: Path) -> str:
+    import secrets
+    import sys
+
+    service_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "CLAUDERON_SERVICE_DATA": str(data_dir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for key in ("DOCKER_HOST", "PYTHONPATH"):
+        if os.environ.get(key):
+            service_env[key] = os.environ[key]
+    lab_state = workdir / "lab-state"
+    user_env = {
+        "CLAUDERON_HOME": str(workdir / "user-homes"),
+        "JUPYTER_CONFIG_DIR": str(lab_state / "config"),
+        "JUPYTER_DATA_DIR": str(lab_state / "data"),
+        "JUPYTERLAB_SETTINGS_DIR": str(lab_state / "user-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(lab_state / "workspaces"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    (workdir / "notebooks").mkdir(exist_ok=True)
+    return f"""
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {ports["proxy"]}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {ports["hub"]}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
+c.ConfigurableHTTPProxy.auth_token = {secrets.token_hex(16)!r}
+c.JupyterHub.db_url = "sqlite:///{workdir / "hub.sqlite"}"
+c.JupyterHub.cookie_secret_file = {str(workdir / "cookie_secret")!r}
+c.JupyterHub.pid_file = {str(workdir / "hub.pid")!r}
+c.ConfigurableHTTPProxy.pid_file = {str(workdir / "proxy.pid")!r}
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allowed_users = {set(HUB_USERS)!r}
+c.Authenticator.admin_users = {{"admin"}}
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.spawner_class = "simple"
+c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = ["--allow-root", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+c.Spawner.default_url = "/lab"
+c.Spawner.notebook_dir = {str(workdir / "notebooks")!r}
+c.Spawner.environment = {user_env!r}
+c.Spawner.http_timeout = 60
+c.JupyterHub.services = [
+    {{
+        "name": "clauderon",
+        "url": "http://127.0.0.1:{ports["service"]}",
+        "command": [{sys.executable!r}, "-m", "clauderon_nb", "serve", "--policy", {str(policy)!r}],
+        "environment": {service_env!r},
+        "display": False,
+    }},
+    {{"name": "tester", "api_token": {admin_token!r}}},
+]
+c.JupyterHub.custom_scopes = {{
+    "custom:clauderon:admin": {{"description": "See and act on every clauderon session"}},
+}}
+c.JupyterHub.load_roles = [
+    {{"name": "admin", "services": ["tester"]}},
+    {{
+        "name": "clauderon-users",
+        "scopes": ["access:services!service=clauderon", "read:services!service=clauderon"],
+        "users": {list(HUB_USERS)!r},
+    }},
+    {{
+        "name": "server",
+        "scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            "access:services!service=clauderon",
+            "read:services!service=clauderon",
+        ],
+    }},
+]
+"""

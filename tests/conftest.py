@@ -13,7 +13,7 @@ import pytest
 
 import clauderon_nb.config.policy
 
-from . import dockerkit
+from . import dockerkit, hubkit
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +147,30 @@ def dhome(home: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> It
     leftovers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
     for c in leftovers:
         docker_client.api.remove_container(c["Id"], force=True)
+
+
+# --- a real JupyterHub with the clauderon service ---------------------------------------------
+
+SERVICE_AGENTS = (
+    TEST_AGENTS
+    + r"""
+[agents.committer]
+command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
+
+[agents.keyed]
+command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
+pass_env = ["TEST_SERVICE_KEY"]
+"""
+)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[hubkit.Hub]:
+    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS)
+    # Nothing of the service's may outlive the tests.
+    leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=true"})
+    owners = {c["Labels"].get("clauderon.io/owner") for c in leftovers}
+    for c in leftovers:
+        if c["Labels"].get("clauderon.io/owner") in hubkit.USERS:
+            docker_client.api.remove_container(c["Id"], force=True)
+    assert not owners & set(hubkit.USERS), f"containers left behind: {owners}"

@@ -21,33 +21,9 @@ from clauderon_nb.remote.client import RemoteManager
 from clauderon_nb.remote.wire import Endpoint
 
 from . import hubkit
-from .conftest import TEST_AGENTS, git
+from .conftest import git
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
-
-SERVICE_AGENTS = (
-    TEST_AGENTS
-    + r"""
-[agents.committer]
-command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
-
-[agents.keyed]
-command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
-pass_env = ["TEST_SERVICE_KEY"]
-"""
-)
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[hubkit.Hub]:
-    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS)
-    # Nothing of the service's may outlive the tests.
-    leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=true"})
-    owners = {c["Labels"].get("clauderon.io/owner") for c in leftovers}
-    for c in leftovers:
-        if c["Labels"].get("clauderon.io/owner") in hubkit.USERS:
-            docker_client.api.remove_container(c["Id"], force=True)
-    assert not owners & set(hubkit.USERS), f"containers left behind: {owners}"
 
 
 @pytest.fixture
@@ -103,6 +79,37 @@ def workspace(repo: Path) -> dict[str, str]:
 
 
 # --- identity -------------------------------------------------------------------------------
+
+
+def test_the_kernel_finds_the_service_through_the_hub(
+    hub: hubkit.Hub, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a user's server: only JUPYTERHUB_API_URL and the server's token; the magics use the service."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from clauderon_nb.frontends.connect import manager_for
+
+    server_token = hub.token(
+        "alice",
+        scopes=["users:activity!user=alice", "access:services!service=clauderon", "read:services!service=clauderon"],
+    )
+    monkeypatch.delenv("CLAUDERON_SERVICE_URL", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", hub.api)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", server_token)
+    mgr = manager_for()
+    assert isinstance(mgr, RemoteManager) and mgr.owner == "alice"
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "clauderon_nb")
+        made = shell.run_line_magic(
+            "clauderon", f"create --repo {repo} --prompt 'from a kernel' --agent echo --image {image} --name kern"
+        )
+        assert made.name == "kern" and made.owner == "alice"
+        assert [s.name for s in shell.run_line_magic("clauderon", "list").sessions] == ["kern"]
+        monkeypatch.setenv("CLAUDERON_SERVICE_URL", "none")  # the way to keep sessions on this machine
+        assert not isinstance(manager_for(), RemoteManager)
+    finally:
+        InteractiveShell.clear_instance()
 
 
 def test_no_token_or_a_bad_token_is_401(hub: hubkit.Hub) -> None:
@@ -340,7 +347,7 @@ def test_credentials_reach_the_session_and_nothing_else(
     status, listed = raw(hub, "GET", "/sessions", hub.tokens["alice"])
     assert secret not in json.dumps(listed) and secret not in repr(session)
     assert secret not in (hub.data_dir / "sessions.sqlite").read_bytes().decode(errors="replace")
-    assert secret not in hub.service_log()
+    assert secret not in hub.log()
     # A credential the agent does not take is refused, and its value is not echoed.
     body = {"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo), "env": {"OTHER": secret}}
     status, answer = raw(hub, "POST", "/sessions", hub.tokens["alice"], body)
