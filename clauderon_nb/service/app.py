@@ -456,7 +456,7 @@ class CreateHandler(ApiHandler):
         if self._upload is not None:
             self._upload.close()
             try:
-                import_bundle(bare, Path(self._upload.name), body.workspace.commit)
+                import_bundle(bare, Path(self._upload.name), body.workspace.commit)  # kept as a tip
             finally:
                 self._discard()
         elif not has_commit(bare, body.workspace.commit):
@@ -466,7 +466,8 @@ class CreateHandler(ApiHandler):
                 f"send the workspace bundle with the create ({CREATE_WITH_BUNDLE})",
                 "repo",
             )
-        keep_tip(bare, body.workspace.commit)
+        else:
+            keep_tip(bare, body.workspace.commit)
         if body.remote is not None:
             set_remote(bare, body.remote)
 

@@ -37,21 +37,18 @@ def repo_key(root: Path) -> str:
 
 
 def make_bundle(repo: RepoInfo, haves: list[str], dest: Path) -> bool:
-    """Write a bundle of ``repo.commit`` without the commits the service already has (``haves``).
+    """Write a bundle of HEAD (``repo.commit``) without the commits the service already has (``haves``).
 
     Returns False when there is nothing to send (the service has every commit).
     """
-    known = [h for h in haves[:MAX_HAVES] if is_commit_hash(h) and _has(repo.root, h)]
+    known = [h for h in haves[:MAX_HAVES] if is_commit_hash(h)]
     if repo.commit in known:
         return False
-    ref = f"refs/clauderon/upload/{repo.commit}"
-    made = run_git(["update-ref", ref, repo.commit], repo.root)
-    if made.returncode != 0:
-        raise ConfigError(f"repo '{repo.root}': cannot prepare the upload ({_last_line(made.stderr)})", field="repo")
-    try:
-        out = run_git(["bundle", "create", "-q", str(dest), ref, *(f"^{h}" for h in known)], repo.root)
-    finally:
-        run_git(["update-ref", "-d", ref], repo.root)
+    if known:  # only what this repository has can be left out
+        check = run_git(["cat-file", "--batch-check"], repo.root, stdin="".join(f"{h}^{{commit}}\n" for h in known))
+        present = {p[0] for p in (line.split() for line in check.stdout.splitlines()) if p[1:2] == ["commit"]}
+        known = [h for h in known if h in present]
+    out = run_git(["bundle", "create", "-q", str(dest), "HEAD", *(f"^{h}" for h in known)], repo.root)
     if out.returncode != 0:
         if "empty bundle" in out.stderr:
             return False
@@ -113,23 +110,41 @@ def has_commit(bare: Path, commit: str) -> bool:
     return is_commit_hash(commit) and (bare / "HEAD").is_file() and _has(bare, commit)
 
 
+def bundle_heads(bundle: Path) -> tuple[dict[str, str], list[str]]:
+    """The refs (name -> commit) and prerequisite commits a bundle declares, read from its header."""
+    refs: dict[str, str] = {}
+    needs: list[str] = []
+    with open(bundle, "rb") as fh:
+        first = fh.readline()
+        if first not in (b"# v2 git bundle\n", b"# v3 git bundle\n"):
+            raise BundleError("the workspace bundle is not a valid git bundle (no bundle header)")
+        for _ in range(10_000):
+            line = fh.readline(4096)
+            if line in (b"\n", b""):
+                break
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            if text.startswith("@"):
+                continue  # v3 capabilities
+            if text.startswith("-"):
+                needs.append(text[1:].split(" ", 1)[0])
+                continue
+            commit, _, ref = text.partition(" ")
+            if not is_commit_hash(commit) or not ref:
+                raise BundleError("the workspace bundle is not a valid git bundle (bad ref line)")
+            refs[ref] = commit
+    return refs, needs
+
+
 def import_bundle(bare: Path, bundle: Path, commit: str) -> None:
-    """Fetch ``commit`` from an uploaded bundle into ``bare``; ``BundleError`` if it is not there."""
-    heads = run_git(["bundle", "list-heads", str(bundle)], bare)
-    if heads.returncode != 0:
-        raise BundleError(f"the workspace bundle is not a valid git bundle ({_last_line(heads.stderr)})")
-    refs = {}
-    for line in heads.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and is_commit_hash(parts[0]):
-            refs[parts[1]] = parts[0]
+    """Fetch ``commit`` from an uploaded bundle into ``bare`` as a tip; ``BundleError`` if it is not there."""
+    refs, needs = bundle_heads(bundle)
     source = next((r for r, c in refs.items() if c == commit), None)
     if source is None:
         raise BundleError(f"the workspace bundle does not contain commit {commit[:12]}")
-    verify = run_git(["bundle", "verify", "-q", str(bundle)], bare)
-    if verify.returncode != 0:
+    missing = [n for n in needs if not is_commit_hash(n) or not _has(bare, n)]
+    if missing:
         raise BundleError(
-            f"the workspace bundle needs commits the service does not have ({_last_line(verify.stderr)}); send it again"
+            f"the workspace bundle needs commit {missing[0][:12]}, which the service does not have; send it again"
         )
     out = run_git(
         ["fetch", "--no-tags", "--no-write-fetch-head", "-q", str(bundle), f"{source}:{TIP_PREFIX}{commit}"], bare

@@ -30,12 +30,13 @@ class RepoInfo:
     commit: str  # a full commit hash, never a branch name
 
 
-def run_git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_git(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git non-interactively with C-locale messages; ``ConfigError`` if git is missing."""
     try:
         return subprocess.run(
             ["git", *SAFE_GIT, *args],
             cwd=cwd,
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
