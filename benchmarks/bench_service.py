@@ -80,7 +80,8 @@ def main() -> None:
             for i in range(MANY):
                 direct.create(repo=str(repo), name=f"d{i}", backend="docker", wait=False, **fields)
                 remote.create(repo=str(repo), name=f"r{i}", wait=False, **fields)
-            assert len(direct.list()) == MANY and len(remote.list()) == MANY
+            assert len(direct.list()) == MANY
+            assert len(remote.list()) == MANY
             l_direct = median_time(direct.list, 11)
             l_remote = median_time(remote.list, 11)
             for s in direct.list():

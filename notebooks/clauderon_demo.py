@@ -23,7 +23,7 @@ from typing import Any
 
 DEMO_IMAGE = "clauderon-examples/busybox:1"
 DEMO_AGENT = 'command = ["sh", "-c", "echo \\"agent got: $1\\"; exec sleep 3600", "agent", "{prompt}"]'
-_TOOLS = ("sh", "echo", "sleep", "cat", "ls", "id", "env", "printf", "true", "false", "test", "pwd")
+_TOOLS = ("sh", "echo", "sleep", "cat", "ls", "id", "env", "printf", "true", "false", "test", "pwd", "rm", "mv", "wget")
 
 
 def rootfs_tar(marker: str, with_git: bool = False) -> bytes:
@@ -201,8 +201,18 @@ class DemoHub:
         return f"DemoHub({self.url!r})"
 
     @classmethod
-    def start(cls, agents: str = "", workdir: Path | None = None, docker_config: str = 'network = "none"\n') -> DemoHub:
-        """Start the hub and wait for it and the service; tokens for every user are made."""
+    def start(
+        cls,
+        agents: str = "",
+        workdir: Path | None = None,
+        docker_config: str = 'network = "none"\n',
+        service_env: dict[str, str] | None = None,
+        workspace_url: bool = False,
+    ) -> DemoHub:
+        """Start the hub and wait for it and the service; tokens for every user are made.
+
+        ``service_env``: more environment for the service (e.g. ``KUBECONFIG``); ``workspace_url``:
+        start it with ``--workspace-url`` (its own address), so Kubernetes sessions can fetch workspaces."""
         import secrets
         import sys
         import time
@@ -216,7 +226,9 @@ class DemoHub:
         (data_dir / "docker-config.toml").write_text(docker_config)
         policy = workdir / "policy.toml"
         policy.write_text("")
-        (workdir / "jupyterhub_config.py").write_text(_hub_config(workdir, ports, admin_token, data_dir, policy))
+        (workdir / "jupyterhub_config.py").write_text(
+            _hub_config(workdir, ports, admin_token, data_dir, policy, service_env or {}, workspace_url)
+        )
         log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - closed by stop()
         # Debian's configurable-http-proxy keeps its modules in /usr/share/nodejs, which a Node.js from
         # elsewhere (NodeSource) does not search by itself.
@@ -339,11 +351,23 @@ def _answers(url: str, want: int) -> bool:
         return False
 
 
-def _hub_config(workdir: Path, ports: dict[str, int], admin_token: str, data_dir: Path, policy: Path) -> str:
+def _hub_config(
+    workdir: Path,
+    ports: dict[str, int],
+    admin_token: str,
+    data_dir: Path,
+    policy: Path,
+    extra_env: dict[str, str],
+    workspace_url: bool,
+) -> str:
     import secrets
     import sys
 
+    command = [sys.executable, "-m", "clauderon_nb", "serve", "--policy", str(policy)]
+    if workspace_url:
+        command += ["--workspace-url", f"http://127.0.0.1:{ports['service']}/services/clauderon/"]
     service_env = {
+        **extra_env,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(workdir),
         "CLAUDERON_SERVICE_DATA": str(data_dir),
@@ -389,7 +413,7 @@ c.JupyterHub.services = [
     {{
         "name": "clauderon",
         "url": "http://127.0.0.1:{ports["service"]}",
-        "command": [{sys.executable!r}, "-m", "clauderon_nb", "serve", "--policy", {str(policy)!r}],
+        "command": {command!r},
         "environment": {service_env!r},
         "display": False,
     }},

@@ -165,8 +165,17 @@ pass_env = ["TEST_SERVICE_KEY"]
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[hubkit.Hub]:
-    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS)
+def k8s_for_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The Kubernetes API stand-in the hub's service talks to (see tests/k8s_standin.py)."""
+    from .k8s_standin import serve
+
+    with serve(tmp_path_factory.mktemp("hub-k8s")) as (standin, kubeconfig):
+        yield standin, kubeconfig
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, k8s_for_hub: Any) -> Iterator[hubkit.Hub]:
+    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS, kubeconfig=k8s_for_hub[1])
     # Nothing of the service's may outlive the tests.
     leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=true"})
     owners = {c["Labels"].get("clauderon.io/owner") for c in leftovers}

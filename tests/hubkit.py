@@ -18,14 +18,15 @@ Hub = demo.DemoHub
 USERS = demo.HUB_USERS
 
 
-def start_hub(workdir: Path, agents: str) -> Iterator[demo.DemoHub]:
+def start_hub(workdir: Path, agents: str, kubeconfig: Path | None = None) -> Iterator[demo.DemoHub]:
     if shutil.which("configurable-http-proxy") is None:
         need("configurable-http-proxy is not installed (apt-get install node-configurable-http-proxy)")
     try:
         import jupyterhub  # noqa: F401
     except ImportError:
         need("jupyterhub is not installed (pip install 'clauderon-nb[service]')")
-    hub = demo.DemoHub.start(agents=agents, workdir=workdir)
+    env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}
+    hub = demo.DemoHub.start(agents=agents, workdir=workdir, service_env=env, workspace_url=True)
     try:
         yield hub
     finally:

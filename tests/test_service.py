@@ -436,3 +436,60 @@ def test_a_forged_bundle_is_refused(hub: hubkit.Hub, repo: Path, image: str, tmp
     )
     assert status == 400 and "not a valid git bundle" in body["message"], body
     assert remote(hub, "alice").list() == []
+
+
+# --- Kubernetes: the pod fetches the sent workspace, once -----------------------------------
+
+
+def test_a_kubernetes_session_fetches_its_workspace_once(
+    hub: hubkit.Hub, k8s_for_hub: Any, repo: Path, image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    standin, _ = k8s_for_hub
+    git("remote", "remove", "origin", cwd=repo)  # no remote a pod could clone: it fetches from the service
+    base = git("rev-parse", "HEAD", cwd=repo)
+    mgr = remote(hub, "alice")
+    session = mgr.create(
+        repo=str(repo), prompt="work in a pod", agent="echo", image=image, backend="kubernetes", name="podwork"
+    )
+    pod = next(b for b in standin.bodies("Pod") if b["metadata"]["name"] == session.runtime["pod"])
+    secret = next(b for b in standin.bodies("Secret") if b["metadata"]["name"] == f"{session.runtime['pod']}-env")
+    token = secret["stringData"]["CLAUDERON_WORKSPACE_TOKEN"]
+    assert token not in json.dumps(pod)  # only in the Secret, read by the init container
+    init = pod["spec"]["initContainers"][0]
+    agent_env = {e["name"] for e in pod["spec"]["containers"][0].get("env", [])}
+    assert "CLAUDERON_WORKSPACE_TOKEN" not in agent_env
+    url = init["command"][4]
+    assert url == f"{hub.service_url}api/v1/workspaces/{session.id}" and token not in url
+    # The init container's own command, for real, in a container on the host network.
+    volume = tmp_path / "volume"
+    volume.mkdir()
+
+    def init_container() -> tuple[int, str]:
+        box = docker_client.containers.create(
+            image,
+            init["command"],
+            environment={"CLAUDERON_WORKSPACE_TOKEN": token},
+            network_mode="host",
+            volumes={str(volume): {"bind": "/clauderon", "mode": "rw"}},
+            user=f"{os.getuid()}:{os.getgid()}",
+            labels={"clauderon.io/test": "init"},
+        )
+        try:
+            box.start()
+            code = box.wait(timeout=60)["StatusCode"]
+            return code, box.logs().decode(errors="replace")
+        finally:
+            box.remove(force=True)
+
+    code, logs = init_container()
+    assert code == 0, logs
+    assert git("rev-parse", "HEAD", cwd=volume / "repo") == base
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=volume / "repo") == "clauderon/podwork"
+    assert not (volume / "workspace.bundle").exists()
+    # The token works once: a second fetch (or anyone replaying it) is refused.
+    status, body = raw(hub, "GET", f"/workspaces/{session.id}", token)
+    assert status == 401 and body["error"] == "Unauthorized"
+    status, body = raw(hub, "GET", f"/workspaces/{session.id}", hub.tokens["alice"])
+    assert status == 401
+    with pytest.raises(ClauderonError, match="runs in a Kubernetes pod"):
+        mgr.fetch("podwork", repo)

@@ -29,6 +29,25 @@ _INIT_SCRIPT = (
     'git remote set-url origin "$1"\n'
     'cd / && rm -rf "$dest" && mv "$dest.partial" "$dest"\n'
 )
+WORKSPACE_TOKEN_KEY = "CLAUDERON_WORKSPACE_TOKEN"  # the one-time token, only in the init container's env
+# The workspace from the clauderon service: $1 its URL, $3 session branch, $4 base commit. The token is
+# sent as a header (never in the URL); the bundle is removed once cloned.
+_FETCH_SCRIPT = (
+    "set -eu\n"
+    f"dest={VOLUME_ROOT}/{REPO_SUBPATH}\n"
+    'if [ -e "$dest/.git" ]; then echo "workspace kept from before: not fetching again"; exit 0; fi\n'
+    f"bundle={VOLUME_ROOT}/workspace.bundle\n"
+    'rm -rf "$dest.partial" "$bundle"\n'
+    f'auth="Authorization: token ${WORKSPACE_TOKEN_KEY}"\n'
+    'if command -v curl >/dev/null 2>&1; then curl -fsS -H "$auth" -o "$bundle" "$1"\n'
+    'else wget -q --header "$auth" -O "$bundle" "$1"; fi\n'
+    'git -c core.hooksPath=/dev/null init -q "$dest.partial"\n'
+    'cd "$dest.partial"\n'
+    'git -c core.hooksPath=/dev/null fetch -q --no-tags "$bundle" "refs/clauderon/tips/$4"\n'
+    'git -c core.hooksPath=/dev/null checkout -q -b "$3" "$4"\n'
+    'rm -f "$bundle"\n'
+    'cd / && rm -rf "$dest" && mv "$dest.partial" "$dest"\n'
+)
 _CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -93,9 +112,15 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     remote = spec.remote_url or ""
     remote_secret = has_credentials(remote)
     secret_data = {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env}
-    if remote_secret:  # never in the pod spec: the init container reads it from the Secret
-        secret_data[REMOTE_KEY] = remote if secrets is not None else redact_url(remote)
+    if spec.workspace_url:  # the one-time token: in the Secret, read by the init container only
+        secret_data[WORKSPACE_TOKEN_KEY] = secrets[WORKSPACE_TOKEN_KEY] if secrets is not None else SECRET_MASK
         remote_env: dict[str, Any] = {
+            "name": WORKSPACE_TOKEN_KEY,
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": WORKSPACE_TOKEN_KEY}},
+        }
+    elif remote_secret:  # never in the pod spec: the init container reads it from the Secret
+        secret_data[REMOTE_KEY] = remote if secrets is not None else redact_url(remote)
+        remote_env = {
             "name": REMOTE_ENV,
             "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": REMOTE_KEY}},
         }
@@ -125,9 +150,9 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         "command": [
             "sh",
             "-c",
-            _INIT_SCRIPT,
+            _FETCH_SCRIPT if spec.workspace_url else _INIT_SCRIPT,
             "clauderon-init",
-            strip_credentials(remote),
+            spec.workspace_url or strip_credentials(remote),
             spec.base_branch,
             spec.branch,
             spec.base_commit,

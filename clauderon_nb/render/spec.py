@@ -37,6 +37,9 @@ class SessionSpec:
     worktree: Path
     env_from_secret: str | None = None
     remote_url: str | None = field(default=None, repr=False)  # may carry credentials
+    #: Kubernetes from the service without a remote: the init container fetches the workspace here,
+    #: once, with the one-time token from the session's Secret.
+    workspace_url: str | None = None
     uid: int = 0
     gid: int = 0
 
@@ -86,6 +89,7 @@ def build_spec(
     worktree: Path,
     remote_url: str | None,
     uid: int,
+    workspace_url: str | None = None,
     gid: int,
 ) -> SessionSpec:
     from ..config.agents import render_command
@@ -108,6 +112,7 @@ def build_spec(
         worktree=worktree,
         env_from_secret=env_from_secret,
         remote_url=remote_url,
+        workspace_url=workspace_url,
         uid=uid,
         gid=gid,
     )

@@ -26,12 +26,21 @@ from .._version import __version__
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
 from ..model.naming import owner_folder
 from ..model.progress import ProgressEvent
-from ..model.redact import redact_text
+from ..model.redact import has_credentials, redact_text
 from ..remote.wire import API, credential_names, error_body, rename_aliases, session_json, status_of
-from ..sessions.bundles import BundleError, ensure_bare, export_branch, has_commit, import_bundle, keep_tip, tips
+from ..sessions.bundles import (
+    TIP_PREFIX,
+    BundleError,
+    ensure_bare,
+    export_branch,
+    has_commit,
+    import_bundle,
+    keep_tip,
+    tips,
+)
 from ..sessions.gitrepo import RepoInfo, run_git
 from ..sessions.manager import Busy, NotFound, SessionManager
-from ..sessions.store import NameTaken
+from ..sessions.store import NameTaken, Store
 
 T = TypeVar("T")
 MAX_JSON = 1024 * 1024  # a create's JSON: the prompt (≤128 KiB) and credentials fit many times over
@@ -67,6 +76,7 @@ class Service:
     data_dir: Path
     hub_auth: Any  # jupyterhub.services.auth.HubAuth
     admin_scope: str = "custom:clauderon:admin"
+    workspace_url: str | None = None  # the service as pods reach it: Kubernetes sessions fetch workspaces here
     max_inflight_creates: int = 4  # per user; more answer 429
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "clauderon"))
     backends: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +84,13 @@ class Service:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def manager(self, caller: Caller) -> SessionManager:
-        mgr = SessionManager(self.data_dir, owner=caller.name, shared=True, admin=caller.admin or None)
+        mgr = SessionManager(
+            self.data_dir,
+            owner=caller.name,
+            shared=True,
+            admin=caller.admin or None,
+            workspace_url=self.workspace_url,
+        )
         mgr._backends = self.backends  # one engine client for the whole service
         return mgr
 
@@ -267,6 +283,8 @@ def take_apart(service: Service, caller: Caller, data: dict[str, Any]) -> Create
     given_path, given_remote = workspace.get("path"), workspace.get("remote")
     path = given_path if isinstance(given_path, str) else "-"
     remote = given_remote if isinstance(given_remote, str) else None
+    if remote is not None and (has_credentials(remote) or not re.fullmatch(r"[^\s\x00]{1,2000}", remote)):
+        raise ApiError("ValidationError", "workspace.remote: send the remote URL without credentials", "repo")
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ApiError("ValidationError", "env: expected an object of variable names to string values")
     if not isinstance(wait, bool):
@@ -297,7 +315,7 @@ class PlanHandler(ApiHandler):
     async def post(self) -> None:
         mgr = self.manager()
         body = take_apart(self.service, self.caller, self.json_body())
-        plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace))
+        plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote))
         check_env(body, plan)
         bare = body.workspace.root
         have = await self.call(lambda: (has_commit(bare, body.workspace.commit), tips(bare)))
@@ -401,7 +419,7 @@ class CreateHandler(ApiHandler):
         self._body = take_apart(self.service, self.caller, parse_json(raw))
         body = self._body
         mgr = self.manager()
-        self._plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace))
+        self._plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote))
         check_env(body, self._plan)
 
     async def post(self) -> None:
@@ -468,8 +486,6 @@ class CreateHandler(ApiHandler):
             )
         else:
             keep_tip(bare, body.workspace.commit)
-        if body.remote is not None:
-            set_remote(bare, body.remote)
 
     def _create(self, mgr: SessionManager, body: CreateBody, report: Callable[[ProgressEvent], None]) -> Any:
         return mgr.create(
@@ -478,19 +494,9 @@ class CreateHandler(ApiHandler):
             wait=body.wait,
             secrets=body.env,
             workspace=body.workspace,
+            remote=body.remote,
             extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
         )
-
-
-def set_remote(bare: Path, url: str) -> None:
-    """Record the client repository's remote (a pod clones it); a URL with credentials is refused."""
-    from ..model.redact import has_credentials
-
-    if has_credentials(url) or not re.fullmatch(r"[^\s\x00]{1,2000}", url):
-        raise ApiError("ValidationError", "workspace.remote: send the remote URL without credentials", "repo")
-    have = run_git(["remote", "get-url", "origin"], bare)
-    args = ["remote", "set-url", "origin", url] if have.returncode == 0 else ["remote", "add", "origin", url]
-    run_git(args, bare)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -569,6 +575,12 @@ class BundleHandler(ApiHandler):
     async def get(self, name: str) -> None:
         mgr = self.manager()
         session = await self.call(lambda: mgr.get(name))
+        if session.backend == "kubernetes":
+            raise ApiError(
+                "ConfigError",
+                f"session {session.name!r} runs in a Kubernetes pod: its work comes back by a push from the pod "
+                "to the repository's remote, not by fetch",
+            )
         key = session.runtime.get("repo_key")
         if not isinstance(key, str) or not _KEY.match(key):
             raise ApiError("ConfigError", f"session {session.name!r} was not made from a sent workspace")
@@ -596,6 +608,59 @@ class BundleHandler(ApiHandler):
             Path(tmp).unlink(missing_ok=True)
 
 
+class WorkspaceHandler(web.RequestHandler):
+    """``GET /api/v1/workspaces/{session_id}``: a Kubernetes session's init container fetches its
+    workspace here, once, with the one-time token from the session's Secret (no hub token)."""
+
+    def initialize(self, service: Service) -> None:
+        self.service = service
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(error_body("Unauthorized", "no such workspace, or the token was used already")))
+
+    async def get(self, session_id: str) -> None:
+        match = _TOKEN.match(self.request.headers.get("Authorization", ""))
+        if not match or not re.fullmatch(r"[0-9a-f-]{36}", session_id):
+            raise web.HTTPError(401)
+        bare, base = await self.service.run(self._redeem, session_id, match.group(1))
+        folder = self.service.data_dir / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".bundle")
+        os.close(fd)
+        try:
+            out = await self.service.run(lambda: run_git(["bundle", "create", "-q", tmp, f"{TIP_PREFIX}{base}"], bare))
+            if out.returncode != 0:
+                raise web.HTTPError(500)
+            self.set_header("Content-Type", BUNDLE_TYPE)
+            with open(tmp, "rb") as fh:
+                while block := fh.read(1024 * 1024):
+                    self.write(block)
+                    await self.flush()
+            self.finish()
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _redeem(self, session_id: str, token: str) -> tuple[Path, str]:
+        """Check the token against the session's record and strike it (it works once)."""
+        import hashlib
+        import hmac
+
+        with self.service._lock:
+            store = Store(self.service.data_dir / "sessions.sqlite", create=False)
+            session = store.find_any(session_id)
+            want = session.runtime.get("workspace_token_sha256") if session else None
+            got = hashlib.sha256(token.encode()).hexdigest()
+            if session is None or not isinstance(want, str) or not hmac.compare_digest(want, got):
+                raise web.HTTPError(401)
+            runtime = {k: v for k, v in session.runtime.items() if k != "workspace_token_sha256"}
+            store.update(session.id, runtime=runtime)
+        key, base = session.runtime.get("repo_key"), session.runtime.get("base_commit")
+        if not isinstance(key, str) or not _KEY.match(key) or not isinstance(base, str):
+            raise web.HTTPError(401)
+        return self.service.repo_dir(session.owner, key), base
+
+
 class NotFoundHandler(ApiHandler):
     async def prepare(self) -> None:
         await super().prepare()
@@ -615,6 +680,7 @@ def make_app(service: Service, prefix: str) -> web.Application:
         (rf"{base}/sessions/{name}/(?P<action>stop|start)", ActionHandler),
         (rf"{base}/sessions/{name}/logs", LogsHandler),
         (rf"{base}/sessions/{name}/bundle", BundleHandler),
+        (rf"{base}/workspaces/(?P<session_id>[^/]+)", WorkspaceHandler),
         (r".*", NotFoundHandler),
     ]
     return web.Application(

@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="URL prefix the hub proxies to the service (default: $JUPYTERHUB_SERVICE_PREFIX or /services/clauderon/)",
     )
     parser.add_argument(
+        "--workspace-url",
+        metavar="URL",
+        default=None,
+        help="the service's URL as session pods reach it (e.g. http://clauderon.jhub.svc:10101/services/clauderon/); "
+        "Kubernetes sessions of repositories without a remote fetch their workspace from it",
+    )
+    parser.add_argument(
         "--admin-scope",
         metavar="SCOPE",
         default="custom:clauderon:admin",
@@ -87,7 +94,9 @@ def serve(args: argparse.Namespace) -> int:
     if not hub_auth.access_scopes:
         name = prefix.rstrip("/").rsplit("/", 1)[-1]
         hub_auth.access_scopes = {f"access:services!service={name}"}
-    service = Service(data_dir=data, hub_auth=hub_auth, admin_scope=args.admin_scope)
+    if args.workspace_url and not urlsplit(args.workspace_url).scheme.startswith("http"):
+        raise ConfigError(f"--workspace-url {args.workspace_url!r}: expected http(s)://HOST:PORT/PREFIX/")
+    service = Service(data_dir=data, hub_auth=hub_auth, admin_scope=args.admin_scope, workspace_url=args.workspace_url)
     app = make_app(service, prefix)
 
     async def main() -> None:

@@ -61,12 +61,14 @@ class SessionManager:
         defaults_origin: str = "kernel defaults (%config Clauderon)",
         shared: bool = False,
         admin: bool | None = None,
+        workspace_url: str | None = None,
     ) -> None:
         self.home: Path = clauderon_home(home)
         self.owner: str = owner or current_owner()
         #: The hub's service: one store for every hub user, per-owner worktree folders, no local processes.
         self.shared = shared
         self._admin = admin  # None: as the admin policy's ``admins`` says
+        self.workspace_url = workspace_url  # the service as pods reach it
         self.defaults = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
         self.defaults_origin = defaults_origin
         self._store: Store | None = None
@@ -101,7 +103,7 @@ class SessionManager:
     def _planner(self) -> Planner:
         from .planning import Planner
 
-        return Planner(self.home, self.owner, self.defaults, self.defaults_origin, self.shared)
+        return Planner(self.home, self.owner, self.defaults, self.defaults_origin, self.shared, self.workspace_url)
 
     @property
     def is_admin(self) -> bool:
@@ -113,7 +115,12 @@ class SessionManager:
         return self._planner().resolve(request)
 
     def plan(
-        self, request: CreateSessionRequest | None = None, *, workspace: RepoInfo | None = None, **fields: Any
+        self,
+        request: CreateSessionRequest | None = None,
+        *,
+        workspace: RepoInfo | None = None,
+        remote: str | None = None,
+        **fields: Any,
     ) -> Plan:
         """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
 
@@ -121,7 +128,7 @@ class SessionManager:
         reads no secret values (they show as ``***``). The name is the one ``create``
         will use unless it is taken by then.
         """
-        return self._planner().plan(_request(request, fields), repo=workspace)
+        return self._planner().plan(_request(request, fields), repo=workspace, remote=remote)
 
     def fetch(self, name: str, repo: str | os.PathLike[str] = ".") -> str:
         """Sessions on this machine share your repository: their branch is already in it."""
@@ -146,6 +153,7 @@ class SessionManager:
         wait: bool = True,
         secrets: dict[str, str] | None = None,
         workspace: RepoInfo | None = None,
+        remote: str | None = None,
         extra_runtime: dict[str, str] | None = None,
         **fields: Any,
     ) -> Session:
@@ -156,17 +164,24 @@ class SessionManager:
         cleaned up by the next ``list``, ``get`` or ``delete``.
         ``wait=False`` returns once the container or pod is submitted. ``secrets``: credential
         values sent by a client (the service); others come from this process's environment.
-        ``workspace``: the repository the service made from a client's bundle.
+        ``workspace``: the repository the service made from a client's bundle; ``remote``: the
+        client repository's remote (a pod clones it).
         """
         request = _request(request, fields)
         report = progress or no_progress
-        plan, session = self._reserve(request, workspace, extra_runtime or {}, secrets if self.shared else None)
+        plan, session, token = self._reserve(
+            request, workspace, remote, extra_runtime or {}, secrets if self.shared else None
+        )
         spec = plan.session_spec
         given = {**(secrets or {}), **plan.settings.extra_env}  # the config's own values win over a client's
         # On the service a session gets only what its user sent: never the service's own environment.
         fallback: Mapping[str, str] = {} if self.shared else os.environ
         values = {n: given[n] if n in given else fallback.get(n) for n in spec.secret_env}
         secret_values = {n: v for n, v in values.items() if v is not None}
+        if token:
+            from ..render.kubernetes import WORKSPACE_TOKEN_KEY
+
+            secret_values[WORKSPACE_TOKEN_KEY] = token
         missing = [n for n in spec.secret_env if n not in secret_values]
         backend = self.backend(session.backend)
         undo: list[Any] = [lambda: self.store.delete(session.id)]
@@ -214,21 +229,30 @@ class SessionManager:
         self,
         request: CreateSessionRequest,
         workspace: RepoInfo | None,
+        remote: str | None,
         extra_runtime: dict[str, str],
         credentials: Mapping[str, str] | None,
-    ) -> tuple[Plan, Session]:
+    ) -> tuple[Plan, Session, str | None]:
         """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
         name is taken atomically here. The first try uses the dry run's name."""
         planner = self._planner()
         for attempt in range(_NAME_ATTEMPTS):
             name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
-            plan = planner.plan(request, name, workspace, credentials if self.shared else None)
+            plan = planner.plan(request, name, workspace, credentials if self.shared else None, remote)
             if plan.needs_trust:
                 raise ConfigError(plan.notes[-1], field="image")
             spec = plan.session_spec
             now = time.time()
+            token = None
+            extra = dict(extra_runtime)
+            if spec.workspace_url:  # one fetch of the workspace by the pod; only its hash is kept
+                import hashlib
+                import secrets as secret_tokens
+
+                token = secret_tokens.token_urlsafe(32)
+                extra["workspace_token_sha256"] = hashlib.sha256(token.encode()).hexdigest()
             runtime = {
-                **extra_runtime,
+                **extra,
                 "base_commit": spec.base_commit,
                 "creator": this_process(),
                 **self.backend(plan.backend).plan_runtime(spec),
@@ -257,7 +281,7 @@ class SessionManager:
                 if request.name:
                     raise
                 continue
-            return plan, session
+            return plan, session, token
         raise ClauderonError("could not find a free session name; pass --name")
 
     # --- queries ------------------------------------------------------------

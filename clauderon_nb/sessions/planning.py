@@ -57,6 +57,7 @@ class Planner:
     defaults: dict[str, Any]
     defaults_origin: str
     shared: bool = False  # the hub's service: per-owner folders, no local processes, no repository file
+    workspace_url: str | None = None  # the service's URL as pods reach it (Kubernetes sessions fetch from it)
 
     def resolve(self, request: CreateSessionRequest, repo: RepoInfo | None = None) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
@@ -91,11 +92,13 @@ class Planner:
         name: str | None = None,
         repo: RepoInfo | None = None,
         credentials: Mapping[str, str] | None = None,
+        remote: str | None = None,
     ) -> Plan:
         """The dry run of ``create``; ``name`` None: the one the prompt gives (what create will use).
 
         ``repo``: the workspace the service made from a client's bundle (default: ``request.repo``).
-        ``credentials``: on the service, the values a client sent (None: a dry run, names only)."""
+        ``credentials``: on the service, the values a client sent (None: a dry run, names only).
+        ``remote``: on the service, the client repository's remote (a pod clones it)."""
         repo = repo or inspect_repo_cached(request.repo)
         res = self.resolve(request, repo)
         settings = res.settings
@@ -107,7 +110,20 @@ class Planner:
             given = agent_env(settings.agent, res.agent_config)
         notes = list(res.notes)
         url = None
-        if settings.backend is Backend.KUBERNETES:
+        session_id = str(uuid.uuid4())
+        fetch_from = None
+        if settings.backend is Backend.KUBERNETES and self.shared:
+            url = settings.git_remote_url or (remote if remote and not is_local_remote(remote) else None)
+            if url is None:  # no remote to clone: the pod fetches the sent workspace from the service
+                if not self.workspace_url:
+                    raise ConfigError(
+                        "backend kubernetes: the repository has no remote a pod could clone, and the service "
+                        "was started without --workspace-url (its address as pods reach it); push the "
+                        "repository to a git server, or ask the admin",
+                        field="repo",
+                    )
+                fetch_from = f"{self.workspace_url.rstrip('/')}/api/v1/workspaces/{session_id}"
+        elif settings.backend is Backend.KUBERNETES:
             url = settings.git_remote_url or remote_url_cached(repo)
             if not url:
                 raise ConfigError(
@@ -122,7 +138,7 @@ class Planner:
                     field="repo",
                 )
         spec = build_spec(
-            session_id=str(uuid.uuid4()),
+            session_id=session_id,
             name=name,
             owner=self.owner,
             prompt=request.prompt,
@@ -136,6 +152,7 @@ class Planner:
             base_commit=repo.commit,
             worktree=self.worktrees(self.owner) / name,
             remote_url=url,
+            workspace_url=fetch_from,
             uid=os.getuid(),
             gid=os.getgid(),
         )
