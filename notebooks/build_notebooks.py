@@ -262,8 +262,10 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         (
             "md",
             "# Administering a shared JupyterHub\n\nAn admin policy file (`/etc/clauderon/policy.toml`, or "
-            "`$CLAUDERON_POLICY`) bounds what every user can ask for. Users cannot override it. This "
-            "notebook writes one into the demo folder and shows what users see.",
+            "`$CLAUDERON_POLICY`) bounds what every user can ask for. In a user's own kernel it is advisory "
+            "(the kernel is theirs); on a shared hub the clauderon service applies it where users cannot change "
+            "it (see `06-jupyterhub-service.ipynb`). This notebook writes one into the demo folder and shows "
+            "what users see.",
         ),
         ("code", SETUP + "\n%load_ext clauderon_nb"),
         (
@@ -317,6 +319,65 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
             "print(form.policy_hint.value)",
         ),
         ("code", 'del os.environ["CLAUDERON_POLICY"]\n' + TEARDOWN),
+    ],
+    "06-jupyterhub-service.ipynb": [
+        (
+            "md",
+            "# A hub user's view: sessions through the clauderon service\n\nOn a shared JupyterHub the "
+            "clauderon service (`clauderon-nb serve`) holds the Docker engine; users' servers do not. Every "
+            "request carries the user's hub token, and the service applies the admin policy itself. This "
+            "notebook starts a real JupyterHub on 127.0.0.1 with the service registered (users alice, bob and "
+            "the hub admin `admin`) and plays each user from this kernel. It needs a Docker engine and "
+            "`configurable-http-proxy`; set-up for real hubs is in `docs/jupyterhub.md`.",
+        ),
+        (
+            "code",
+            SETUP + "\nfrom clauderon_demo import DemoHub\n\nhub = DemoHub.for_demo(demo)",
+        ),
+        (
+            "md",
+            "A user's notebook server has `JUPYTERHUB_API_URL` and its token; with those, the magics find the "
+            "service in the hub's registry and use it. `login` sets them as alice's server has them.",
+        ),
+        ("code", 'hub.login("alice")\n%load_ext clauderon_nb'),
+        (
+            "md",
+            "The same commands as on a laptop. The repository travels to the service as a git bundle (only the "
+            "commits it does not have yet); the service makes the worktree and the container.",
+        ),
+        ("code", '%clauderon create --repo {demo.repo} --name hello --prompt "Say hello from the service"'),
+        ("code", 'hub.wait_for_logs("alice", "hello")\n%clauderon logs hello'),
+        ("code", "%clauderon list"),
+        (
+            "md",
+            "Bob shares the engine but not the sessions: alice's session is not found for him, exactly as if "
+            "it did not exist, and `list --all` is for admins.",
+        ),
+        ("code", 'hub.login("bob")\n%clauderon list'),
+        ("code", "# NBVAL_RAISES_EXCEPTION\n%clauderon show hello"),
+        ("code", "# NBVAL_RAISES_EXCEPTION\n%clauderon list --all"),
+        (
+            "md",
+            "The admin policy is the service's file. Nothing in a user's kernel changes it: a request beyond "
+            "it is refused by the service, and arrives as the same `PolicyError` line.",
+        ),
+        ("code", 'hub.write_policy(\'max_cpu = "1"\\nallowed_backends = ["docker"]\\n\')'),
+        (
+            "code",
+            "# NBVAL_RAISES_EXCEPTION\n%clauderon create --repo {demo.repo} --prompt x --cpu-limit 2",
+        ),
+        ("code", "# NBVAL_RAISES_EXCEPTION\n%clauderon create --repo {demo.repo} --prompt x --backend kubernetes"),
+        ("md", "The hub admin sees every user's sessions:"),
+        ("code", 'hub.login("admin")\n%clauderon list --all'),
+        (
+            "md",
+            "Alice brings the session's branch back into her repository with `fetch` (here the agent made no "
+            "commits, so the branch points at where it started):",
+        ),
+        ("code", 'hub.login("alice")\n%clauderon fetch hello --repo {demo.repo}'),
+        ("code", "!git -C {demo.repo} --no-pager branch --no-color --list 'clauderon/*'"),
+        ("code", "%clauderon delete hello -f"),
+        ("code", "hub.stop()\n" + TEARDOWN),
     ],
 }
 

@@ -269,6 +269,30 @@ class DemoHub:
             raise
         return hub
 
+    @classmethod
+    def for_demo(cls, demo: Demo) -> DemoHub:
+        """A hub whose service has the demo's agent, image and settings as everyone's defaults."""
+        hub = cls.start(
+            agents=(demo.home / "config.toml").read_text(),
+            docker_config=(demo.home / "docker-config.toml").read_text(),
+        )
+        print("A JupyterHub runs on 127.0.0.1 with the clauderon service; users: alice, bob, admin (a hub admin).")
+        return hub
+
+    def wait_for_logs(self, user: str, name: str, timeout: float = 20) -> None:
+        """Wait until ``user``'s just-started session has printed its first line."""
+        import time
+
+        from clauderon_nb.remote.client import RemoteManager
+        from clauderon_nb.remote.wire import Endpoint
+
+        mgr = RemoteManager(Endpoint(self.service_url, self.tokens[user]))
+        deadline = time.monotonic() + timeout
+        while not str(mgr.logs(name)).strip():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session {name!r} printed nothing within {timeout:g}s")
+            time.sleep(0.05)
+
     def token(self, user: str, scopes: list[str] | None = None) -> str:
         """A new API token for ``user`` (all of the user's permissions unless ``scopes``)."""
         body: dict[str, object] = {"note": "clauderon demo", "expires_in": 3600}
@@ -309,8 +333,18 @@ class DemoHub:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     def stop(self, remove: bool = True) -> None:
-        """Stop the hub (it stops the proxy and the service) and restore the environment."""
+        """Delete what is left on the service, stop the hub (it stops the proxy and the service), and
+        restore the environment."""
         import signal
+
+        if self._proc is not None and self._proc.poll() is None and self.tokens:
+            with contextlib.suppress(Exception):
+                from clauderon_nb.remote.client import RemoteManager
+                from clauderon_nb.remote.wire import Endpoint
+
+                admin = RemoteManager(Endpoint(self.service_url, self.tokens["admin"]))
+                for session in admin.list(all_owners=True):
+                    admin.delete(session.id)
 
         if self._proc is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -26,12 +26,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not notebooks:
         return
     problem = _engine()
-    if problem is None:
+    if problem is not None:
+        _skip(notebooks, f"no Docker engine reachable ({problem}): the notebooks' saved outputs come from one")
         return
-    reason = f"no Docker engine reachable ({problem}): the notebooks' saved outputs come from one"
+    hub = _hub()
+    if hub is not None:
+        _skip([i for i in notebooks if "jupyterhub-service" in str(i.fspath)], hub)
+
+
+def _hub() -> str | None:
+    """Why the JupyterHub notebook cannot run here, if it cannot."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("jupyterhub") is None:
+        return "jupyterhub is not installed (pip install -e '.[test]')"
+    if shutil.which("configurable-http-proxy") is None:
+        return "configurable-http-proxy is not installed (apt-get install node-configurable-http-proxy)"
+    return None
+
+
+def _skip(items: list[pytest.Item], reason: str) -> None:
+    if not items:
+        return
     if os.environ.get("CI", "").lower() == "true":
         raise pytest.UsageError(f"CI=true and {reason}")
-    for item in notebooks:
+    for item in items:
         item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -157,6 +157,9 @@ SERVICE_AGENTS = (
 [agents.committer]
 command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
 
+[agents.quiet]
+command = ["sh", "-c", "printf '%s' \"$CLAUDERON_PROMPT\" > /tmp/prompt; echo started; exec sleep 600"]
+
 [agents.keyed]
 command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
 pass_env = ["TEST_SERVICE_KEY"]

@@ -435,3 +435,27 @@ def test_an_interrupted_create_is_cleaned_up_by_its_planned_names(k8s: StandIn, 
     assert remaining(k8s) == set()
     mgr.delete("wal")
     assert mgr.list() == []
+
+
+def test_the_service_deployment_manifests_are_valid() -> None:
+    """docs/kubernetes/service.yaml: the service's Deployment, ServiceAccount, RoleBinding, PVC and Service."""
+    import kubernetes_validate
+    import yaml
+
+    docs = list(yaml.safe_load_all((Path(__file__).parent.parent / "docs/kubernetes/service.yaml").read_text()))
+    assert {d["kind"] for d in docs} == {
+        "ServiceAccount",
+        "RoleBinding",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+    }
+    for doc in docs:
+        for version in ("1.30.0", "1.37.0"):
+            kubernetes_validate.validate(doc, version, strict=True)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    from clauderon_nb.frontends.parser import build_parser
+
+    args = build_parser().parse_args(command[1:])  # the documented command line is one the CLI accepts
+    assert args.command == "serve" and args.workspace_url.endswith("/services/clauderon/")

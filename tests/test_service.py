@@ -493,3 +493,36 @@ def test_a_kubernetes_session_fetches_its_workspace_once(
     assert status == 401
     with pytest.raises(ClauderonError, match="runs in a Kubernetes pod"):
         mgr.fetch("podwork", repo)
+
+
+# --- what other host users can see ----------------------------------------------------------
+
+
+def test_an_agent_that_reads_the_prompt_from_its_environment_shows_it_to_no_other_user(
+    hub: hubkit.Hub, repo: Path, image: str, docker_client: Any
+) -> None:
+    """``ps`` shows every process's arguments to every host user; the environment only to its owner."""
+    import shutil
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to read /proc as another user")
+    prompt = "top secret plan " + os.urandom(6).hex()
+    mgr = remote(hub, "alice")
+    session = mgr.create(repo=str(repo), prompt=prompt, agent="quiet", image=image, name="quiet")
+    info = docker_client.api.inspect_container(session.runtime["container"])
+    pid = info["State"]["Pid"]
+    seen = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if prompt.encode() in (proc / "cmdline").read_bytes():
+                    seen.append(proc.name)
+            except OSError:
+                continue
+    assert seen == [], f"the prompt is in the arguments of processes {seen}"
+    other = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", f"/proc/{pid}/environ"],
+        capture_output=True,
+    )
+    assert other.returncode != 0 and prompt.encode() not in other.stdout
+    assert prompt.encode() in (Path("/proc") / str(pid) / "environ").read_bytes()  # the agent has it

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
             return mgr.plan(request)
         return mgr.create(request, progress=ctx.progress, wait=not args.no_wait)
     if cmd == "list":
-        return SessionTable(mgr.list(all_owners=args.all))
+        return SessionTable(mgr.list(all_owners=args.all), owners=args.all)
     if cmd == "show":
         return SessionDetails(mgr.get(args.name))
     if cmd == "logs":

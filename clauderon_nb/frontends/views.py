@@ -39,10 +39,12 @@ class SessionTable:
     """``list``: one row per session."""
 
     sessions: list[Session]
+    owners: bool = False  # ``list --all``: an OWNER column
 
     def _rows(self) -> list[tuple[str, ...]]:
         return [
             (
+                *((s.owner,) if self.owners else ()),
                 s.name,
                 s.status.value,
                 s.backend,
@@ -57,7 +59,7 @@ class SessionTable:
     def __repr__(self) -> str:
         if not self.sessions:
             return "No sessions."
-        head = ("NAME", "STATUS", "BACKEND", "IMAGE", "CPU", "MEMORY", "ERROR")
+        head = (*(("OWNER",) if self.owners else ()), "NAME", "STATUS", "BACKEND", "IMAGE", "CPU", "MEMORY", "ERROR")
         rows = [head, *self._rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
@@ -72,7 +74,8 @@ class SessionTable:
             + f"<td>{html.escape(age_text(now - s.created_at))}</td></tr>"
             for row, s in zip(self._rows(), self.sessions, strict=True)
         )
-        head = "".join(f"<th>{h}</th>" for h in ("name", "status", "backend", "image", "cpu", "memory", "error", "age"))
+        names = ("name", "status", "backend", "image", "cpu", "memory", "error", "age")
+        head = "".join(f"<th>{h}</th>" for h in ((("owner",) if self.owners else ()) + names))
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def to_json(self) -> list[dict[str, Any]]:
