@@ -526,3 +526,40 @@ def test_an_agent_that_reads_the_prompt_from_its_environment_shows_it_to_no_othe
     )
     assert other.returncode != 0 and prompt.encode() not in other.stdout
     assert prompt.encode() in (Path("/proc") / str(pid) / "environ").read_bytes()  # the agent has it
+
+
+def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    """Four creates of one user may be in flight; the fifth is told to wait (the others are unaffected)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(hub.service_url)
+    line = json.dumps({"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo)}).encode() + b"\n"
+    path = where.path + "api/v1/sessions"
+
+    def start_upload() -> socket.socket:
+        sock = socket.create_connection((where.hostname, where.port), timeout=30)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: token {hub.tokens['bob']}\r\n"
+            f"Content-Type: application/x-clauderon-create\r\nContent-Length: {len(line) + 10**6}\r\n\r\n".encode()
+            + line
+        )
+        return sock
+
+    stalled = [start_upload() for _ in range(4)]
+    try:
+        import time
+
+        time.sleep(0.5)  # the four are past their checks, waiting for the rest of their bundles
+        status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], json.loads(line))
+        assert status == 429 and body["error"] == "TooManyRequests", body
+        status, _ = raw(hub, "POST", "/plan", hub.tokens["alice"], json.loads(line))
+        assert status == 200  # another user is not affected
+    finally:
+        for sock in stalled:
+            sock.close()
+    time.sleep(0.5)
+    status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], {**json.loads(line), "name": "after"})
+    # Past the limit again (the abandoned uploads no longer count): the answer is about the workspace.
+    assert status == 409 and "send the workspace bundle" in body["message"], body
+    assert not list((hub.data_dir / "uploads").glob("*.bundle"))  # abandoned uploads are removed

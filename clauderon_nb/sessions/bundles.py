@@ -17,6 +17,7 @@ from .gitrepo import RepoInfo, run_git
 
 _HASH = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 TIP_PREFIX = "refs/clauderon/tips/"
+_REF = re.compile(r"^(?:HEAD|refs/[A-Za-z0-9._/-]{1,200})$")  # no refspec syntax (":", "+", "^") gets through
 MAX_HAVES = 64
 
 
@@ -129,7 +130,7 @@ def bundle_heads(bundle: Path) -> tuple[dict[str, str], list[str]]:
                 needs.append(text[1:].split(" ", 1)[0])
                 continue
             commit, _, ref = text.partition(" ")
-            if not is_commit_hash(commit) or not ref:
+            if not is_commit_hash(commit) or not _REF.match(ref):
                 raise BundleError("the workspace bundle is not a valid git bundle (bad ref line)")
             refs[ref] = commit
     return refs, needs
@@ -147,7 +148,17 @@ def import_bundle(bare: Path, bundle: Path, commit: str) -> None:
             f"the workspace bundle needs commit {missing[0][:12]}, which the service does not have; send it again"
         )
     out = run_git(
-        ["fetch", "--no-tags", "--no-write-fetch-head", "-q", str(bundle), f"{source}:{TIP_PREFIX}{commit}"], bare
+        [
+            "-c",
+            "fetch.fsckObjects=true",
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "-q",
+            str(bundle),
+            f"{source}:{TIP_PREFIX}{commit}",
+        ],
+        bare,
     )
     if out.returncode != 0 or not _has(bare, commit):
         raise BundleError(f"the workspace bundle could not be read ({_last_line(out.stderr)})")
