@@ -164,7 +164,7 @@ class Demo:
 
 # --- a real JupyterHub with the clauderon service ----------------------------------------------
 
-HUB_USERS = ("alice", "bob", "admin")
+HUB_USERS = ("alice", "bob", "carol", "admin")  # carol holds custom:clauderon:admin; admin is a hub admin
 
 
 def _free_port() -> int:
@@ -193,6 +193,7 @@ class DemoHub:
     workdir: Path
     admin_token: str
     tokens: dict[str, str] = field(default_factory=dict)
+    noengine_url: str | None = None  # the service whose engine cannot be reached (``broken_engine``)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: io.BufferedWriter | None = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
@@ -208,17 +209,19 @@ class DemoHub:
         docker_config: str = 'network = "none"\n',
         service_env: dict[str, str] | None = None,
         workspace_url: bool = False,
+        broken_engine: bool = False,
     ) -> DemoHub:
         """Start the hub and wait for it and the service; tokens for every user are made.
 
         ``service_env``: more environment for the service (e.g. ``KUBECONFIG``); ``workspace_url``:
-        start it with ``--workspace-url`` (its own address), so Kubernetes sessions can fetch workspaces."""
+        start it with ``--workspace-url`` (its own address), so Kubernetes sessions can fetch workspaces;
+        ``broken_engine``: also a service ``clauderon-noengine`` whose Docker engine cannot be reached."""
         import secrets
         import sys
         import time
 
         workdir = workdir or Path(tempfile.mkdtemp(prefix="clauderon-hub-"))
-        ports = {k: _free_port() for k in ("proxy", "hub", "proxy_api", "service")}
+        ports = {k: _free_port() for k in ("proxy", "hub", "proxy_api", "service", "noengine")}
         admin_token = secrets.token_hex(24)
         data_dir = workdir / "service-data"
         data_dir.mkdir(parents=True)
@@ -227,7 +230,16 @@ class DemoHub:
         policy = workdir / "policy.toml"
         policy.write_text("")
         (workdir / "jupyterhub_config.py").write_text(
-            _hub_config(workdir, ports, admin_token, data_dir, policy, service_env or {}, workspace_url)
+            _hub_config(
+                workdir,
+                ports,
+                admin_token,
+                data_dir,
+                policy,
+                service_env or {},
+                workspace_url,
+                ports["noengine"] if broken_engine else None,
+            )
         )
         log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - closed by stop()
         # Debian's configurable-http-proxy keeps its modules in /usr/share/nodejs, which a Node.js from
@@ -249,15 +261,18 @@ class DemoHub:
             policy=policy,
             workdir=workdir,
             admin_token=admin_token,
+            noengine_url=f"http://127.0.0.1:{ports['noengine']}/services/clauderon-noengine/"
+            if broken_engine
+            else None,
             _proc=proc,
             _log=log,
         )
         try:
             deadline = time.monotonic() + 90
-            for what, url, want in (
-                ("the hub API", hub.api + "/", 200),
-                ("the clauderon service", hub.service_url + "api/v1/", 401),
-            ):
+            waits = [("the hub API", hub.api + "/", 200), ("the clauderon service", hub.service_url + "api/v1/", 401)]
+            if hub.noengine_url:
+                waits.append(("the second service", hub.noengine_url + "api/v1/", 401))
+            for what, url, want in waits:
                 while not _answers(url, want):
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{what} did not come up:\n{hub.log()}")
@@ -276,7 +291,10 @@ class DemoHub:
             agents=(demo.home / "config.toml").read_text(),
             docker_config=(demo.home / "docker-config.toml").read_text(),
         )
-        print("A JupyterHub runs on 127.0.0.1 with the clauderon service; users: alice, bob, admin (a hub admin).")
+        print(
+            "A JupyterHub runs on 127.0.0.1 with the clauderon service; users: alice, bob, "
+            "carol (holds custom:clauderon:admin) and admin (a hub admin)."
+        )
         return hub
 
     def wait_for_logs(self, user: str, name: str, timeout: float = 20) -> None:
@@ -393,11 +411,29 @@ def _hub_config(
     policy: Path,
     extra_env: dict[str, str],
     workspace_url: bool,
+    broken_engine_port: int | None = None,
 ) -> str:
     import secrets
     import sys
 
     command = [sys.executable, "-m", "clauderon_nb", "serve", "--policy", str(policy)]
+    user_scopes = ["access:services!service=clauderon", "read:services!service=clauderon"]
+    extra_services: list[dict[str, object]] = []
+    if broken_engine_port:  # a second service whose engine is unreachable (for the 503 answer)
+        extra_services.append(
+            {
+                "name": "clauderon-noengine",
+                "url": f"http://127.0.0.1:{broken_engine_port}",
+                "command": [sys.executable, "-m", "clauderon_nb", "serve", "--data-dir", str(workdir / "noengine")],
+                "environment": {
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "HOME": str(workdir),
+                    "DOCKER_HOST": f"unix://{workdir}/no-engine-here.sock",
+                },
+                "display": False,
+            }
+        )
+        user_scopes.append("access:services!service=clauderon-noengine")
     if workspace_url:
         command += ["--workspace-url", f"http://127.0.0.1:{ports['service']}/services/clauderon/"]
     service_env = {
@@ -452,6 +488,7 @@ c.JupyterHub.services = [
         "display": False,
     }},
     {{"name": "tester", "api_token": {admin_token!r}}},
+    *{extra_services!r},
 ]
 c.JupyterHub.custom_scopes = {{
     "custom:clauderon:admin": {{"description": "See and act on every clauderon session"}},
@@ -460,9 +497,10 @@ c.JupyterHub.load_roles = [
     {{"name": "admin", "services": ["tester"]}},
     {{
         "name": "clauderon-users",
-        "scopes": ["access:services!service=clauderon", "read:services!service=clauderon"],
+        "scopes": {user_scopes!r},
         "users": {list(HUB_USERS)!r},
     }},
+    {{"name": "clauderon-admins", "scopes": ["custom:clauderon:admin"], "users": ["carol"]}},
     {{
         "name": "server",
         "scopes": [

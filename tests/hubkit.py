@@ -18,6 +18,9 @@ Hub = demo.DemoHub
 USERS = demo.HUB_USERS
 
 
+NOENGINE = "services/clauderon-noengine/"
+
+
 def start_hub(workdir: Path, agents: str, kubeconfig: Path | None = None) -> Iterator[demo.DemoHub]:
     if shutil.which("configurable-http-proxy") is None:
         need("configurable-http-proxy is not installed (apt-get install node-configurable-http-proxy)")
@@ -26,7 +29,7 @@ def start_hub(workdir: Path, agents: str, kubeconfig: Path | None = None) -> Ite
     except ImportError:
         need("jupyterhub is not installed (pip install 'clauderon-nb[service]')")
     env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}
-    hub = demo.DemoHub.start(agents=agents, workdir=workdir, service_env=env, workspace_url=True)
+    hub = demo.DemoHub.start(agents=agents, workdir=workdir, service_env=env, workspace_url=True, broken_engine=True)
     try:
         yield hub
     finally:

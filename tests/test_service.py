@@ -563,3 +563,34 @@ def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: st
     # Past the limit again (the abandoned uploads no longer count): the answer is about the workspace.
     assert status == 409 and "send the workspace bundle" in body["message"], body
     assert not list((hub.data_dir / "uploads").glob("*.bundle"))  # abandoned uploads are removed
+
+
+def test_a_holder_of_the_admin_scope_acts_on_every_session(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    remote(hub, "alice").create(repo=str(repo), prompt="a", agent="echo", image=image, name="scoped")
+    carol = remote(hub, "carol")  # not a hub admin: holds custom:clauderon:admin through a role
+    assert ("alice", "scoped") in {(s.owner, s.name) for s in carol.list(all_owners=True)}
+    assert carol.stop("alice/scoped").status.value == "stopped"
+    limited = hub.token("carol", scopes=["access:services!service=clauderon"])  # the scope left out
+    status, body = raw(hub, "GET", "/sessions?all=1", limited)
+    assert status == 403, body
+
+
+def test_an_unreachable_engine_is_503(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    assert hub.noengine_url
+    body = {"prompt": "x", "agent": "echo", "image": image, "workspace": workspace(repo)}
+    mgr = RemoteManager(Endpoint(hub.noengine_url, hub.tokens["alice"]))
+    from clauderon_nb.errors import EngineUnavailable
+
+    with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
+        mgr.create(repo=str(repo), prompt="x", image=image, agent="echo")  # its bundle is kept
+    request = urllib.request.Request(
+        hub.noengine_url + "api/v1/sessions",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"token {hub.tokens['alice']}", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=30)
+    error = json.loads(answer.value.read())
+    assert answer.value.code == 503 and error["error"] == "EngineUnavailable", error
+    assert mgr.list() == []  # nothing half-made

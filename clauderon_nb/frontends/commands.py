@@ -12,12 +12,12 @@ from ..errors import BackendError, ClauderonError, describe_validation_error
 from ..model.hints import HINTS
 from ..model.progress import ProgressCallback, no_progress
 from ..model.redact import redact_text
-from ..sessions.manager import SessionManager
 from .parser import UsageProblem, request_fields
 from .views import ConfigView, SessionDetails, SessionTable, Text
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
+    from .connect import Manager
 
 
 def write_stdout(text: str) -> None:
@@ -29,7 +29,7 @@ def write_stdout(text: str) -> None:
 class Context:
     """What a front end supplies: the manager, defaults, and how to talk to the user."""
 
-    manager: SessionManager  # carries the front end's defaults (a resolver layer of their own)
+    manager: Manager  # carries the front end's defaults (a resolver layer of their own)
     confirm: Callable[[str], bool] | None = None  # None: cannot ask (non-interactive)
     progress: ProgressCallback = no_progress
     write: Callable[[str], None] = write_stdout  # streaming output (logs --follow)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from ..remote.client import RemoteManager
+    from ..sessions.manager import SessionManager
+
+#: What the front ends talk to: sessions on this machine, or on the clauderon service.
+Manager = Union["SessionManager", "RemoteManager"]
 
 
 def manager_for(
@@ -10,7 +17,7 @@ def manager_for(
     defaults: dict[str, Any] | None = None,
     defaults_origin: str = "kernel defaults (%config Clauderon)",
     service_url: str = "",
-) -> Any:
+) -> Manager:
     """A ``RemoteManager`` when a service is configured or registered with the hub, else a ``SessionManager``."""
     from ..remote.discovery import find_service
 

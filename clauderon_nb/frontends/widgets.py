@@ -22,9 +22,9 @@ from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS, flag_for
 from ..model.progress import ProgressEvent
 from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
-from ..render.plan import Plan
-from ..sessions.manager import SessionManager
+from ..render.plan import Plan, PlanView
 from ..sessions.planning import Options
+from .connect import Manager, manager_for
 from .views import SessionTable, age_text
 
 ADVANCED_TITLE = "Advanced Container Settings"
@@ -68,19 +68,14 @@ def _flag_text(name: str, value: str) -> str:
 class CreateSessionForm(W.VBox):  # type: ignore[misc]
     """A form that validates as you type and creates a session on the real backend."""
 
-    def __init__(
-        self, manager: SessionManager | None = None, defaults: dict[str, str] | None = None, **kwargs: Any
-    ) -> None:
-        self.manager = manager or SessionManager()
+    def __init__(self, manager: Manager | None = None, defaults: dict[str, str] | None = None, **kwargs: Any) -> None:
+        self.manager = manager or manager_for()
         if defaults:  # the form's defaults: a resolver layer of their own (below the repository file)
-            self.manager = SessionManager(
-                self.manager.home,
-                owner=self.manager.owner,
-                defaults={**self.manager.defaults, **{k: v for k, v in defaults.items() if v}},
-                defaults_origin="form defaults",
+            self.manager = self.manager.with_defaults(
+                {**self.manager.defaults, **{k: v for k, v in defaults.items() if v}}, "form defaults"
             )
         self.session: Session | None = None
-        self.plan: Plan | None = None
+        self.plan: Plan | PlanView | None = None
         self._touched: set[str] = set()
         self._options_error = ""
         try:
@@ -250,7 +245,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         else:
             self.summary.value = _error_html("Fix the fields marked in red.")
 
-    def _show_plan(self, plan: Plan) -> None:
+    def _show_plan(self, plan: Plan | PlanView) -> None:
         local = plan.backend == "local"
         for name in CONTAINER_FIELDS:
             self.fields[name].disabled = local and not self.fields[name].value
@@ -325,8 +320,8 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
 class SessionList(W.VBox):  # type: ignore[misc]
     """The owner's sessions with logs, stop/start and delete; refresh costs one backend call per backend."""
 
-    def __init__(self, manager: SessionManager | None = None, **kwargs: Any) -> None:
-        self.manager = manager or SessionManager()
+    def __init__(self, manager: Manager | None = None, **kwargs: Any) -> None:
+        self.manager = manager or manager_for()
         self.sessions: list[Session] = []
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
@@ -427,11 +422,11 @@ def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:
     return {**(bundle or {}), "text/plain": text}
 
 
-def show_form(manager: SessionManager, defaults: dict[str, str] | None = None) -> CreateSessionForm:
+def show_form(manager: Manager, defaults: dict[str, str] | None = None) -> CreateSessionForm:
     return CreateSessionForm(manager, defaults)
 
 
-def show_sessions(manager: SessionManager) -> SessionList:
+def show_sessions(manager: Manager) -> SessionList:
     return SessionList(manager)
 
 

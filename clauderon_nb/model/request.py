@@ -102,3 +102,12 @@ class CreateSessionRequest(BaseModel):
     def explicit(self) -> dict[str, Any]:
         """The values the caller set (not ``None``)."""
         return {k: getattr(self, k) for k in type(self).model_fields if getattr(self, k) is not None}
+
+
+def as_request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
+    """A request given as a model or as its fields by keyword (the managers' ``plan``/``create``)."""
+    if request is None:
+        return CreateSessionRequest(**fields)
+    if fields:
+        raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
+    return request

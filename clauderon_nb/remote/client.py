@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ..config.environment import clauderon_home
 from ..errors import ClauderonError, ConfigError, EngineUnavailable
+from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.redact import redact_url, strip_credentials
 from ..model.session import Session
@@ -31,17 +32,9 @@ if TYPE_CHECKING:
     from ..sessions.planning import Options
 
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
-#: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults).
-SENT_FIELDS = (
-    "backend",
-    "agent",
-    "image",
-    "pull_policy",
-    "cpu_limit",
-    "memory_limit",
-    "cpu_request",
-    "memory_request",
-)
+#: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
+#: a preset is sent as the values it gave.
+SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f != "preset")
 CLIENT_SOURCES = ("session", "preset", "repo", "kernel", "user")
 
 
@@ -140,6 +133,10 @@ class RemoteManager:
 
     def __repr__(self) -> str:
         return f"RemoteManager({redact_url(self.client.endpoint.url)!r})"
+
+    def with_defaults(self, defaults: dict[str, Any], origin: str) -> RemoteManager:
+        """The same service, with other front-end defaults (a form's own)."""
+        return RemoteManager(self.client.endpoint, self.home, defaults=defaults, defaults_origin=origin)
 
     @property
     def owner(self) -> str:
@@ -449,10 +446,6 @@ def _size(n: int) -> str:
 
 
 def _request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
-    if request is None:
-        from ..model.request import CreateSessionRequest
+    from ..model.request import as_request  # pydantic loads only when a command plans
 
-        return CreateSessionRequest(**fields)
-    if fields:
-        raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
-    return request
+    return as_request(request, fields)

@@ -8,12 +8,13 @@ SQLite) runs in a thread pool so one slow pull never stalls other users.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -586,26 +587,38 @@ class BundleHandler(ApiHandler):
             raise ApiError("ConfigError", f"session {session.name!r} was not made from a sent workspace")
         bare = self.service.repo_dir(session.owner, key)  # derived again, never taken from the record
         base = session.runtime.get("base_commit") if isinstance(session.runtime.get("base_commit"), str) else None
-        folder = self.service.data_dir / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".bundle")
-        os.close(fd)
-        try:
-            commit = await self.call(lambda: export_branch(bare, f"clauderon/{session.name}", base, Path(tmp)))
+        with temporary_bundle(self.service) as tmp:
+            commit = await self.call(lambda: export_branch(bare, f"clauderon/{session.name}", base, tmp))
             self.set_header("X-Clauderon-Commit", commit or (base or ""))
             self.set_header("X-Clauderon-Branch", f"clauderon/{session.name}")
             if commit is None:
                 self.set_status(204)
                 self.finish()
                 return
-            self.set_header("Content-Type", BUNDLE_TYPE)
-            with open(tmp, "rb") as fh:
-                while block := fh.read(1024 * 1024):
-                    self.write(block)
-                    await self.flush()
-            self.finish()
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            await send_bundle(self, tmp)
+
+
+@contextlib.contextmanager
+def temporary_bundle(service: Service) -> Iterator[Path]:
+    """A temporary file for a bundle in the service's data folder, removed afterwards."""
+    folder = service.data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".bundle")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+async def send_bundle(handler: web.RequestHandler, path: Path) -> None:
+    """Stream a bundle file as the answer."""
+    handler.set_header("Content-Type", BUNDLE_TYPE)
+    with open(path, "rb") as fh:
+        while block := fh.read(1024 * 1024):
+            handler.write(block)
+            await handler.flush()
+    handler.finish()
 
 
 class WorkspaceHandler(web.RequestHandler):
@@ -624,22 +637,12 @@ class WorkspaceHandler(web.RequestHandler):
         if not match or not re.fullmatch(r"[0-9a-f-]{36}", session_id):
             raise web.HTTPError(401)
         bare, base = await self.service.run(self._redeem, session_id, match.group(1))
-        folder = self.service.data_dir / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".bundle")
-        os.close(fd)
-        try:
-            out = await self.service.run(lambda: run_git(["bundle", "create", "-q", tmp, f"{TIP_PREFIX}{base}"], bare))
+        with temporary_bundle(self.service) as tmp:
+            args = ["bundle", "create", "-q", str(tmp), f"{TIP_PREFIX}{base}"]
+            out = await self.service.run(lambda: run_git(args, bare))
             if out.returncode != 0:
                 raise web.HTTPError(500)
-            self.set_header("Content-Type", BUNDLE_TYPE)
-            with open(tmp, "rb") as fh:
-                while block := fh.read(1024 * 1024):
-                    self.write(block)
-                    await self.flush()
-            self.finish()
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            await send_bundle(self, tmp)
 
     def _redeem(self, session_id: str, token: str) -> tuple[Path, str]:
         """Check the token against the session's record and strike it (it works once)."""

@@ -77,6 +77,18 @@ class SessionManager:
     def __repr__(self) -> str:
         return f"SessionManager(home={str(self.home)!r}, owner={self.owner!r})"
 
+    def with_defaults(self, defaults: dict[str, Any], origin: str) -> SessionManager:
+        """The same manager with other front-end defaults (a form's own)."""
+        return SessionManager(
+            self.home,
+            owner=self.owner,
+            defaults=defaults,
+            defaults_origin=origin,
+            shared=self.shared,
+            admin=self._admin,
+            workspace_url=self.workspace_url,
+        )
+
     @property
     def store(self) -> Store:
         """The session store, created on first write."""
@@ -610,13 +622,9 @@ def _redacted(session: Session) -> Session:
 
 
 def _request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
-    if request is None:
-        from ..model.request import CreateSessionRequest
+    from ..model.request import as_request  # pydantic loads only when a command plans
 
-        return CreateSessionRequest(**fields)
-    if fields:
-        raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
-    return request
+    return as_request(request, fields)
 
 
 def _rollback(undo: list[Any]) -> None:

@@ -17,52 +17,39 @@ from ..model.session import Session, Status
 T = TypeVar("T")
 SCHEMA_VERSION = 2
 BUSY_SECONDS = 30.0
+
+
+def _table(name: str, *, unique: str) -> str:
+    """The sessions table; ``unique`` is the uniqueness rule on names of that schema version."""
+    name_column = "name TEXT NOT NULL UNIQUE" if unique == "name" else "name TEXT NOT NULL"
+    rule = ",\n        UNIQUE (owner, name)" if unique == "owner, name" else ""
+    return f"""
+    CREATE TABLE {name} (
+        id TEXT PRIMARY KEY,
+        {name_column},
+        owner TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        worktree TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        backend_id TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        runtime TEXT NOT NULL DEFAULT '{{}}'{rule}
+    )"""
+
+
 # Each migration is a list of statements, run in one transaction with the version bump.
 _MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """
-    CREATE TABLE sessions (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        owner TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        agent TEXT NOT NULL,
-        repo TEXT NOT NULL,
-        worktree TEXT NOT NULL,
-        branch TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        backend_id TEXT,
-        status TEXT NOT NULL,
-        error TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        runtime TEXT NOT NULL DEFAULT '{}'
-    )""",
-        "CREATE INDEX sessions_owner ON sessions(owner)",
-    ],
+    1: [_table("sessions", unique="name"), "CREATE INDEX sessions_owner ON sessions(owner)"],
     # Names are per owner (a shared service keeps every hub user's sessions in one store).
     2: [
-        """
-    CREATE TABLE sessions_v2 (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        agent TEXT NOT NULL,
-        repo TEXT NOT NULL,
-        worktree TEXT NOT NULL,
-        branch TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        backend_id TEXT,
-        status TEXT NOT NULL,
-        error TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        runtime TEXT NOT NULL DEFAULT '{}',
-        UNIQUE (owner, name)
-    )""",
+        _table("sessions_v2", unique="owner, name"),
         "INSERT INTO sessions_v2 SELECT * FROM sessions",
         "DROP TABLE sessions",
         "ALTER TABLE sessions_v2 RENAME TO sessions",
