@@ -113,3 +113,41 @@ def test_the_flat_layouts_import_paths_still_work() -> None:
     from clauderon_nb.sessions.manager import SessionManager
 
     assert importlib.import_module("clauderon_nb.manager").SessionManager is SessionManager
+
+
+def test_list_show_and_logs_with_sessions_load_no_pydantic(repo: Path, home: Path) -> None:
+    """The read-only commands on a store that has sessions (each reconciled with its worktree)."""
+    import os
+
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    env = {**os.environ, "CLAUDERON_HOME": str(home)}
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clauderon_nb",
+            "create",
+            "--repo",
+            str(repo),
+            "--prompt",
+            "x",
+            "--backend",
+            "local",
+            "--agent",
+            "quick",
+            "--name",
+            "light",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    for command in (["list"], ["show", "light"], ["logs", "light"]):
+        code = (
+            "import sys; from clauderon_nb.frontends.cli import main; "
+            f"main({command!r}); "
+            "print('HEAVY', ','.join(m for m in ('pydantic', 'docker', 'kubernetes', 'ipywidgets') if m in sys.modules))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == "HEAVY", (command, out.stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import string
+from pathlib import Path
 
 MAX_NAME = 40  # before the "-xxxx" suffix
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -56,6 +57,13 @@ def owner_folder(owner: str) -> str:
 
     digest = hashlib.sha256(owner.encode(errors="surrogatepass")).hexdigest()[:16]
     return f"{slugify(owner, 20) or 'u'}-{digest}"
+
+
+def worktree_root(home: Path, owner: str, shared: bool) -> Path:
+    """The folder of an owner's worktrees; on the shared service a folder per owner (names are per owner)."""
+    if not shared:
+        return home / "worktrees"
+    return home / "worktrees" / owner_folder(owner)
 
 
 def random_suffix() -> str:

@@ -14,7 +14,7 @@ from ..config.environment import clauderon_home, docker_engine_present
 from ..errors import BackendError, ClauderonError, ConfigError, PolicyError, did_you_mean
 from ..model.choices import Backend
 from ..model.image import parse_image
-from ..model.naming import current_owner, is_dns_label, name_from_prompt
+from ..model.naming import current_owner, is_dns_label, name_from_prompt, worktree_root
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_text
@@ -446,8 +446,6 @@ class SessionManager:
 
     def _worktree(self, session: Session) -> Path:
         """Where the session's worktree must be: derived from its owner and name, never taken from the store."""
-        from .planning import worktree_root
-
         return worktree_root(self.home, session.owner, self.shared) / session.name
 
     def _remove_parts(self, session: Session) -> str | None:

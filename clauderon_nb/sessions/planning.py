@@ -24,7 +24,7 @@ from ..config.trust import TRUSTED_KEYS, is_trusted, trust
 from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.limits import MAX_ARG_BYTES
-from ..model.naming import owner_folder, stable_name
+from ..model.naming import stable_name, worktree_root
 from ..model.pull_policy import PullPolicy
 from ..model.redact import SECRET_MASK, redact_url
 from ..model.request import CreateSessionRequest
@@ -225,13 +225,6 @@ class Planner:
             max_cpu=policy.max_cpu(),
             max_memory=policy.max_memory(),
         )
-
-
-def worktree_root(home: Path, owner: str, shared: bool) -> Path:
-    """The folder of an owner's worktrees; on the shared service a folder per owner (names are per owner)."""
-    if not shared:
-        return home / "worktrees"
-    return home / "worktrees" / owner_folder(owner)
 
 
 def check_arguments(spec: SessionSpec) -> None:
