@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
@@ -79,15 +79,28 @@ def rename_aliases(values: dict[str, Any]) -> dict[str, Any]:
 
 def session_json(session: Session) -> dict[str, Any]:
     """A session as the service sends it (the service's own paths are not shown)."""
-    data = asdict(session)
-    data["status"] = session.status.value
-    runtime = data.pop("runtime") or {}
-    data["runtime"] = {
-        k: runtime[k] for k in ("container", "pod", "namespace", "base_commit", "orphan") if k in runtime
+    runtime = session.runtime
+    return {
+        "id": session.id,
+        "name": session.name,
+        "owner": session.owner,
+        "backend": session.backend,
+        "agent": session.agent,
+        "repo": runtime.get("client_repo") or "-",
+        "worktree": "/workspace (on the service)",
+        "branch": session.branch,
+        "prompt": session.prompt,
+        "settings": session.settings,
+        "backend_id": session.backend_id,
+        "status": session.status.value,
+        "error": session.error,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "runtime": {k: runtime[k] for k in _SHOWN_RUNTIME if k in runtime},
     }
-    data["repo"] = runtime.get("client_repo") or "-"
-    data["worktree"] = "/workspace (on the service)"
-    return data
+
+
+_SHOWN_RUNTIME = ("container", "pod", "namespace", "base_commit", "orphan")
 
 
 def session_from_json(data: Any) -> Session:

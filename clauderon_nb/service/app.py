@@ -82,6 +82,7 @@ class Service:
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "clauderon"))
     backends: dict[str, Any] = field(default_factory=dict)
     _inflight: dict[str, int] = field(default_factory=dict)
+    _store: Store | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def manager(self, caller: Caller) -> SessionManager:
@@ -93,6 +94,9 @@ class Service:
             workspace_url=self.workspace_url,
         )
         mgr._backends = self.backends  # one engine client for the whole service
+        if self._store is None:
+            self._store = mgr.store
+        mgr._store = self._store  # and one store, opened once
         return mgr
 
     def repo_dir(self, owner: str, key: str) -> Path:
