@@ -210,6 +210,7 @@ class DemoHub:
         service_env: dict[str, str] | None = None,
         workspace_url: bool = False,
         broken_engine: bool = False,
+        cull_every: float = 60,
     ) -> DemoHub:
         """Start the hub and wait for it and the service; tokens for every user are made.
 
@@ -239,6 +240,7 @@ class DemoHub:
                 service_env or {},
                 workspace_url,
                 ports["noengine"] if broken_engine else None,
+                cull_every,
             )
         )
         log = open(workdir / "hub.log", "wb")  # noqa: SIM115 - closed by stop()
@@ -412,11 +414,12 @@ def _hub_config(
     extra_env: dict[str, str],
     workspace_url: bool,
     broken_engine_port: int | None = None,
+    cull_every: float = 60,
 ) -> str:
     import secrets
     import sys
 
-    command = [sys.executable, "-m", "clauderon_nb", "serve", "--policy", str(policy)]
+    command = [sys.executable, "-m", "clauderon_nb", "serve", "--policy", str(policy), "--cull-every", str(cull_every)]
     user_scopes = ["access:services!service=clauderon", "read:services!service=clauderon"]
     extra_services: list[dict[str, object]] = []
     if broken_engine_port:  # a second service whose engine is unreachable (for the 503 answer)

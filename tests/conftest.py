@@ -160,6 +160,9 @@ command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.
 [agents.quiet]
 command = ["sh", "-c", "printf '%s' \"$CLAUDERON_PROMPT\" > /tmp/prompt; echo started; exec sleep 600"]
 
+[agents.chatty]
+command = ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]
+
 [agents.keyed]
 command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
 pass_env = ["TEST_SERVICE_KEY"]

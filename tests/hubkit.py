@@ -29,7 +29,9 @@ def start_hub(workdir: Path, agents: str, kubeconfig: Path | None = None) -> Ite
     except ImportError:
         need("jupyterhub is not installed (pip install 'clauderon-nb[service]')")
     env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}
-    hub = demo.DemoHub.start(agents=agents, workdir=workdir, service_env=env, workspace_url=True, broken_engine=True)
+    hub = demo.DemoHub.start(
+        agents=agents, workdir=workdir, service_env=env, workspace_url=True, broken_engine=True, cull_every=1
+    )
     try:
         yield hub
     finally:

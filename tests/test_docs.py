@@ -40,7 +40,11 @@ def keys(model: type[BaseModel], prefix: str = "") -> set[str]:
             and isinstance(typing.get_args(inner)[1], type)
             and issubclass(typing.get_args(inner)[1], BaseModel)
         ):
-            out |= keys(typing.get_args(inner)[1], f"{prefix}{name}.NAME.")
+            section = typing.get_args(inner)[1]
+            if set(section.model_fields) <= set(model.model_fields):  # a section of the file's own keys
+                out.add(f"{prefix}{name}.NAME")
+            else:
+                out |= keys(section, f"{prefix}{name}.NAME.")
         else:
             out.add(prefix + name)
     return out

@@ -132,3 +132,141 @@ def test_default_preset_above_the_policy_maximum_is_a_policy_file_error(
     ):
         plan(repo, backend="docker")
     assert plan(repo, backend="docker", preset="small", memory_limit="1g").settings.memory_limit == GI
+
+
+# --- groups, users and quotas -----------------------------------------------------------
+
+GROUPS = """
+max_cpu = "1"
+max_memory = "2g"
+allowed_images = ["docker.io/library/python:*"]
+
+[groups.students]
+max_cpu = "500m"
+max_running_sessions = 1
+
+[groups.research]
+max_cpu = "8"
+allowed_images = ["ghcr.io/lab/*"]
+max_running_sessions = 3
+
+[users.alice]
+max_cpu = "2"
+"""
+
+
+def test_groups_narrow_and_widen_and_a_user_section_beats_them(repo: Path, policy: Callable[[str], Path]) -> None:
+    from clauderon_nb.config.policy import load_policy
+
+    policy(GROUPS)
+    base = load_policy()
+    assert base.for_user("nobody").max_cpu() == 1000
+    assert base.for_user("bob", ("students",)).max_cpu() == 500
+    both = base.for_user("carol", ("students", "research", "unknown-group"))
+    assert both.max_cpu() == 8000  # the most permissive of the groups
+    assert both.limit("max_running_sessions") == (3, f"{both.files[0].where} [groups.research, groups.students]")
+    assert both.image_allowed("ghcr.io/lab/x:1")
+    assert not both.image_allowed("docker.io/library/python:3.12")  # a group's list replaces the top level's
+    assert base.for_user("alice", ("students",)).max_cpu() == 2000  # [users.alice] beats her group
+    with pytest.raises(PolicyError, match=r"\[groups.students\]: max_cpu is 500m; cpu_limit 1 core"):
+        SessionManager(owner="bob", groups=("students",)).plan(
+            repo=str(repo), prompt="x", backend="docker", cpu_limit="1", image="python:3.12"
+        )
+    allowed = SessionManager(owner="carol", groups=("research",)).plan(
+        repo=str(repo), prompt="x", backend="docker", cpu_limit="6", image="ghcr.io/lab/tool:2"
+    )
+    assert allowed.settings.cpu_limit == 6000
+
+
+def test_a_bad_section_is_one_line_about_the_file(repo: Path, policy: Callable[[str], Path]) -> None:
+    policy('[groups.students]\nmax_cpuu = "1"\n')
+    with pytest.raises(ConfigError, match=r"groups\.students\.max_cpuu") as exc:
+        plan(repo, backend="docker")
+    assert "\n" not in str(exc.value)
+    policy("max_sessions = -1\n")
+    with pytest.raises(ConfigError, match=r"max_sessions -1: expected a whole number"):
+        plan(repo, backend="docker")
+    policy('max_lifetime = "forever"\n')
+    with pytest.raises(ConfigError, match=r"max_lifetime 'forever': expected a duration"):
+        plan(repo, backend="docker")
+
+
+def test_quotas_count_sessions_and_running_ones_under_concurrency(
+    repo: Path, write: Write, policy: Callable[[str], Path]
+) -> None:
+    """Eight threads at once against max_sessions = 3: exactly three records, whatever the timing."""
+    import threading
+
+    from clauderon_nb.sessions.quotas import QuotaError
+
+    write("config.toml", '[agents.nap]\ncommand = ["sleep", "600"]\n')
+    policy("max_sessions = 3\n")
+    made: list[str] = []
+    refused: list[str] = []
+
+    def create(i: int) -> None:
+        try:
+            made.append(
+                SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="nap", name=f"q{i}").name
+            )
+        except QuotaError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mgr = SessionManager()
+    try:
+        assert len(made) == 3 and len(refused) == 5, (made, refused)
+        assert refused[0].startswith("quota max_sessions (")
+        assert "you have 3 sessions (running and stopped), the limit is 3; delete one first" in refused[0]
+        policy("max_running_sessions = 2\n")
+        mgr.stop(made[0])
+        with pytest.raises(QuotaError, match="you have 2 running sessions, the limit is 2; stop one first"):
+            mgr.start(made[0])
+        assert mgr.get(made[0]).status.value == "stopped"  # refused before anything ran
+        mgr.stop(made[1])
+        assert mgr.start(made[0]).status.value == "running"
+    finally:
+        for name in made:
+            mgr.delete(name)
+
+
+def test_total_cpu_and_memory_quotas(repo: Path, policy: Callable[[str], Path]) -> None:
+    from clauderon_nb.config.policy import load_policy
+    from clauderon_nb.model.session import Session, Status
+    from clauderon_nb.sessions.quotas import QuotaError, check_quotas, usage
+
+    policy('max_total_cpu = "2"\nmax_total_memory = "4g"\n')
+    rules = load_policy()
+
+    def s(status: Status, cpu: int | None, mem: int | None) -> Session:
+        return Session(
+            id=str(cpu),
+            name="n",
+            owner="o",
+            backend="docker",
+            agent="a",
+            repo="-",
+            worktree="-",
+            branch="b",
+            prompt="p",
+            settings={"cpu_limit": cpu, "memory_limit": mem},
+            backend_id=None,
+            status=status,
+            error=None,
+            created_at=0,
+            updated_at=0,
+        )
+
+    have = [s(Status.RUNNING, 1500, GI), s(Status.STOPPED, 4000, 8 * GI)]
+    assert usage(have)["max_total_cpu"] == 1500  # stopped sessions hold no CPU
+    check_quotas(rules, have, {"cpu_limit": 500, "memory_limit": GI}, new=True)
+    with pytest.raises(
+        QuotaError, match=r"your running sessions use 1500m and this one asks for 1 core, the limit is 2 cores"
+    ):
+        check_quotas(rules, have, {"cpu_limit": 1000, "memory_limit": GI}, new=True)
+    with pytest.raises(QuotaError, match=r"quota max_total_memory .*: a session needs a memory_limit"):
+        check_quotas(rules, have, {"cpu_limit": 100, "memory_limit": None}, new=True)

@@ -594,3 +594,119 @@ def test_an_unreachable_engine_is_503(hub: hubkit.Hub, repo: Path, image: str) -
     error = json.loads(answer.value.read())
     assert answer.value.code == 503 and error["error"] == "EngineUnavailable", error
     assert mgr.list() == []  # nothing half-made
+
+
+# --- groups and quotas, enforced by the service ---------------------------------------------
+
+
+def _join(hub: hubkit.Hub, group: str, user: str) -> str:
+    """Put ``user`` in a hub group; returns a fresh token (the service caches a token's groups briefly)."""
+    import contextlib
+
+    with contextlib.suppress(urllib.error.HTTPError):  # the group exists already
+        hub.call("POST", f"/groups/{group}", {})
+    hub.call("POST", f"/groups/{group}/users", {"users": [user]})
+    return hub.token(user)
+
+
+def test_group_quotas_hold_under_concurrent_creates(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    policy.write_text('max_sessions = 10\n\n[groups.students]\nmax_sessions = 2\nmax_cpu = "1"\n')
+    token = _join(hub, "students", "bob")
+    bob = RemoteManager(Endpoint(hub.service_url, token))
+    bob.create(repo=str(repo), prompt="warm", agent="echo", image=image, name="warm")  # the repository is there
+    bob.delete("warm")
+    made: list[str] = []
+    refused: list[str] = []
+
+    def create(i: int) -> None:
+        try:
+            mgr = RemoteManager(Endpoint(hub.service_url, token))
+            made.append(mgr.create(repo=str(repo), prompt="x", agent="echo", image=image, name=f"c{i}").name)
+        except PolicyError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]  # 4: the in-flight limit per user
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 2 and len(refused) == 2, (made, refused)
+    assert refused[0] == (
+        "quota max_sessions (~/policy.toml [groups.students]): you have 2 sessions (running and stopped), "
+        "the limit is 2; delete one first"
+    )
+    with pytest.raises(PolicyError, match=r"\[groups.students\]: max_cpu is 1 core; cpu_limit 2 cores"):
+        bob.plan(repo=str(repo), prompt="x", agent="echo", image=image, cpu_limit="2")
+    alice = remote(hub, "alice")  # not a student: the top level applies
+    for i in range(3):
+        alice.create(repo=str(repo), prompt="x", agent="echo", image=image, name=f"a{i}", cpu_limit="2")
+
+
+def test_a_group_widens_what_its_members_may_ask_for(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    policy.write_text('max_cpu = "1"\n\n[groups.research]\nmax_cpu = "3"\n')
+    carol = RemoteManager(Endpoint(hub.service_url, _join(hub, "research", "carol")))
+    session = carol.create(repo=str(repo), prompt="big", agent="echo", image=image, cpu_limit="2", name="wide")
+    assert session.settings["cpu_limit"] == 2000
+    status, body = raw(
+        hub,
+        "POST",
+        "/plan",
+        hub.tokens["alice"],
+        {"prompt": "x", "agent": "echo", "image": image, "cpu_limit": "2", "workspace": workspace(repo)},
+    )
+    assert status == 403 and "max_cpu is 1 core" in body["message"], body
+
+
+# --- lifetimes: culling on a controllable clock, and on the service's own timer ----------------
+
+
+def test_culling_on_a_controllable_clock(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    import time
+
+    policy.write_text('max_lifetime = "8h"\nidle_timeout = "1h"\ndelete_stopped_after = "7d"\n')
+    alice = remote(hub, "alice")
+    t0 = time.time()
+    alice.create(repo=str(repo), prompt="say it once", agent="echo", image=image, name="idle")
+    alice.create(repo=str(repo), prompt="keep talking", agent="chatty", image=image, name="busy")
+    status, body = raw(hub, "POST", "/cull", hub.tokens["alice"], b"")
+    assert status == 403 and body["error"] == "Forbidden"  # a pass is for admins
+    admin = remote(hub, "admin")
+    admin.cull(now=t0 + 2 * 3600)  # first look: the agents' activity is recorded
+    time.sleep(1.0)  # busy prints meanwhile; idle does not
+    stopped = {a.name: a for a in admin.cull(now=t0 + 4 * 3600) if a.owner == "alice"}
+    idle = alice.get("idle")
+    assert idle.status.value == "stopped" and alice.get("busy").status.value == "running"
+    assert idle.error is not None
+    assert idle.error.startswith(
+        "stopped by the admin policy: idle_timeout 1h (~/policy.toml); no output and no CPU for"
+    )
+    if "idle" in stopped:
+        assert stopped["idle"].reason == "idle_timeout" and stopped["idle"].action == "stop"
+    assert [h["by"] for h in idle.runtime["history"]] == ["cull"]
+    (lifetime,) = [a for a in admin.cull(now=t0 + 9 * 3600) if a.owner == "alice"]
+    assert (lifetime.name, lifetime.reason) == ("busy", "max_lifetime")
+    assert "created 9h" in lifetime.message
+    week = t0 + 9 * 3600 + 8 * 86400
+    planned = [a for a in admin.cull(now=week, dry_run=True) if a.owner == "alice"]
+    assert sorted((a.name, a.action) for a in planned) == [("busy", "delete"), ("idle", "delete")]
+    assert len(alice.list()) == 2  # a dry run does nothing
+    admin.cull(now=week)
+    assert alice.list() == []
+
+
+def test_the_service_culls_on_its_own_timer(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    """The test hub's service runs a pass every second (``--cull-every 1``)."""
+    import time
+
+    alice = remote(hub, "alice")
+    alice.create(repo=str(repo), prompt="short", agent="echo", image=image, name="short")
+    policy.write_text('max_lifetime = "2s"\n')
+    deadline = time.monotonic() + 20
+    while alice.get("short").status.value != "stopped":
+        assert time.monotonic() < deadline, "the timer did not stop the session"
+        time.sleep(0.2)
+    session = alice.get("short")
+    assert session.error and "max_lifetime 2s" in session.error
+    assert "cull" in str(
+        subprocess.run([sys.executable, "-m", "clauderon_nb", "--help"], capture_output=True, text=True).stdout
+    )

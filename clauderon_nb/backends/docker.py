@@ -350,6 +350,19 @@ class DockerBackend:
             raise BackendError(_explain(exc), step="logs") from None
         return bytes(data).decode(errors="replace").replace("\r\n", "\n")  # a TTY writes CRLF
 
+    def activity(self, session: Session) -> str | None:
+        """Changes whenever the agent uses CPU or writes output: its CPU time and its last log line's time."""
+        rows = [r for r in self.containers(session) if r.get("State") == "running"]
+        if not rows:
+            return None
+        cid = str(rows[0]["Id"])
+        stats = self._api("read container stats", self.client.api.stats, cid, stream=False, one_shot=True)
+        used = ((stats or {}).get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
+        cpu = used // 100_000_000 if isinstance(used, int) else None  # tenths of a CPU second: not the noise
+        last = self._api("read logs", self.client.api.logs, cid, tail=1, timestamps=True)
+        stamp = bytes(last or b"").split(b" ", 1)[0].decode(errors="replace")
+        return f"{cpu}:{stamp}"
+
     def attach_command(self, session: Session) -> str:
         host = os.environ.get("DOCKER_HOST")
         prefix = f"docker -H {shlex.quote(redact_url(host))}" if host else "docker"

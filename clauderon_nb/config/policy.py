@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from ..errors import ConfigError, PolicyError
 from ..model.display import show_value
 from ..model.fields import BackendName, Cpu, Identifier, Memory, Policy
 from ..model.image import parse_image
-from ..model.units import parse_memory
+from ..model.units import parse_duration, parse_memory
 from .tomlfile import display_path, load_toml, readable_file
 
 SYSTEM_POLICY = Path("/etc/clauderon/policy.toml")
@@ -92,13 +92,27 @@ def _bytes(value: Any, info: ValidationInfo) -> int:
     return parse_memory(value, info.field_name or "size", minimum=1)
 
 
-class PolicyConfig(BaseModel):
-    """``policy.toml``: every key optional; absent means unbounded."""
+def _duration(value: Any, info: ValidationInfo) -> float:
+    return parse_duration(value, info.field_name or "duration")
+
+
+def _count(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{info.field_name} {value!r}: expected a whole number, 0 or more")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_count)]
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+class PolicyRules(BaseModel):
+    """The bounds one user gets: the top level of ``policy.toml``, or a ``[groups.X]``/``[users.X]`` section."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     allowed_images: Annotated[list[str], BeforeValidator(_image_patterns)] | None = None
-    allow_digests: bool = False
+    allow_digests: bool | None = None
     max_cpu: Cpu | None = None
     max_memory: Memory | None = None
     max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
@@ -107,23 +121,80 @@ class PolicyConfig(BaseModel):
     allowed_pull_policies: list[Policy] | None = None
     allowed_networks: Annotated[list[str], BeforeValidator(_networks)] | None = None
     default_preset: Identifier | None = None
+    # Quotas, per user (enforced by the service; advisory in a user's own kernel).
+    max_sessions: Count | None = None  # running and stopped
+    max_running_sessions: Count | None = None
+    max_total_cpu: Cpu | None = None
+    max_total_memory: Memory | None = None
+    # Lifetimes: the service's culler (or `clauderon-nb cull`) stops and deletes.
+    max_lifetime: Duration | None = None
+    idle_timeout: Duration | None = None
+    delete_stopped_after: Duration | None = None
+
+
+#: How several groups combine: the most permissive value of each key.
+_LISTS = ("allowed_images", "allowed_backends", "allowed_pull_policies", "allowed_networks")
+
+
+def _most_permissive(key: str, values: list[Any]) -> Any:
+    if key in _LISTS:
+        return list(dict.fromkeys(v for value in values for v in value))
+    if key == "allow_digests":
+        return any(values)
+    if key == "default_preset":
+        return values[0]  # groups in name order: the first that names one
+    return max(values)
+
+
+class PolicyConfig(PolicyRules):
+    """``policy.toml``: every key optional; absent means unbounded. ``[groups.NAME]`` and
+    ``[users.NAME]`` sections change the bounds for the members of a hub group or one user."""
+
     admins: Annotated[list[str], BeforeValidator(_names)] | None = None
+    groups: dict[str, PolicyRules] = Field(default_factory=dict)
+    users: dict[str, PolicyRules] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PolicyFile:
     path: Path
     rules: PolicyConfig
+    sections: dict[str, str] = field(default_factory=dict)  # key -> "[groups.x]" when a section set it
 
     @property
     def where(self) -> str:
         return display_path(self.path)
 
+    def where_for(self, key: str) -> str:
+        """The file, and the section that set ``key`` for this user (if not the top level)."""
+        section = self.sections.get(key)
+        return f"{self.where} {section}" if section else self.where
+
     def image_allowed(self, image: str) -> bool:
         globs = self.rules.allowed_images
         if globs is None:
             return True
-        return any(_pattern_regex(g, self.rules.allow_digests).fullmatch(image) for g in globs)
+        return any(_pattern_regex(g, bool(self.rules.allow_digests)).fullmatch(image) for g in globs)
+
+    def for_user(self, owner: str, groups: tuple[str, ...] = ()) -> PolicyFile:
+        """The rules for ``owner``: an explicit ``[users.NAME]`` beats groups; several groups give the
+        most permissive value of each key; keys no section sets stay as the top level says."""
+        rules = self.rules
+        update: dict[str, Any] = {}
+        sections: dict[str, str] = {}
+        member = sorted(g for g in groups if g in rules.groups)
+        for key in PolicyRules.model_fields:
+            user = rules.users.get(owner)
+            if user is not None and getattr(user, key) is not None:
+                update[key], sections[key] = getattr(user, key), f"[users.{owner}]"
+                continue
+            setting = [(g, getattr(rules.groups[g], key)) for g in member if getattr(rules.groups[g], key) is not None]
+            if setting:
+                update[key] = _most_permissive(key, [v for _, v in setting])
+                sections[key] = "[groups." + ", groups.".join(g for g, _ in setting) + "]"
+        if not update:
+            return self
+        return PolicyFile(self.path, rules.model_copy(update=update), sections)
 
 
 @dataclass(frozen=True)
@@ -169,6 +240,15 @@ class AdminPolicy:
     def is_admin(self, owner: str) -> bool:
         return any(f.rules.admins and owner in f.rules.admins for f in self.files)
 
+    def for_user(self, owner: str, groups: tuple[str, ...] = ()) -> AdminPolicy:
+        """The bounds that apply to ``owner`` (a member of ``groups``), section by section."""
+        return AdminPolicy(tuple(f.for_user(owner, groups) for f in self.files))
+
+    def limit(self, key: str) -> tuple[Any, str] | None:
+        """The tightest value of a quota or lifetime key over every file, and where it is set."""
+        found = [(getattr(f.rules, key), f.where_for(key)) for f in self.files if getattr(f.rules, key) is not None]
+        return min(found, key=lambda pair: pair[0]) if found else None
+
     def check(self, settings: dict[str, Any], sources: dict[str, str]) -> None:
         """Raise ``PolicyError`` (with ``.field``) for the first resolved value outside the bounds."""
         for f in self.files:
@@ -181,7 +261,7 @@ class AdminPolicy:
                 allowed, value = getattr(r, rule), settings.get(key)
                 if allowed is not None and value is not None and value not in allowed:
                     raise PolicyError(
-                        f"policy {f.where}: {rule} is {_listed(allowed)}; "
+                        f"policy {f.where_for(rule)}: {rule} is {_listed(allowed)}; "
                         f"{key} '{value}' ({sources.get(key)}) is not allowed",
                         field=key,
                     )
@@ -189,7 +269,7 @@ class AdminPolicy:
             if image is not None and not f.image_allowed(image):
                 digests = "" if r.allow_digests or "@" not in image else " (digests need allow_digests = true)"
                 raise PolicyError(
-                    f"policy {f.where}: allowed_images is {_listed(r.allowed_images or [])}; "
+                    f"policy {f.where_for('allowed_images')}: allowed_images is {_listed(r.allowed_images or [])}; "
                     f"image '{image}' ({sources.get('image')}) does not match{digests}",
                     field="image",
                 )
@@ -197,7 +277,7 @@ class AdminPolicy:
                 maximum, value = getattr(r, rule), settings.get(key)
                 if maximum is not None and value is not None and value > maximum:
                     raise PolicyError(
-                        f"policy {f.where}: {rule} is {show_value(key, maximum)}; "
+                        f"policy {f.where_for(rule)}: {rule} is {show_value(key, maximum)}; "
                         f"{key} {show_value(key, value)} ({sources.get(key)}) is above it",
                         field=key,
                     )

@@ -13,7 +13,7 @@ from ..model.hints import HINTS
 from ..model.progress import ProgressCallback, no_progress
 from ..model.redact import redact_text
 from .parser import UsageProblem, request_fields
-from .views import ConfigView, SessionDetails, SessionTable, Text
+from .views import ConfigView, CullReport, SessionDetails, SessionTable, Text
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         from ..model.request import CreateSessionRequest
 
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)))
+    if cmd == "cull":
+        return CullReport(mgr.cull(now=args.now, dry_run=args.dry_run), args.dry_run)
     if cmd == "fetch":
         return Text(mgr.fetch(args.name, args.repo))
     if cmd == "trust":

@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "config",
     "trust",
     "fetch",
+    "cull",
     "serve",
     "form",
     "sessions",
@@ -148,6 +149,18 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
     fetch = named("fetch", "bring a session's branch into your repository as clauderon/NAME")
     fetch.add_argument("--repo", metavar="PATH", default=".", help="your repository (default: .)")
+    cull = sub.add_parser(
+        "cull",
+        help="apply the policy's lifetimes now: stop long-running and idle sessions, delete long-stopped ones",
+        description="One pass of the admin policy's max_lifetime, idle_timeout and delete_stopped_after over "
+        "every owner's sessions (cron-friendly). The clauderon service does this on a timer by itself; with "
+        "it, this asks the service (hub admins only).",
+    )
+    cull.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+    cull.add_argument(
+        "--now", metavar="TIME", type=_when, default=None, help="the pass's clock: epoch seconds or ISO 8601"
+    )
+    cull.add_argument("--json", action="store_true", help="print JSON")
     serve = sub.add_parser(
         "serve",
         help="run the clauderon service for a JupyterHub (holds the engine, enforces the policy)",
@@ -162,6 +175,22 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
         "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."
     )
     return parser
+
+
+def _when(text: str) -> float:
+    import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epoch seconds or an ISO 8601 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 def _non_negative(text: str) -> int:

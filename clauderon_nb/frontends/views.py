@@ -116,6 +116,11 @@ class SessionDetails:
                 continue
             if s.settings.get(key) is not None:
                 fields.append((key, show_value(key, s.settings[key])))
+        history = s.runtime.get("history")
+        for entry in history if isinstance(history, list) else []:
+            if isinstance(entry, dict):
+                when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(entry.get("at") or 0)))
+                fields.append(("history", f"{when} {entry.get('action')} by {entry.get('by')} ({entry.get('reason')})"))
         return fields
 
     def __repr__(self) -> str:
@@ -160,3 +165,20 @@ class ConfigView:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+@dataclass(frozen=True)
+class CullReport:
+    """``cull``: what a pass did (or would do)."""
+
+    actions: list[Any]  # CullAction
+    dry_run: bool = False
+
+    def __repr__(self) -> str:
+        if not self.actions:
+            return "Nothing to cull."
+        head = "Would" if self.dry_run else "Did"
+        return "\n".join(f"{head}: {a!r}" for a in self.actions)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [a.to_json() for a in self.actions]

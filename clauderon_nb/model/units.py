@@ -174,6 +174,8 @@ def human_cpu(millicores: int) -> str:
 
 def human_memory(num_bytes: int) -> str:
     """Short display form: ``"4g"``, ``"512m"``; exact, so it parses back to the same bytes."""
+    if num_bytes == 0:
+        return "0"
     for power, suffix in ((4, "t"), (3, "g"), (2, "m"), (1, "k")):
         unit = 1024**power
         if num_bytes % unit == 0:
@@ -189,9 +191,49 @@ __all__ = [
     "docker_cpu_shares",
     "docker_nano_cpus",
     "human_cpu",
+    "human_duration",
     "human_memory",
     "k8s_cpu",
     "k8s_memory",
     "parse_cpu",
+    "parse_duration",
     "parse_memory",
 ]
+
+DURATION_HELP = "a duration such as 90s, 15m, 8h, 7d, 2w or 1h30m (a bare number is seconds)"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: object, field: str = "duration") -> float:
+    """Seconds from ``"8h"``, ``"1h30m"``, ``"7d"`` or a number of seconds; ``ValueError`` naming the field."""
+    bad = f"{field} {_show(value)}"
+    if isinstance(value, bool):
+        raise ValueError(f"{bad}: expected {DURATION_HELP}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _DURATION_PART.sub("", text) == "":
+            seconds = sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise ValueError(f"{bad}: expected {DURATION_HELP}")
+    else:
+        raise ValueError(f"{field} of type {type(value).__name__}: expected {DURATION_HELP}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{bad}: must be greater than zero; expected {DURATION_HELP}")
+    return seconds
+
+
+def human_duration(seconds: float) -> str:
+    """``90`` -> ``1m30s``, ``28800`` -> ``8h``, ``604800`` -> ``7d``."""
+    left = round(seconds)
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"

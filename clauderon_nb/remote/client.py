@@ -8,6 +8,7 @@ used for HTTP, so importing the package stays light.
 
 from __future__ import annotations
 
+import builtins
 import http.client
 import json
 import os
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..config.resolve import Resolution
     from ..model.request import CreateSessionRequest
     from ..render.plan import PlanView
+    from ..sessions.culling import CullAction
     from ..sessions.planning import Options
 
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
@@ -344,6 +346,20 @@ class RemoteManager:
             finally:
                 response.close()
         return _stream(response)
+
+    def cull(self, now: float | None = None, dry_run: bool = False) -> builtins.list[CullAction]:
+        """Ask the service for a pass of the policy's lifetimes now (hub admins only)."""
+        from ..sessions.culling import CullAction
+
+        query = {**({"dry_run": "1"} if dry_run else {}), **({"now": repr(now)} if now is not None else {})}
+        data = self.client.json("POST", "/cull", b"", query=query or None)
+        try:
+            return [
+                CullAction(a["id"], a["owner"], a["name"], a["action"], a["reason"], a["message"])
+                for a in data["actions"]
+            ]
+        except (KeyError, TypeError):
+            raise ClauderonError("the clauderon service sent a malformed cull report") from None
 
     def attach_command(self, name: str) -> str:
         session = self.get(name)

@@ -39,8 +39,10 @@ from ..sessions.bundles import (
     keep_tip,
     tips,
 )
+from ..sessions.culling import CullAction
 from ..sessions.gitrepo import RepoInfo, run_git
 from ..sessions.manager import Busy, NotFound, SessionManager
+from ..sessions.quotas import QuotaError
 from ..sessions.store import NameTaken, Store
 
 T = TypeVar("T")
@@ -83,6 +85,7 @@ class Service:
     backends: dict[str, Any] = field(default_factory=dict)
     _inflight: dict[str, int] = field(default_factory=dict)
     _store: Store | None = None
+    _cull_lock: threading.Lock = field(default_factory=threading.Lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def manager(self, caller: Caller) -> SessionManager:
@@ -92,12 +95,22 @@ class Service:
             shared=True,
             admin=caller.admin or None,
             workspace_url=self.workspace_url,
+            groups=caller.groups,
         )
         mgr._backends = self.backends  # one engine client for the whole service
         if self._store is None:
             self._store = mgr.store
         mgr._store = self._store  # and one store, opened once
         return mgr
+
+    def cull(self, now: float | None = None, dry_run: bool = False) -> list[CullAction]:
+        """One pass of the policy's lifetimes over every user's sessions (the timer's, or an admin's)."""
+        mgr = SessionManager(self.data_dir, owner="clauderon-service", shared=True, admin=True)
+        mgr._backends = self.backends
+        if self._store is not None:
+            mgr._store = self._store
+        with self._cull_lock:
+            return mgr.cull(now, dry_run)
 
     def repo_dir(self, owner: str, key: str) -> Path:
         return self.data_dir / "repos" / owner_folder(owner) / f"{key}.git"
@@ -140,6 +153,7 @@ def classify(exc: BaseException) -> ApiError:
         (NotFound, "NotFound"),
         (NameTaken, "Conflict"),
         (Busy, "Conflict"),
+        (QuotaError, "PolicyError"),
         (BundleError, "ValidationError"),
         (PolicyError, "PolicyError"),
         (ConfigError, "ConfigError"),
@@ -668,6 +682,22 @@ class WorkspaceHandler(web.RequestHandler):
         return self.service.repo_dir(session.owner, key), base
 
 
+class CullHandler(ApiHandler):
+    """``POST /api/v1/cull[?dry_run=1][&now=EPOCH]``: a pass of the lifetimes now (admins only)."""
+
+    async def post(self) -> None:
+        if not self.caller.admin and not self.manager().is_admin:
+            raise ApiError("Forbidden", "cull: only hub admins (or holders of the admin scope) may run a pass")
+        now_arg = self.get_argument("now", "")
+        try:
+            now = float(now_arg) if now_arg else None
+        except ValueError:
+            raise ApiError("ValidationError", f"now {now_arg[:40]!r}: expected epoch seconds") from None
+        dry = self.get_argument("dry_run", "") in ("1", "true", "yes")
+        actions = await self.call(lambda: self.service.cull(now, dry))
+        self.send_json({"actions": [a.to_json() for a in actions], "dry_run": dry})
+
+
 class NotFoundHandler(ApiHandler):
     async def prepare(self) -> None:
         await super().prepare()
@@ -688,6 +718,7 @@ def make_app(service: Service, prefix: str) -> web.Application:
         (rf"{base}/sessions/{name}/logs", LogsHandler),
         (rf"{base}/sessions/{name}/bundle", BundleHandler),
         (rf"{base}/workspaces/(?P<session_id>[^/]+)", WorkspaceHandler),
+        (rf"{base}/cull", CullHandler),
         (r".*", NotFoundHandler),
     ]
     return web.Application(

@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Kubernetes sessions of repositories without a remote fetch their workspace from it",
     )
     parser.add_argument(
+        "--cull-every",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="how often to apply the policy's max_lifetime, idle_timeout and delete_stopped_after (0: never)",
+    )
+    parser.add_argument(
         "--admin-scope",
         metavar="SCOPE",
         default="custom:clauderon:admin",
@@ -105,8 +112,22 @@ def serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         server = app.listen(port, address=where.hostname, xheaders=True, max_body_size=2**40)
+        culler = None
+        if args.cull_every > 0:
+            from tornado.ioloop import PeriodicCallback
+
+            async def cull_pass() -> None:
+                try:
+                    await service.run(service.cull)
+                except Exception:
+                    logging.exception("cull pass failed")
+
+            culler = PeriodicCallback(cull_pass, args.cull_every * 1000)
+            culler.start()
         logging.info("clauderon service %s listening on %s%s (data %s)", _version(), listen.rstrip("/"), prefix, data)
         await stop.wait()
+        if culler is not None:
+            culler.stop()
         server.stop()
         service.executor.shutdown(wait=False, cancel_futures=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -24,7 +25,11 @@ from .liveness import process_gone, this_process
 from .store import NameTaken, Store, StoreError
 
 if TYPE_CHECKING:
+    from .culling import CullAction
     from .gitrepo import RepoInfo
+
+_log = logging.getLogger("clauderon")
+ACTIVITY_KEY = "activity"  # the agent's last CPU/output marker and when it changed (for idle_timeout)
 
 
 class Busy(ClauderonError):
@@ -62,6 +67,7 @@ class SessionManager:
         shared: bool = False,
         admin: bool | None = None,
         workspace_url: str | None = None,
+        groups: tuple[str, ...] = (),
     ) -> None:
         self.home: Path = clauderon_home(home)
         self.owner: str = owner or current_owner()
@@ -69,6 +75,7 @@ class SessionManager:
         self.shared = shared
         self._admin = admin  # None: as the admin policy's ``admins`` says
         self.workspace_url = workspace_url  # the service as pods reach it
+        self.groups = tuple(groups)  # the owner's hub groups: [groups.X] sections of the policy apply
         self.defaults = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
         self.defaults_origin = defaults_origin
         self._store: Store | None = None
@@ -87,6 +94,7 @@ class SessionManager:
             shared=self.shared,
             admin=self._admin,
             workspace_url=self.workspace_url,
+            groups=self.groups,
         )
 
     @property
@@ -115,7 +123,15 @@ class SessionManager:
     def _planner(self) -> Planner:
         from .planning import Planner
 
-        return Planner(self.home, self.owner, self.defaults, self.defaults_origin, self.shared, self.workspace_url)
+        return Planner(
+            home=self.home,
+            owner=self.owner,
+            defaults=self.defaults,
+            defaults_origin=self.defaults_origin,
+            shared=self.shared,
+            workspace_url=self.workspace_url,
+            groups=self.groups,
+        )
 
     @property
     def is_admin(self) -> bool:
@@ -287,14 +303,26 @@ class SessionManager:
                 updated_at=now,
                 runtime=runtime,
             )
+            if self.groups:
+                session.runtime["groups"] = list(self.groups)
             try:
-                self.store.insert(session)
+                self._insert_within_quotas(session)
             except NameTaken:
                 if request.name:
                     raise
                 continue
             return plan, session, token
         raise ClauderonError("could not find a free session name; pass --name")
+
+    def _insert_within_quotas(self, session: Session) -> None:
+        """Check the owner's quotas and write the record as one step (one writer at a time)."""
+        from ..config.policy import load_policy
+        from .quotas import check_quotas, quota_lock
+
+        policy = load_policy().for_user(self.owner, self.groups)
+        with quota_lock(self.home):
+            check_quotas(policy, self.store.all(self.owner), session.settings, new=True)
+            self.store.insert(session)
 
     # --- queries ------------------------------------------------------------
 
@@ -478,10 +506,65 @@ class SessionManager:
         """Stop what the engine actually runs for the session (found by its labels)."""
         session = self.get(name)
         self._busy(session, "stop")
+        return self._stop(session, None, self.owner, "stop")
+
+    def _stop(self, session: Session, error: str | None, by: str, reason: str) -> Session:
         self.backend(session.backend).stop(session)
-        session.status, session.error = Status.STOPPED, None
-        self.store.update(session.id, status=session.status, error=None)
+        now = time.time()
+        runtime = _with_history({**session.runtime, "stopped_at": now}, now, by, "stop", reason, session.owner)
+        session.status, session.error, session.runtime = Status.STOPPED, error, runtime
+        self.store.update(session.id, status=session.status, error=error, runtime=runtime)
         return session
+
+    # --- lifetimes ------------------------------------------------------------
+
+    def cull(self, now: float | None = None, dry_run: bool = False) -> builtins.list[CullAction]:
+        """One pass of the policy's lifetimes over every owner's sessions: stop the ones that ran
+        too long or sat idle, delete the ones stopped too long. ``now``: the clock (default: now)."""
+        from ..config.policy import load_policy
+        from .culling import due
+
+        clock = time.time() if now is None else now
+        policy = load_policy()
+        actions: builtins.list[CullAction] = []
+        for session in self._reader().all():
+            if session.status in (Status.CREATING, Status.DELETING) or session.runtime.get("orphan"):
+                continue
+            rules = policy.for_user(session.owner, _groups_of(session))
+            action = due(session, rules, clock, lambda s: self._last_active(s, clock, dry_run))
+            if action is None:
+                continue
+            actions.append(action)
+            if dry_run:
+                continue
+            try:
+                if action.action == "stop":
+                    self._stop(session, action.message, "cull", action.reason)
+                else:
+                    self._remove_session(session, by="cull", reason=action.reason)
+            except ClauderonError as exc:
+                _log.warning("cull %s/%s: %s", session.owner, session.name, exc)
+                continue
+            _log.info("cull: %r", action)
+        return actions
+
+    def _last_active(self, session: Session, now: float, dry_run: bool) -> float | None:
+        """When the agent was last seen doing something (CPU or output changed between two passes)."""
+        backend = self.backend(session.backend)
+        probe = getattr(backend, "activity", None)
+        try:
+            marker = probe(session) if probe else _last_line(backend.logs(session, 1, False))
+        except ClauderonError:
+            return None
+        if marker is None:
+            return None
+        stored = session.runtime.get(ACTIVITY_KEY)
+        if isinstance(stored, dict) and stored.get("marker") == marker and isinstance(stored.get("seen"), (int, float)):
+            return float(stored["seen"])
+        if not dry_run:
+            session.runtime = {**session.runtime, ACTIVITY_KEY: {"marker": marker, "seen": now}}
+            self.store.update(session.id, runtime=session.runtime)
+        return now
 
     def start(self, name: str) -> Session:
         """Start a stopped session. The record is untrusted: the policy is checked again, and the local
@@ -498,16 +581,36 @@ class SessionManager:
                 raise BackendError(missing.replace("; the agent has no workspace", ""), step="start")
         if session.backend == "local":
             session.runtime = self._local_runtime(session)
-        runtime = backend.start(session)
+        self._claim_running(session)
+        try:
+            runtime = backend.start(session)
+        except BaseException:
+            self.store.update(session.id, status=Status.STOPPED)
+            raise
+        runtime = {k: v for k, v in runtime.items() if k not in (ACTIVITY_KEY, "stopped_at")}
+        runtime = _with_history(runtime, time.time(), self.owner, "start", "start", session.owner)
         session.runtime, session.status, session.error = runtime, Status.RUNNING, None
         self.store.update(session.id, status=session.status, error=None, runtime=runtime)
         return session
+
+    def _claim_running(self, session: Session) -> None:
+        """Count the session as running before it starts, if the quotas allow (one writer at a time)."""
+        from ..config.policy import load_policy
+        from .quotas import check_quotas, quota_lock
+
+        policy = load_policy().for_user(session.owner, _groups_of(session))
+        with quota_lock(self.home):
+            others = [s for s in self.store.all(session.owner) if s.id != session.id]
+            check_quotas(policy, others, stored_settings(session), new=False)
+            self.store.update(session.id, status=Status.RUNNING)
 
     def _recheck(self, session: Session) -> None:
         from ..config.policy import load_policy
 
         settings = stored_settings(session)
-        load_policy().check(settings, {k: "stored session" for k in settings})
+        load_policy().for_user(session.owner, _groups_of(session)).check(
+            settings, {k: "stored session" for k in settings}
+        )
 
     def _local_runtime(self, session: Session) -> dict[str, Any]:
         from ..config.agents import agent_command, all_agents, find_agent, render_command
@@ -548,9 +651,13 @@ class SessionManager:
         recovered = self._recover(session)
         if recovered is None:
             return None
-        session = recovered
+        return self._remove_session(recovered, by=self.owner, reason="delete")
+
+    def _remove_session(self, session: Session, *, by: str, reason: str) -> str | None:
         if session.status is Status.CREATING:
             self._busy(session, "delete")
+        if by != session.owner:
+            _log.info("%s delete %s/%s (%s)", by, session.owner, session.name, reason)
         runtime = {**session.runtime, "deleter": this_process()}
         self.store.update(session.id, status=Status.DELETING, runtime=runtime)
         session.runtime = runtime
@@ -592,6 +699,31 @@ def stored_settings(session: Session) -> dict[str, Any]:
     except ValueError as exc:
         raise StoreError(f"session {session.name!r}: its stored settings are damaged ({exc}); delete it") from None
     return out
+
+
+def _with_history(runtime: dict[str, Any], at: float, by: str, action: str, reason: str, owner: str) -> dict[str, Any]:
+    """The runtime with one more history entry (the newest 50 are kept). Steps the owner takes
+    themselves are not recorded; the culler's and an admin's are, with who did it."""
+    if by == owner:
+        return runtime
+    before = runtime.get("history")
+    history: list[Any] = before if isinstance(before, list) else []
+    entry = {"at": at, "by": by, "action": action, "reason": reason}
+    _log.info("%s %s %s/%s (%s)", by, action, owner, runtime.get("container") or runtime.get("pod") or "", reason)
+    return {**runtime, "history": [*history, entry][-50:]}
+
+
+def _last_line(text: str | Iterator[str]) -> str | None:
+    if not isinstance(text, str):
+        return None
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _groups_of(session: Session) -> tuple[str, ...]:
+    """The hub groups the owner had when the session was made (what its policy sections were)."""
+    groups = session.runtime.get("groups")
+    return tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
 
 
 def _is_admin(owner: str) -> bool:

@@ -58,11 +58,12 @@ class Planner:
     defaults_origin: str
     shared: bool = False  # the hub's service: per-owner folders, no local processes, no repository file
     workspace_url: str | None = None  # the service's URL as pods reach it (Kubernetes sessions fetch from it)
+    groups: tuple[str, ...] = ()  # the owner's hub groups: the policy's [groups.X] sections apply
 
     def resolve(self, request: CreateSessionRequest, repo: RepoInfo | None = None) -> Resolution:
         """Resolved settings with sources, reading config files and policy; creates nothing."""
         repo = repo or inspect_repo_cached(request.repo)
-        policy = load_policy()
+        policy = load_policy().for_user(self.owner, self.groups)
         if self.shared and request.backend is Backend.LOCAL:
             where = policy.files[0].where if policy.files else "the clauderon service"
             raise PolicyError(
@@ -205,7 +206,7 @@ class Planner:
     def options(self, recent_sessions: list[Session]) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
         user = load_user_config(self.home)
-        policy = load_policy()
+        policy = load_policy().for_user(self.owner, self.groups)
         backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
         pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
         found = policy.first("allowed_images")

@@ -1,0 +1,98 @@
+"""Per-user quotas: how many sessions, how many running, and their total CPU and memory.
+
+Checked and the new record written under one lock (``.quota.lock`` in the home or the service's
+data folder), so concurrent creates cannot overshoot. Enforced by the service; in a user's own
+kernel, like the rest of the policy, advisory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..config.policy import AdminPolicy
+from ..errors import PolicyError
+from ..model.display import show_value
+from ..model.session import Session, Status
+
+T = TypeVar("T")
+QUOTAS = ("max_sessions", "max_running_sessions", "max_total_cpu", "max_total_memory")
+_LIVE = (Status.RUNNING, Status.CREATING)
+
+
+class QuotaError(PolicyError):
+    """A quota refuses the create or start; ``quota`` names it."""
+
+    def __init__(self, message: str, quota: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+
+
+@contextmanager
+def quota_lock(home: Path) -> Iterator[None]:
+    """One writer at a time between the check and the new record (threads and processes alike)."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / ".quota.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def usage(sessions: list[Session]) -> dict[str, int]:
+    """What an owner's sessions use now: counts, and CPU (millicores) and memory (bytes) of the running ones."""
+    kept = [s for s in sessions if s.status is not Status.DELETING]
+    live = [s for s in kept if s.status in _LIVE]
+    return {
+        "max_sessions": len(kept),
+        "max_running_sessions": len(live),
+        "max_total_cpu": sum(_int(s.settings.get("cpu_limit")) for s in live),
+        "max_total_memory": sum(_int(s.settings.get("memory_limit")) for s in live),
+    }
+
+
+def check_quotas(policy: AdminPolicy, sessions: list[Session], settings: dict[str, Any], *, new: bool) -> None:
+    """Refuse (``QuotaError``) a create (``new``) or a start that would go over a quota."""
+    now = usage(sessions)
+    for key in QUOTAS:
+        found = policy.limit(key)
+        if found is None or (key == "max_sessions" and not new):
+            continue
+        limit, where = found
+        if key in ("max_sessions", "max_running_sessions"):
+            if now[key] + 1 > limit:
+                what = "sessions (running and stopped)" if key == "max_sessions" else "running sessions"
+                advice = "delete one first" if key == "max_sessions" else "stop one first"
+                raise QuotaError(
+                    f"quota {key} ({where}): you have {now[key]} {what}, the limit is {limit}; {advice}", key
+                )
+            continue
+        field = "cpu_limit" if key == "max_total_cpu" else "memory_limit"
+        asked = settings.get(field)
+        if asked is None:
+            flag = "--" + field.replace("_", "-")
+            raise QuotaError(
+                f"quota {key} ({where}): a session needs a {field} to count against it; give {flag} "
+                "(or ask the admin to set a default)",
+                key,
+            )
+        if now[key] + asked > limit:
+            raise QuotaError(
+                f"quota {key} ({where}): your running sessions use {show_value(field, now[key])} and this one asks "
+                f"for {show_value(field, asked)}, the limit is {show_value(field, limit)}; stop one or ask for less",
+                key,
+            )
+
+
+def locked(home: Path, fn: Callable[[], T]) -> T:
+    with quota_lock(home):
+        return fn()
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
