@@ -710,3 +710,43 @@ def test_the_service_culls_on_its_own_timer(hub: hubkit.Hub, policy: Path, repo:
     assert "cull" in str(
         subprocess.run([sys.executable, "-m", "clauderon_nb", "--help"], capture_output=True, text=True).stdout
     )
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_are_prometheus_text_for_admins(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    remote(hub, "alice").create(repo=str(repo), prompt="m", agent="echo", image=image, name="metered")
+    policy.write_text("max_sessions = 1\n")
+    with pytest.raises(PolicyError, match="quota max_sessions"):
+        remote(hub, "alice").create(repo=str(repo), prompt="m", agent="echo", image=image, name="over")
+    url = hub.service_url + "metrics"
+    for token, want in ((None, 401), (hub.tokens["alice"], 403)):
+        request = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == want
+    request = urllib.request.Request(url, headers={"Authorization": f"token {hub.tokens['admin']}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    sessions = [s for s in families["clauderon_sessions"].samples if s.labels["status"] == "running"]
+    assert sum(s.value for s in sessions) >= 1 and {s.labels["backend"] for s in sessions} == {"docker"}
+    created = {
+        (s.labels["result"], s.labels["reason"]): s.value
+        for s in families["clauderon_creates"].samples
+        if s.name == "clauderon_creates_total"
+    }
+    assert created[("success", "")] >= 1 and created[("failure", "QuotaError")] >= 1
+    refusals = {
+        s.labels["quota"]: s.value
+        for s in families["clauderon_quota_refusals"].samples
+        if s.name == "clauderon_quota_refusals_total"
+    }
+    assert refusals["max_sessions"] >= 1
+    durations = [s for s in families["clauderon_create_duration_seconds"].samples if s.name.endswith("_count")]
+    assert durations and durations[0].value >= 1
+    assert "clauderon_image_pull_duration_seconds" in families and "clauderon_culls" in families

@@ -86,6 +86,23 @@ class Service:
     _inflight: dict[str, int] = field(default_factory=dict)
     _store: Store | None = None
     _cull_lock: threading.Lock = field(default_factory=threading.Lock)
+    metrics_public: bool = False  # /metrics without a token (else: hub admins and the admin scope)
+    _metrics: Any = None
+
+    @property
+    def metrics(self) -> Any:
+        """The Prometheus metrics (made on first use: prometheus_client loads only then)."""
+        if self._metrics is None:
+            from .metrics import Metrics
+
+            self._metrics = Metrics(lambda: self.store_reader().all())
+        return self._metrics
+
+    def store_reader(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.data_dir / "sessions.sqlite")
+        return self._store
+
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def manager(self, caller: Caller) -> SessionManager:
@@ -110,7 +127,11 @@ class Service:
         if self._store is not None:
             mgr._store = self._store
         with self._cull_lock:
-            return mgr.cull(now, dry_run)
+            actions = mgr.cull(now, dry_run)
+        if not dry_run:
+            for action in actions:
+                self.metrics.culls.labels(action.action, action.reason).inc()
+        return actions
 
     def repo_dir(self, owner: str, key: str) -> Path:
         return self.data_dir / "repos" / owner_folder(owner) / f"{key}.git"
@@ -507,15 +528,36 @@ class CreateHandler(ApiHandler):
             keep_tip(bare, body.workspace.commit)
 
     def _create(self, mgr: SessionManager, body: CreateBody, report: Callable[[ProgressEvent], None]) -> Any:
-        return mgr.create(
-            body.request,
-            progress=report,
-            wait=body.wait,
-            secrets=body.env,
-            workspace=body.workspace,
-            remote=body.remote,
-            extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
-        )
+        import time
+
+        from .metrics import PullTimer
+
+        metrics = self.service.metrics
+        pull = PullTimer(metrics.pull_duration.observe, time.monotonic)
+
+        def progress(event: ProgressEvent) -> None:
+            pull(event.step)
+            report(event)
+
+        started = time.monotonic()
+        try:
+            session = mgr.create(
+                body.request,
+                progress=progress,
+                wait=body.wait,
+                secrets=body.env,
+                workspace=body.workspace,
+                remote=body.remote,
+                extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
+            )
+        except Exception as exc:
+            if isinstance(exc, QuotaError):
+                metrics.quota_refusals.labels(exc.quota).inc()
+            metrics.creates.labels("failure", type(exc).__name__).inc()
+            raise
+        metrics.creates.labels("success", "").inc()
+        metrics.create_duration.labels(session.backend).observe(time.monotonic() - started)
+        return session
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -548,7 +590,11 @@ class ActionHandler(ApiHandler):
         fn = mgr.stop if action == "stop" else mgr.start
 
         def act() -> Any:
-            return fn(mgr.get(name).id)
+            try:
+                return fn(mgr.get(name).id)
+            except QuotaError as exc:
+                self.service.metrics.quota_refusals.labels(exc.quota).inc()
+                raise
 
         session = await self.call(act)
         self.send_json(session_json(session))
@@ -698,6 +744,21 @@ class CullHandler(ApiHandler):
         self.send_json({"actions": [a.to_json() for a in actions], "dry_run": dry})
 
 
+class MetricsHandler(ApiHandler):
+    """``GET /metrics``: Prometheus text format (hub admins, the admin scope, or anyone with ``--metrics-public``)."""
+
+    async def prepare(self) -> None:
+        if not self.service.metrics_public:
+            await super().prepare()
+            if not self.caller.admin and not self.manager().is_admin:
+                raise ApiError("Forbidden", "/metrics: only hub admins (or holders of the admin scope) may read it")
+
+    async def get(self) -> None:
+        body, kind = await self.service.run(self.service.metrics.render)
+        self.set_header("Content-Type", kind)
+        self.finish(body)
+
+
 class NotFoundHandler(ApiHandler):
     async def prepare(self) -> None:
         await super().prepare()
@@ -719,6 +780,7 @@ def make_app(service: Service, prefix: str) -> web.Application:
         (rf"{base}/sessions/{name}/bundle", BundleHandler),
         (rf"{base}/workspaces/(?P<session_id>[^/]+)", WorkspaceHandler),
         (rf"{base}/cull", CullHandler),
+        (rf"{prefix.rstrip('/')}/metrics", MetricsHandler),
         (r".*", NotFoundHandler),
     ]
     return web.Application(

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often to apply the policy's max_lifetime, idle_timeout and delete_stopped_after (0: never)",
     )
     parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="serve /metrics without a token (default: hub admins and holders of the admin scope only)",
+    )
+    parser.add_argument(
         "--admin-scope",
         metavar="SCOPE",
         default="custom:clauderon:admin",
@@ -103,7 +108,13 @@ def serve(args: argparse.Namespace) -> int:
         hub_auth.access_scopes = {f"access:services!service={name}"}
     if args.workspace_url and not urlsplit(args.workspace_url).scheme.startswith("http"):
         raise ConfigError(f"--workspace-url {args.workspace_url!r}: expected http(s)://HOST:PORT/PREFIX/")
-    service = Service(data_dir=data, hub_auth=hub_auth, admin_scope=args.admin_scope, workspace_url=args.workspace_url)
+    service = Service(
+        data_dir=data,
+        hub_auth=hub_auth,
+        admin_scope=args.admin_scope,
+        workspace_url=args.workspace_url,
+        metrics_public=args.metrics_public,
+    )
     app = make_app(service, prefix)
 
     async def main() -> None:
