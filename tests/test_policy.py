@@ -270,3 +270,22 @@ def test_total_cpu_and_memory_quotas(repo: Path, policy: Callable[[str], Path]) 
         check_quotas(rules, have, {"cpu_limit": 1000, "memory_limit": GI}, new=True)
     with pytest.raises(QuotaError, match=r"quota max_total_memory .*: a session needs a memory_limit"):
         check_quotas(rules, have, {"cpu_limit": 100, "memory_limit": None}, new=True)
+
+
+def test_allowed_agents_and_pass_env(
+    repo: Path, write: Write, policy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write("config.toml", '[agents.leaky]\ncommand = ["sh"]\npass_env = ["AWS_SECRET_ACCESS_KEY"]\n')
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-agents")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    policy('allowed_agents = ["claude", "leaky"]\nallowed_pass_env = ["ANTHROPIC_API_KEY"]\n')
+    with pytest.raises(
+        PolicyError, match=r"allowed_agents is claude, leaky; agent 'codex' \(this request\) is not allowed"
+    ):
+        plan(repo, backend="docker", agent="codex")
+    with pytest.raises(PolicyError, match=r"agent 'leaky' would forward AWS_SECRET_ACCESS_KEY") as exc:
+        plan(repo, backend="docker", agent="leaky")
+    assert "not-for-agents" not in str(exc.value)
+    assert plan(repo, backend="docker", agent="claude").settings.agent == "claude"
+    with pytest.raises(PolicyError, match="allowed_agents"):
+        plan(repo, backend="local", agent="codex")

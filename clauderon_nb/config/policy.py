@@ -20,6 +20,7 @@ from ..model.display import show_value
 from ..model.fields import BackendName, Cpu, Identifier, Memory, Policy
 from ..model.image import parse_image
 from ..model.units import parse_duration, parse_memory
+from .files import EnvName
 from .tomlfile import display_path, load_toml, readable_file
 
 SYSTEM_POLICY = Path("/etc/clauderon/policy.toml")
@@ -121,6 +122,8 @@ class PolicyRules(BaseModel):
     allowed_pull_policies: list[Policy] | None = None
     allowed_networks: Annotated[list[str], BeforeValidator(_networks)] | None = None
     default_preset: Identifier | None = None
+    allowed_agents: list[Identifier] | None = None
+    allowed_pass_env: list[EnvName] | None = None  # credentials an agent may forward from the user's environment
     # Quotas, per user (enforced by the service; advisory in a user's own kernel).
     max_sessions: Count | None = None  # running and stopped
     max_running_sessions: Count | None = None
@@ -133,7 +136,14 @@ class PolicyRules(BaseModel):
 
 
 #: How several groups combine: the most permissive value of each key.
-_LISTS = ("allowed_images", "allowed_backends", "allowed_pull_policies", "allowed_networks")
+_LISTS = (
+    "allowed_images",
+    "allowed_backends",
+    "allowed_pull_policies",
+    "allowed_networks",
+    "allowed_agents",
+    "allowed_pass_env",
+)
 
 
 def _most_permissive(key: str, values: list[Any]) -> Any:
@@ -240,6 +250,18 @@ class AdminPolicy:
     def is_admin(self, owner: str) -> bool:
         return any(f.rules.admins and owner in f.rules.admins for f in self.files)
 
+    def check_pass_env(self, agent: str, names: tuple[str, ...]) -> None:
+        """Refuse an agent that would forward a credential the policy does not let users forward."""
+        for f in self.files:
+            allowed = f.rules.allowed_pass_env
+            refused = [n for n in names if allowed is not None and n not in allowed]
+            if refused:
+                raise PolicyError(
+                    f"policy {f.where_for('allowed_pass_env')}: allowed_pass_env is {_listed(allowed or [])}; "
+                    f"agent {agent!r} would forward {refused[0]} from your environment, which is not allowed",
+                    field="agent",
+                )
+
     def for_user(self, owner: str, groups: tuple[str, ...] = ()) -> AdminPolicy:
         """The bounds that apply to ``owner`` (a member of ``groups``), section by section."""
         return AdminPolicy(tuple(f.for_user(owner, groups) for f in self.files))
@@ -257,6 +279,7 @@ class AdminPolicy:
                 ("backend", "allowed_backends"),
                 ("pull_policy", "allowed_pull_policies"),
                 ("network", "allowed_networks"),
+                ("agent", "allowed_agents"),
             ):
                 allowed, value = getattr(r, rule), settings.get(key)
                 if allowed is not None and value is not None and value not in allowed:

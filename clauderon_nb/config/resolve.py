@@ -362,7 +362,7 @@ def resolve(
         agent_config = find_agent(agent_name, agents, source=sources["agent"])
 
     if backend is Backend.LOCAL:
-        policy.check({"backend": backend}, origins)
+        policy.check({"backend": backend, "agent": agent_name}, origins)
         given = [f for f in CONTAINER_FIELDS if f in inputs.session]
         if given:
             raise ConfigError(local_backend_refusal(given[0], origins["backend"]), field=given[0])

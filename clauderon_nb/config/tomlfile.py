@@ -26,7 +26,14 @@ M = TypeVar("M", bound=BaseModel)
 _SECRET_KEYS = {"password", "passwd", "token", "auth", "secret", "api_key", "apikey", "identitytoken", "client_secret"}
 _SECRET_PARTS = {"password", "passwd", "token", "secret", "apikey", "credential", "credentials"}
 # Keys whose values name a secret (a Secret object, a variable, a file) rather than hold one.
-_NAMES_A_SECRET = {"registry_auth", "env_from_secret", "image_pull_secrets", "pass_env", "pass_env_optional"}
+_NAMES_A_SECRET = {
+    "registry_auth",
+    "env_from_secret",
+    "image_pull_secrets",
+    "pass_env",
+    "pass_env_optional",
+    "allowed_pass_env",
+}
 
 
 def display_path(path: Path) -> str:

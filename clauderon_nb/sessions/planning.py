@@ -109,6 +109,7 @@ class Planner:
             given = agent_env(settings.agent, res.agent_config, credentials, names_only=credentials is None)
         else:
             given = agent_env(settings.agent, res.agent_config)
+        load_policy().for_user(self.owner, self.groups).check_pass_env(settings.agent, given.names)
         notes = list(res.notes)
         url = None
         session_id = str(uuid.uuid4())
