@@ -508,3 +508,20 @@ def test_magic_on_the_real_engine(dhome: Path, repo: Path, image: str, capsys: p
     assert "env=[hello from a magic]" in capsys.readouterr().out
     ip.run_line_magic("clauderon", "delete mg -f")
     assert capsys.readouterr().out.strip() == "Deleted session mg."
+
+
+def test_gpus_on_an_engine_without_a_gpu_runtime_is_one_line_and_nothing_made(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    runtimes = docker_client.api.info().get("Runtimes") or {}
+    if "nvidia" in runtimes:
+        pytest.skip("this engine has the NVIDIA runtime")
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="echo", image=image, gpus="all")
+    assert plan.spec["device_requests"] == [{"count": -1, "capabilities": [["gpu"]]}]
+    with pytest.raises(BackendError) as exc:
+        mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="gpu", image=image, gpus="1")
+    message = str(exc.value)
+    assert message.startswith("check GPUs: gpus 1: this Docker engine has no GPU runtime (its runtimes: ")
+    assert "\n" not in message and exc.value.field == "gpus"
+    assert_nothing_left(docker_client, dhome, repo, "gpu")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clauderon_nb import BackendError, SessionManager
+from clauderon_nb import BackendError, ClauderonError, SessionManager
 from clauderon_nb.backends.kubernetes import KubernetesBackend
 from clauderon_nb.model.progress import ProgressEvent
 from clauderon_nb.model.session import Status
@@ -459,3 +459,38 @@ def test_the_service_deployment_manifests_are_valid() -> None:
 
     args = build_parser().parse_args(command[1:])  # the documented command line is one the CLI accepts
     assert args.command == "serve" and args.workspace_url.endswith("/services/clauderon/")
+
+
+def test_gpus_and_placement_are_rendered_and_valid(k8s: StandIn, repo: Path, home: Path) -> None:
+    """GPUs as an extended-resource limit, nodeSelector, tolerations and priorityClassName: sent to the
+    stand-in, which validates every body against the real schemas."""
+    with open(home / "k8s-config.toml", "a") as fh:
+        fh.write(
+            'gpu_resource = "amd.com/gpu"\npriority_class_name = "batch-low"\n'
+            '[node_selector]\n"cloud.google.com/gke-accelerator" = "nvidia-l4"\n'
+            '[[tolerations]]\nkey = "amd.com/gpu"\noperator = "Exists"\neffect = "NoSchedule"\n'
+        )
+    create(repo=str(repo), name="gpu", gpus="2", cpu_limit="1")
+    (pod,) = [b for b in k8s.bodies("Pod") if b["metadata"]["name"].startswith("clauderon-gpu-")]
+    spec = pod["spec"]
+    assert spec["containers"][0]["resources"]["limits"] == {"cpu": "1", "amd.com/gpu": "2"}
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert spec["tolerations"] == [{"operator": "Exists", "key": "amd.com/gpu", "effect": "NoSchedule"}]
+    assert spec["priorityClassName"] == "batch-low"
+    with pytest.raises(ClauderonError, match=r"gpus 'all' \(this request\): Kubernetes schedules a number of GPUs"):
+        create(repo=str(repo), name="gpuall", gpus="all")
+    SessionManager().delete("gpu")
+
+
+def test_a_preset_carries_gpus_and_placement(k8s: StandIn, repo: Path, home: Path) -> None:
+    with open(home / "config.toml", "a") as fh:
+        fh.write(
+            '\n[presets.gpu-node]\ndescription = "one GPU on the GPU pool"\ngpus = 1\ncpu_limit = "4"\n'
+            'node_selector = { pool = "gpu" }\n'
+            'tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]\n'
+        )
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", preset="gpu-node")
+    assert plan.settings.gpus == 1 and plan.sources["gpus"] == "preset"
+    pod = next(m for m in plan.spec if m["kind"] == "Pod")
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["spec"]["nodeSelector"] == {"pool": "gpu"}

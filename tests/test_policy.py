@@ -289,3 +289,35 @@ def test_allowed_agents_and_pass_env(
     assert plan(repo, backend="docker", agent="claude").settings.agent == "claude"
     with pytest.raises(PolicyError, match="allowed_agents"):
         plan(repo, backend="local", agent="codex")
+
+
+def test_gpu_bounds_and_quota(repo: Path, policy: Callable[[str], Path]) -> None:
+    from clauderon_nb.config.policy import load_policy
+    from clauderon_nb.model.session import Session, Status
+    from clauderon_nb.sessions.quotas import QuotaError, check_quotas
+
+    policy("max_gpus = 2\nmax_total_gpus = 3\n")
+    with pytest.raises(PolicyError, match=r"max_gpus is 2; gpus 4 \(this request\) is above it"):
+        plan(repo, backend="docker", gpus="4")
+    with pytest.raises(PolicyError, match=r"max_gpus is 2; gpus all \(this request\) could be more"):
+        plan(repo, backend="docker", gpus="all")
+    running = Session(
+        id="g",
+        name="g",
+        owner="o",
+        backend="docker",
+        agent="a",
+        repo="-",
+        worktree="-",
+        branch="b",
+        prompt="p",
+        settings={"gpus": 2},
+        backend_id=None,
+        status=Status.RUNNING,
+        error=None,
+        created_at=0,
+        updated_at=0,
+    )
+    check_quotas(load_policy(), [running], {"gpus": 1}, new=True)
+    with pytest.raises(QuotaError, match=r"your running sessions use 2 and this one asks for 2, the limit is 3"):
+        check_quotas(load_policy(), [running], {"gpus": 2}, new=True)

@@ -34,6 +34,7 @@ def test_every_create_flag_is_a_field() -> None:
         "memory_limit",
         "cpu_request",
         "memory_request",
+        "gpus",
         "preset",
     ]
 
@@ -110,3 +111,16 @@ def test_several_errors_join_on_one_line() -> None:
     line = error_line(prompt="x", cpu_limit="-1", memory_limit="2x")
     assert line.startswith("cpu_limit '-1'")
     assert "; memory_limit '2x'" in line
+
+
+def test_gpus_parse() -> None:
+    from clauderon_nb.model.display import show_value
+
+    assert CreateSessionRequest(prompt="x", gpus="2").gpus == 2
+    assert CreateSessionRequest(prompt="x", gpus=0).gpus == 0
+    assert show_value("gpus", CreateSessionRequest(prompt="x", gpus="ALL").gpus) == "all"
+    for bad in ("-1", "two", "1.5", True, 5000):
+        with pytest.raises(ValidationError, match=r"gpus .*: expected a number of GPUs \(0, 1, 2, …\) or all"):
+            CreateSessionRequest(prompt="x", gpus=bad)
+    with pytest.raises(ValidationError, match="gpus"):
+        CreateSessionRequest(prompt="x", backend="local", gpus="1")

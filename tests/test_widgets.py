@@ -26,7 +26,16 @@ def test_built_from_the_request_model(home: Path, repo: Path) -> None:
     assert form.advanced.selected_index is None  # collapsed
     advanced_box = form.advanced.children[0]
     inside = {w.children[0].description for w in advanced_box.children[1:]}
-    assert inside == {"Image", "Pull policy", "CPU limit", "Memory limit", "CPU request", "Memory request", "Preset"}
+    assert inside == {
+        "Image",
+        "Pull policy",
+        "CPU limit",
+        "Memory limit",
+        "CPU request",
+        "Memory request",
+        "GPUs",
+        "Preset",
+    }
     assert [o[1] for o in form.fields["pull_policy"].options] == ["", "always", "if-not-present", "never"]
     assert form.create_button.disabled
     assert "Write a prompt" in form.summary.value

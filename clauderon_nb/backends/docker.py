@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config.environment import docker_socket
 from ..errors import BackendError, EngineUnavailable
+from ..model.display import show_value
 from ..model.image import parse_image, same_registry
 from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
@@ -85,6 +86,18 @@ class DockerBackend:
                 raise BackendError(
                     f"cpu_limit {human_cpu(s.cpu_limit)} is more than the Docker engine's {self._ncpu} CPUs",
                     step="check resources",
+                )
+        if s.gpus:
+            info = self._api("check GPUs", self.client.api.info)
+            runtimes = sorted((info.get("Runtimes") or {}).keys())
+            cdi = [d for d in info.get("CDISpecDirs") or [] if d]
+            if "nvidia" not in runtimes and not cdi:
+                raise BackendError(
+                    f"gpus {show_value('gpus', s.gpus)}: this Docker engine has no GPU runtime (its runtimes: "
+                    f"{', '.join(runtimes) or 'none'}; no 'nvidia'); leave out --gpus, or ask the admin for an "
+                    "engine with the NVIDIA container toolkit",
+                    step="check GPUs",
+                    field="gpus",
                 )
         if s.image is None or s.pull_policy is None:
             raise BackendError("the image is not resolved", step="check image")

@@ -7,11 +7,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
 
-from ..model.fields import BackendName, Cpu, Identifier, Image, Memory, Policy
+from ..model.fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.redact import has_credentials, redact_url
 from ..model.request import CreateSessionRequest
@@ -134,14 +134,64 @@ class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Toleration(_File):
+    """One Kubernetes toleration (``[[tolerations]]`` in k8s-config.toml or a preset)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+    def manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"operator": self.operator}
+        for key, name in (
+            ("key", "key"),
+            ("value", "value"),
+            ("effect", "effect"),
+            ("toleration_seconds", "tolerationSeconds"),
+        ):
+            if getattr(self, key) is not None:
+                out[name] = getattr(self, key)
+        return out
+
+
+def _label_map(value: Any, info: ValidationInfo) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str)
+        and re.fullmatch(r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", k)
+        and isinstance(v, str)
+        and re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", v)
+        for k, v in value.items()
+    ):
+        raise ValueError(f"{info.field_name} {value!r}: expected a table of Kubernetes label keys to label values")
+    return dict(value)
+
+
+def _resource_name(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(
+        r"[a-z0-9.-]{1,253}/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", value
+    ):
+        raise ValueError(f"{info.field_name} {value!r}: expected an extended resource name such as nvidia.com/gpu")
+    return value
+
+
+LabelMap = Annotated[dict[str, str], BeforeValidator(_label_map)]
+ResourceName = Annotated[str, BeforeValidator(_resource_name)]
+
+
 class PresetConfig(_File):
-    """``[presets.NAME]`` in config.toml: a named resource template."""
+    """``[presets.NAME]`` in config.toml: a named resource template (and, for Kubernetes, placement)."""
 
     description: str | None = None
     cpu_limit: Cpu | None = None
     memory_limit: Memory | None = None
     cpu_request: Cpu | None = None
     memory_request: Memory | None = None
+    gpus: Gpus | None = None
+    node_selector: LabelMap | None = None
+    tolerations: list[Toleration] | None = None
+    priority_class_name: ObjectName | None = None
 
 
 class AgentConfig(_File):
@@ -217,6 +267,10 @@ class KubernetesConfig(_File):
     pod_start_timeout: Annotated[float, BeforeValidator(_timeout)] | None = None
     kubeconfig: ExistingFile | None = None
     context: str | None = None
+    gpu_resource: ResourceName | None = None
+    node_selector: LabelMap = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    priority_class_name: ObjectName | None = None
 
 
 # ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the

@@ -117,6 +117,7 @@ class PolicyRules(BaseModel):
     max_cpu: Cpu | None = None
     max_memory: Memory | None = None
     max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
+    max_gpus: Count | None = None  # per session
     max_upload_size: Annotated[int, BeforeValidator(_bytes)] | None = None  # a workspace bundle sent to the service
     allowed_backends: list[BackendName] | None = None
     allowed_pull_policies: list[Policy] | None = None
@@ -129,6 +130,7 @@ class PolicyRules(BaseModel):
     max_running_sessions: Count | None = None
     max_total_cpu: Cpu | None = None
     max_total_memory: Memory | None = None
+    max_total_gpus: Count | None = None
     # Lifetimes: the service's culler (or `clauderon-nb cull`) stops and deletes.
     max_lifetime: Duration | None = None
     idle_timeout: Duration | None = None
@@ -298,6 +300,12 @@ class AdminPolicy:
                 )
             for key, rule in _MAXIMA:
                 maximum, value = getattr(r, rule), settings.get(key)
+                if key == "gpus" and value == -1 and maximum is not None:
+                    raise PolicyError(
+                        f"policy {f.where_for(rule)}: {rule} is {maximum}; gpus all ({sources.get(key)}) "
+                        "could be more; ask for a number",
+                        field=key,
+                    )
                 if maximum is not None and value is not None and value > maximum:
                     raise PolicyError(
                         f"policy {f.where_for(rule)}: {rule} is {show_value(key, maximum)}; "
@@ -313,6 +321,7 @@ _MAXIMA = (
     ("memory_limit", "max_memory"),
     ("memory_request", "max_memory"),
     ("workspace_size", "max_workspace_size"),
+    ("gpus", "max_gpus"),
 )
 
 

@@ -28,4 +28,7 @@ def preset_values(name: str, presets: dict[str, PresetConfig], *, named_by: str)
             f"{did_you_mean(name, presets)}",
             field="preset",
         )
-    return preset.model_dump(exclude_none=True, exclude={"description"})
+    values = preset.model_dump(exclude_none=True, exclude={"description", "tolerations"})
+    if preset.tolerations is not None:
+        values["tolerations"] = [t.manifest() for t in preset.tolerations]
+    return values

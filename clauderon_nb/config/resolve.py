@@ -35,6 +35,7 @@ from .tomlfile import display_path
 DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
 DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SOURCES = ("session", "preset", "repo", "kernel", "user", "policy", "default")
 
@@ -52,6 +53,7 @@ class ResolvedSettings:
     memory_limit: int | None = None
     cpu_request: int | None = None
     memory_request: int | None = None
+    gpus: int | None = None  # -1: all
     network: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)  # values possibly secret: never in a repr
     registry_auth: RegistryAuth | None = None
@@ -66,6 +68,10 @@ class ResolvedSettings:
     pod_start_timeout: float | None = None
     kubeconfig: Path | None = None
     context: str | None = None
+    gpu_resource: str | None = None  # the Kubernetes extended resource a GPU is (nvidia.com/gpu)
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    priority_class_name: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,7 +157,9 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
         }
         return values, _where(user.docker)
     k = user.kubernetes.data
-    values = {key: getattr(k, key) for key in BACKEND_KEYS["kubernetes"] if key != "pull_policy"}
+    values = {key: getattr(k, key, None) for key in BACKEND_KEYS["kubernetes"] if key != "pull_policy"}
+    values["node_selector"] = dict(k.node_selector) or None
+    values["tolerations"] = [t.manifest() for t in k.tolerations] or None
     values["pull_policy"] = k.image_pull_policy
     values["image_pull_secrets"] = tuple(k.image_pull_secrets) or None
     if k.namespace_template and not k.namespace:
@@ -168,6 +176,7 @@ def _defaults(backend: Backend) -> dict[str, Any]:
         "namespace": _default_namespace(),
         "workspace_size": DEFAULT_WORKSPACE_SIZE,
         "image_pull_secrets": (),
+        "gpu_resource": DEFAULT_GPU_RESOURCE,
     }
 
 

@@ -33,6 +33,8 @@ _NAMES_A_SECRET = {
     "pass_env",
     "pass_env_optional",
     "allowed_pass_env",
+    "tolerations",  # Kubernetes scheduling data ("key" is a taint's key), never a secret
+    "node_selector",
 }
 
 

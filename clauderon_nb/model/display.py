@@ -11,6 +11,8 @@ def show_value(key: str, value: Any) -> str:
     """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
     if value is None:
         return "none" if key.endswith(("_limit", "_request")) else "-"
+    if key == "gpus":
+        return "all" if value == -1 else str(value)
     if key.startswith("cpu_"):
         return human_cpu(value)
     if key.startswith("memory_") or key == "workspace_size":

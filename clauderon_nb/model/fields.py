@@ -15,7 +15,7 @@ from .choices import Backend as Backend  # re-exported: the field types and thei
 from .image import parse_image
 from .naming import MAX_NAME, slugify
 from .pull_policy import PullPolicy
-from .units import parse_cpu, parse_memory
+from .units import parse_cpu, parse_gpus, parse_memory
 
 
 def _field(info: ValidationInfo) -> str:
@@ -68,6 +68,12 @@ def _session_name(value: Any, info: ValidationInfo) -> str:
     return slug
 
 
+def _gpus(value: Any, info: ValidationInfo) -> int:
+    return parse_gpus(value, _field(info))
+
+
+Gpus = Annotated[int, BeforeValidator(_gpus)]
+"""GPU count; -1 is "all"."""
 Cpu = Annotated[int, BeforeValidator(_cpu)]
 """CPU quantity, held as integer millicores."""
 Memory = Annotated[int, BeforeValidator(_memory)]

@@ -94,6 +94,14 @@ FIELDS: tuple[FieldHint, ...] = (
         container_only=True,
     ),
     FieldHint(
+        "gpus",
+        "GPUs: a number, or all (Docker device request; Kubernetes nvidia.com/gpu limit)",
+        "N",
+        advanced=True,
+        container_only=True,
+        label="GPUs",
+    ),
+    FieldHint(
         "preset",
         "Resource preset: small, medium, large, or one from config.toml",
         "PRESET",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .fields import BackendName, Cpu, Identifier, Image, Memory, Policy, SessionName
+from .fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
 from .hints import CONTAINER_FIELDS, HINTS, RESOURCE_FIELDS, local_backend_refusal
 from .limits import MAX_ARG_BYTES, MAX_PROMPT_BYTES
 from .units import human_cpu, human_memory
@@ -62,6 +62,7 @@ class CreateSessionRequest(BaseModel):
     memory_limit: Memory | None = Field(None, description=HINTS["memory_limit"].help)
     cpu_request: Cpu | None = Field(None, description=HINTS["cpu_request"].help)
     memory_request: Memory | None = Field(None, description=HINTS["memory_request"].help)
+    gpus: Gpus | None = Field(None, description=HINTS["gpus"].help)
     preset: Identifier | None = Field(None, description=HINTS["preset"].help)
 
     @field_validator("repo", mode="before")

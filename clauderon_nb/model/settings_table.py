@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .hints import RESOURCE_FIELDS
 
-CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS)
+CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS, "gpus")
 #: Resolved per backend (besides backend, agent and preset), in display order.
 BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "local": (),
@@ -22,6 +22,10 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
         "pod_start_timeout",
         "kubeconfig",
         "context",
+        "gpu_resource",
+        "node_selector",
+        "tolerations",
+        "priority_class_name",
     ),
 }
 #: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
@@ -34,6 +38,7 @@ _NOT_SHOWN = {
     "pod_start_timeout",
     "kubeconfig",
     "context",
+    "gpu_resource",
 }
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN: dict[str, tuple[str, ...]] = {

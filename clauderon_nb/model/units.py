@@ -197,8 +197,29 @@ __all__ = [
     "k8s_memory",
     "parse_cpu",
     "parse_duration",
+    "parse_gpus",
     "parse_memory",
 ]
+
+GPUS_HELP = "a number of GPUs (0, 1, 2, …) or all"
+ALL_GPUS = -1  # "all": every GPU the host has (Docker only)
+
+
+def parse_gpus(value: object, field: str = "gpus") -> int:
+    """A GPU count, or ``ALL_GPUS`` for ``"all"``; ``ValueError`` naming the field."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field} {_show(value)}: expected {GPUS_HELP}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return ALL_GPUS
+        if not re.fullmatch(r"[0-9]{1,4}", text):
+            raise ValueError(f"{field} {_show(value)}: expected {GPUS_HELP}")
+        value = int(text)
+    if not isinstance(value, int) or value < 0 or value > 1024:
+        raise ValueError(f"{field} {_show(value)}: expected {GPUS_HELP}")
+    return value
+
 
 DURATION_HELP = "a duration such as 90s, 15m, 8h, 7d, 2w or 1h30m (a bare number is seconds)"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)

@@ -56,4 +56,6 @@ def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -
         kwargs["cpu_shares"] = docker_cpu_shares(s.cpu_request)
     if s.memory_request is not None:
         kwargs["mem_reservation"] = s.memory_request
+    if s.gpus:  # docker-py turns each dict into a DeviceRequest (-1: every GPU)
+        kwargs["device_requests"] = [{"count": s.gpus, "capabilities": [["gpu"]]}]
     return kwargs

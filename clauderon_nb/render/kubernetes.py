@@ -67,6 +67,8 @@ def _resources(spec: SessionSpec) -> dict[str, dict[str, str]]:
         limits["cpu"] = k8s_cpu(s.cpu_limit)
     if s.memory_limit is not None:
         limits["memory"] = k8s_memory(s.memory_limit)
+    if s.gpus:  # an extended resource: a limit (the request is implied and must equal it)
+        limits[s.gpu_resource or "nvidia.com/gpu"] = str(s.gpus)
     out: dict[str, dict[str, str]] = {}
     if requests:
         out["requests"] = requests
@@ -185,6 +187,12 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     }
     if s.service_account:
         pod_spec["serviceAccountName"] = s.service_account
+    if s.node_selector:
+        pod_spec["nodeSelector"] = dict(s.node_selector)
+    if s.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in s.tolerations]
+    if s.priority_class_name:
+        pod_spec["priorityClassName"] = s.priority_class_name
     if s.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
     pod = {

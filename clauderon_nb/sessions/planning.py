@@ -111,6 +111,11 @@ class Planner:
             given = agent_env(settings.agent, res.agent_config)
         load_policy().for_user(self.owner, self.groups).check_pass_env(settings.agent, given.names)
         notes = list(res.notes)
+        if settings.backend is Backend.KUBERNETES and settings.gpus == -1:
+            raise ConfigError(
+                f"gpus 'all' ({res.origins.get('gpus')}): Kubernetes schedules a number of GPUs; ask for a number",
+                field="gpus",
+            )
         url = None
         session_id = str(uuid.uuid4())
         fetch_from = None

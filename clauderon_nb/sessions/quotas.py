@@ -20,7 +20,8 @@ from ..model.display import show_value
 from ..model.session import Session, Status
 
 T = TypeVar("T")
-QUOTAS = ("max_sessions", "max_running_sessions", "max_total_cpu", "max_total_memory")
+QUOTAS = ("max_sessions", "max_running_sessions", "max_total_cpu", "max_total_memory", "max_total_gpus")
+_TOTALS = {"max_total_cpu": "cpu_limit", "max_total_memory": "memory_limit", "max_total_gpus": "gpus"}
 _LIVE = (Status.RUNNING, Status.CREATING)
 
 
@@ -53,6 +54,7 @@ def usage(sessions: list[Session]) -> dict[str, int]:
         "max_running_sessions": len(live),
         "max_total_cpu": sum(_int(s.settings.get("cpu_limit")) for s in live),
         "max_total_memory": sum(_int(s.settings.get("memory_limit")) for s in live),
+        "max_total_gpus": sum(max(_int(s.settings.get("gpus")), 0) for s in live),
     }
 
 
@@ -72,8 +74,13 @@ def check_quotas(policy: AdminPolicy, sessions: list[Session], settings: dict[st
                     f"quota {key} ({where}): you have {now[key]} {what}, the limit is {limit}; {advice}", key
                 )
             continue
-        field = "cpu_limit" if key == "max_total_cpu" else "memory_limit"
+        field = _TOTALS[key]
         asked = settings.get(field)
+        if field == "gpus":
+            if not asked:
+                continue  # no GPU asked: nothing to count
+            if asked == -1:
+                raise QuotaError(f"quota {key} ({where}): gpus all cannot be counted against it; ask for a number", key)
         if asked is None:
             flag = "--" + field.replace("_", "-")
             raise QuotaError(
