@@ -27,6 +27,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Never the host's /etc/clauderon/policy.toml, in this process or in the CLI and kernels it starts.
     monkeypatch.setenv("CLAUDERON_SYSTEM_POLICY", str(tmp_path / "etc-clauderon" / "policy.toml"))
     monkeypatch.setattr(clauderon_nb.config.policy, "SYSTEM_POLICY", tmp_path / "etc-clauderon" / "policy.toml")
+    monkeypatch.setenv("CLAUDERON_SYSTEM_CONFIG", str(tmp_path / "etc-clauderon"))  # nor its system defaults
     return home
 
 

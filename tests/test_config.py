@@ -314,3 +314,25 @@ def test_merge_order_for_any_subset(tmp_path: Path, present: set[str], field: st
         assert getattr(res.settings, field) == values[winner] * unit
     else:
         assert getattr(res.settings, field) is None
+
+
+def test_system_defaults_are_a_layer_of_their_own(repo: Path, write: Write, tmp_path: Path) -> None:
+    """/etc/clauderon (here $CLAUDERON_SYSTEM_CONFIG): below the user's files, above the built-in defaults."""
+    import os
+
+    system = Path(os.environ["CLAUDERON_SYSTEM_CONFIG"])
+    system.mkdir(parents=True, exist_ok=True)
+    (system / "config.toml").write_text(
+        'default_agent = "team"\n[agents.team]\ncommand = ["team-agent", "{prompt}"]\n'
+        '[presets.team-size]\ndescription = "the team size"\ncpu_limit = "3"\n'
+    )
+    (system / "docker-config.toml").write_text('network = "none"\n[image]\nimage = "ghcr.io/team/dev:1"\n')
+    plan = SessionManager().plan(repo=str(repo), prompt="x", backend="docker")
+    assert (plan.settings.agent, plan.sources["agent"]) == ("team", "system")
+    assert (plan.settings.image, plan.sources["image"]) == ("ghcr.io/team/dev:1", "system")
+    assert plan.sources["network"] == "system" and plan.origins["network"].endswith("docker-config.toml")
+    write("docker-config.toml", '[image]\nimage = "ghcr.io/me/mine:2"\n')
+    mine = SessionManager().plan(repo=str(repo), prompt="x", backend="docker", preset="team-size")
+    assert (mine.sources["image"], mine.sources["network"]) == ("user", "system")  # the user's file wins
+    assert mine.settings.cpu_limit == 3000 and mine.sources["cpu_limit"] == "preset"
+    assert "team" in SessionManager().options().agents and "team-size" in SessionManager().options().presets

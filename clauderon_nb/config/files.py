@@ -320,6 +320,38 @@ def load_user_config(home: Path) -> UserConfig:
     return UserConfig(home=home, general=general, docker=docker, kubernetes=kubernetes, files=files)
 
 
+SYSTEM_CONFIG = Path("/etc/clauderon")
+#: Points the system-wide defaults folder elsewhere (tests, packaging).
+SYSTEM_CONFIG_ENV = "CLAUDERON_SYSTEM_CONFIG"
+
+
+def system_config_dir() -> Path:
+    override = os.environ.get(SYSTEM_CONFIG_ENV, "").strip()
+    return Path(override).expanduser() if override else SYSTEM_CONFIG
+
+
+def load_system_config() -> UserConfig:
+    """The admin's defaults for everyone: the same three files in ``/etc/clauderon`` (or
+    ``$CLAUDERON_SYSTEM_CONFIG``), a layer of their own below each user's files."""
+    return load_user_config(system_config_dir())
+
+
+def agents_of(*configs: UserConfig) -> dict[str, AgentConfig]:
+    """The agent tables of the given configs, later ones winning by name (system, then user)."""
+    out: dict[str, AgentConfig] = {}
+    for config in configs:
+        out.update(config.general.data.agents)
+    return out
+
+
+def presets_of(*configs: UserConfig) -> dict[str, PresetConfig]:
+    """The presets of the given configs, later ones winning by name (system, then user)."""
+    out: dict[str, PresetConfig] = {}
+    for config in configs:
+        out.update(config.general.data.presets)
+    return out
+
+
 def load_repo_config(repo_root: Path) -> Loaded:
     """The repository's ``.clauderon.toml``, if any."""
     return _maybe(repo_root / ".clauderon.toml", RepoConfig)

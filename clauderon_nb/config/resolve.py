@@ -2,7 +2,7 @@
 
 Highest first, field by field: session values, a preset named by the session,
 the repo's ``.clauderon.toml``, a preset named there, the user's files, the
-admin policy's defaults, built-in defaults. Every value records its source.
+system-wide files (``/etc/clauderon``), the admin policy's defaults, built-in defaults. Every value records its source.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ from ..model.request import CreateSessionRequest, check_request_within_limit
 from ..model.settings_table import BACKEND_KEYS
 from .agents import all_agents, find_agent
 from .environment import docker_engine_present
-from .files import AgentConfig, Loaded, RegistryAuth, UserConfig
+from .files import (
+    AgentConfig,
+    DockerConfig,
+    GeneralConfig,
+    KubernetesConfig,
+    Loaded,
+    RegistryAuth,
+    UserConfig,
+    agents_of,
+    presets_of,
+)
 from .policy import AdminPolicy
 from .presets import all_presets, preset_values
 from .tomlfile import display_path
@@ -37,7 +47,7 @@ DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-SOURCES = ("session", "preset", "repo", "kernel", "user", "policy", "default")
+SOURCES = ("session", "preset", "repo", "kernel", "user", "system", "policy", "default")
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,11 @@ def _pick(key: str, layers: list[Layer]) -> tuple[Any, Layer | None]:
 
 def _where(loaded: Loaded) -> str:
     return display_path(loaded.path) if loaded.path else ""
+
+
+_NO_SYSTEM = UserConfig(
+    Path("/nonexistent"), Loaded(None, GeneralConfig()), Loaded(None, DockerConfig()), Loaded(None, KubernetesConfig())
+)
 
 
 def _default_namespace() -> str:
@@ -217,6 +232,7 @@ class _Inputs:
     kernel_origin: str
     kernel_values: dict[str, Any]
     user: UserConfig
+    system: UserConfig
     policy: AdminPolicy
     owner: str
     presets: dict[str, Any]
@@ -230,7 +246,8 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
     """THE precedence, highest first — the only place it is written down.
 
     session > a preset it names > repo file > a preset it names > kernel/form defaults > a preset they
-    name > user files > policy defaults (its default preset when none was named) > built-in defaults.
+    name > user files > system files (/etc/clauderon) > policy defaults (its default preset when none was
+    named) > built-in defaults.
     Only the highest layer's preset applies, just below that layer. With ``backend`` None (while the
     backend itself is chosen) the backend-specific user file, presets and policy defaults are left out.
     Returns the layers, the preset in force and the layer that chose it.
@@ -256,6 +273,13 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
         file_values, user_where = _user_values(backend, inputs.user, inputs.owner)
         user_values.update(file_values)
     layers.append(Layer("user", user_where, user_values))
+    system = inputs.system.general
+    system_values: dict[str, Any] = {"backend": system.data.default_backend, "agent": system.data.default_agent}
+    system_where = _where(system)
+    if backend is not None:
+        file_values, system_where = _user_values(backend, inputs.system, inputs.owner)
+        system_values.update(file_values)
+    layers.append(Layer("system", system_where, system_values))
     if backend is None:
         return layers, None, None
     defaults = _defaults(backend)
@@ -312,6 +336,7 @@ def resolve(
     frontend: dict[str, Any] | None = None,
     frontend_origin: str = "kernel defaults (%config Clauderon)",
     agents_elsewhere: bool = False,
+    system: UserConfig | None = None,
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``.
 
@@ -331,9 +356,10 @@ def resolve(
         kernel_origin=frontend_origin,
         kernel_values=_frontend_values(frontend or {}, frontend_origin),
         user=user,
+        system=system or _NO_SYSTEM,
         policy=policy,
         owner=owner,
-        presets=all_presets(user.general.data.presets),
+        presets=all_presets(presets_of(system or _NO_SYSTEM, user)),
     )
     notes: list[str] = []
     sources: dict[str, str] = {}
@@ -364,7 +390,7 @@ def resolve(
     agent_name, layer = _pick("agent", front)
     agent_name = agent_name or DEFAULT_AGENT
     record("agent", layer)
-    agents = all_agents(user.general.data.agents)
+    agents = all_agents(agents_of(system or _NO_SYSTEM, user))
     if agents_elsewhere and agent_name not in agents:
         agent_config = AgentConfig(command=[agent_name, "{prompt}"])  # never run here: the service has its own
     else:

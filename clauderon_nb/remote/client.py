@@ -37,7 +37,7 @@ CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 #: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
 #: a preset is sent as the values it gave.
 SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f != "preset")
-CLIENT_SOURCES = ("session", "preset", "repo", "kernel", "user")
+CLIENT_SOURCES = ("session", "preset", "repo", "kernel", "user")  # not "system": the service has its own
 
 
 class ServiceClient:
@@ -156,7 +156,7 @@ class RemoteManager:
 
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Your side of the settings (the service adds its defaults and policy at create)."""
-        from ..config.files import load_repo_config, load_user_config
+        from ..config.files import load_repo_config, load_system_config, load_user_config
         from ..config.policy import AdminPolicy
         from ..config.resolve import resolve
         from ..sessions.gitrepo import inspect_repo_cached
@@ -173,6 +173,7 @@ class RemoteManager:
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
             agents_elsewhere=True,
+            system=load_system_config(),
         )
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:

@@ -614,10 +614,10 @@ class SessionManager:
 
     def _local_runtime(self, session: Session) -> dict[str, Any]:
         from ..config.agents import agent_command, all_agents, find_agent, render_command
-        from ..config.files import load_user_config
+        from ..config.files import agents_of, load_system_config, load_user_config
 
-        user = load_user_config(self.home)
-        config = find_agent(session.agent, all_agents(user.general.data.agents), source="stored session")
+        agents = agents_of(load_system_config(), load_user_config(self.home))
+        config = find_agent(session.agent, all_agents(agents), source="stored session")
         logs = self.home / "logs"
         return {
             **session.runtime,

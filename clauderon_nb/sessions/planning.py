@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ..config.agents import agent_command, agent_env, all_agents
-from ..config.files import Loaded, RepoConfig, load_repo_config, load_user_config
+from ..config.files import (
+    Loaded,
+    RepoConfig,
+    agents_of,
+    load_repo_config,
+    load_system_config,
+    load_user_config,
+    presets_of,
+)
 from ..config.policy import load_policy
 from ..config.presets import all_presets
 from ..config.resolve import Resolution, resolve
@@ -81,6 +89,7 @@ class Planner:
             owner=self.owner,
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
+            system=load_system_config(),
         )
 
     def worktrees(self, owner: str) -> Path:
@@ -211,7 +220,7 @@ class Planner:
 
     def options(self, recent_sessions: list[Session]) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
-        user = load_user_config(self.home)
+        user, system = load_user_config(self.home), load_system_config()
         policy = load_policy().for_user(self.owner, self.groups)
         backends = [b.value for b in Backend if policy.allows("allowed_backends", b)]
         pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
@@ -223,8 +232,8 @@ class Planner:
             if isinstance(image, str) and image not in recent:
                 recent.append(image)
         return Options(
-            agents=sorted(all_agents(user.general.data.agents)),
-            presets={k: v.description or "" for k, v in all_presets(user.general.data.presets).items()},
+            agents=sorted(all_agents(agents_of(system, user))),
+            presets={k: v.description or "" for k, v in all_presets(presets_of(system, user)).items()},
             backends=backends,
             pull_policies=pulls,
             allowed_images=globs,
