@@ -496,14 +496,17 @@ c.JupyterHub.services = [
 c.JupyterHub.custom_scopes = {{
     "custom:clauderon:admin": {{"description": "See and act on every clauderon session"}},
 }}
+c.JupyterHub.load_groups = {{"clauderon-users": {{"users": []}}}}  # members get the access role too
 c.JupyterHub.load_roles = [
     {{"name": "admin", "services": ["tester"]}},
     {{
         "name": "clauderon-users",
         "scopes": {user_scopes!r},
         "users": {list(HUB_USERS)!r},
+        "groups": ["clauderon-users"],
     }},
     {{"name": "clauderon-admins", "scopes": ["custom:clauderon:admin"], "users": ["carol"]}},
+    {{"name": "clauderon-service", "scopes": ["read:users:name"], "services": ["clauderon"]}},
     {{
         "name": "server",
         "scopes": [

@@ -750,3 +750,43 @@ def test_metrics_are_prometheus_text_for_admins(hub: hubkit.Hub, policy: Path, r
     durations = [s for s in families["clauderon_create_duration_seconds"].samples if s.name.endswith("_count")]
     assert durations and durations[0].value >= 1
     assert "clauderon_image_pull_duration_seconds" in families and "clauderon_culls" in families
+
+
+def test_sessions_of_a_deleted_hub_account_are_stopped_and_listed_for_the_admin(
+    hub: hubkit.Hub, repo: Path, image: str
+) -> None:
+    import contextlib
+
+    with contextlib.suppress(urllib.error.HTTPError):
+        hub.call("POST", "/users/dave", {})
+    hub.call("POST", "/groups/clauderon-users/users", {"users": ["dave"]})  # the group holds the access role
+    token = hub.token("dave", scopes=["access:services!service=clauderon"])
+    dave = RemoteManager(Endpoint(hub.service_url, token))
+    dave.create(repo=str(repo), prompt="mine", agent="echo", image=image, name="left")
+    hub.call("DELETE", "/users/dave")
+    admin = remote(hub, "admin")
+    actions = [a for a in admin.cull() if a.owner == "dave"]
+    assert [(a.name, a.reason) for a in actions] == [("left", "owner_deleted")]
+    (left,) = [s for s in admin.list(all_owners=True) if s.owner == "dave"]
+    assert left.status.value == "stopped"
+    assert left.error == "stopped by the clauderon service: its owner's hub account was deleted"
+    admin.delete("dave/left")
+
+
+def test_the_admin_session_list_widget_shows_owners_filters_and_totals(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    from clauderon_nb.frontends.widgets import SessionList
+
+    remote(hub, "alice").create(repo=str(repo), prompt="a", agent="echo", image=image, name="wa", cpu_limit="1")
+    remote(hub, "bob").create(repo=str(repo), prompt="b", agent="echo", image=image, name="wb", memory_limit="256m")
+    widget = SessionList(remote(hub, "admin"), all_owners=True)
+    cells = [c.value for c in widget.table.children if hasattr(c, "value")]
+    assert "<b>owner</b>" in cells and "alice" in cells and "bob" in cells
+    assert [o for o, _ in widget.owner_filter.options][:1] == ["everyone"]
+    assert "alice</td><td>1 running of 1</td><td>1 core</td>" in widget.totals.value
+    widget.owner_filter.value = "bob"
+    names = [c.value for c in widget.table.children if hasattr(c, "value") and "<code>" in str(c.value)]
+    assert names == ["<code>wb</code>"]
+    stop = next(c for c in widget.table.children if "clauderon-stop-wb" in getattr(c, "_dom_classes", ()))
+    stop.click()  # an admin acts on bob's session from the list
+    assert remote(hub, "bob").get("wb").status.value == "stopped"
+    assert [h["by"] for h in remote(hub, "bob").get("wb").runtime["history"]] == ["admin"]

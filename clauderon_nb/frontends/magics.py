@@ -116,7 +116,7 @@ class Clauderon(Magics, Configurable):
             raise UsageError(f"%%clauderon: only `create` takes a cell body (the prompt), not {args.command!r}")
         debug = self.debug or args.debug
         if args.command in ("form", "sessions"):
-            return self._widget(args.command)
+            return self._widget(args.command, getattr(args, "all", False))
         from ..model.progress import no_progress
         from .progress_display import progress_display
 
@@ -149,7 +149,7 @@ class Clauderon(Magics, Configurable):
             return None
         return result
 
-    def _widget(self, which: str) -> Any:
+    def _widget(self, which: str, all_owners: bool = False) -> Any:
         try:
             manager = self._manager()
         except Exception as exc:  # noqa: BLE001 - describe() re-raises what it does not know
@@ -163,10 +163,10 @@ class Clauderon(Magics, Configurable):
 
             print(f"Widgets are not available ({exc.name} is not installed); showing text instead.")
             if which == "sessions":
-                return SessionTable(manager.list())
+                return SessionTable(manager.list(all_owners=all_owners), owners=all_owners)
             print("Create a session with: %clauderon create --repo PATH --prompt TEXT [--image …] (see --help)")
             return None
-        return show_form(manager) if which == "form" else show_sessions(manager)
+        return show_form(manager) if which == "form" else show_sessions(manager, all_owners)
 
 
 def load(ip: Any) -> None:

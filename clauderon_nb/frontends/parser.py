@@ -171,9 +171,10 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
 
     add_arguments(serve)
     sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
-    sub.add_parser(
+    sessions = sub.add_parser(
         "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."
     )
+    sessions.add_argument("--all", action="store_true", help="every owner's sessions, with totals (admins)")
     return parser
 
 

@@ -318,31 +318,53 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
 
 
 class SessionList(W.VBox):  # type: ignore[misc]
-    """The owner's sessions with logs, stop/start and delete; refresh costs one backend call per backend."""
+    """The owner's sessions with logs, stop/start and delete; refresh costs one backend call per backend.
 
-    def __init__(self, manager: Manager | None = None, **kwargs: Any) -> None:
+    ``all_owners`` (admins): every owner's sessions, an owner column and filter, and each owner's totals.
+    """
+
+    def __init__(self, manager: Manager | None = None, all_owners: bool = False, **kwargs: Any) -> None:
         self.manager = manager or manager_for()
+        self.all_owners = all_owners
         self.sessions: list[Session] = []
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
-        self.table = W.GridBox(layout=W.Layout(grid_template_columns="repeat(8, max-content)", grid_gap="2px 12px"))
+        self.owner_filter = W.Dropdown(description="Owner", options=[("everyone", "")], value="")
+        self.owner_filter.observe(lambda _c: self.refresh(reload=False), names="value")
+        columns = 9 if all_owners else 8
+        self.table = W.GridBox(
+            layout=W.Layout(grid_template_columns=f"repeat({columns}, max-content)", grid_gap="2px 12px")
+        )
+        self.totals = W.HTML()
         self.detail = W.HTML()
         self._confirming: str | None = None
-        super().__init__(children=[self.refresh_button, self.table, self.detail], **kwargs)
+        top = W.HBox([self.refresh_button, self.owner_filter]) if all_owners else self.refresh_button
+        children = [top, self.table, *([self.totals] if all_owners else []), self.detail]
+        super().__init__(children=children, **kwargs)
         self.add_class("clauderon-sessions")
         self.refresh()
 
-    def refresh(self) -> None:
-        try:
-            self.sessions = self.manager.list()
-        except ClauderonError as exc:
-            self.detail.value = _error_html(str(exc))
-            self.sessions = []
+    def refresh(self, reload: bool = True) -> None:
+        if reload:
+            try:
+                self.sessions = self.manager.list(all_owners=self.all_owners)
+            except ClauderonError as exc:
+                self.detail.value = _error_html(str(exc))
+                self.sessions = []
+        shown = self.sessions
+        if self.all_owners:
+            owners = sorted({s.owner for s in self.sessions})
+            wanted = self.owner_filter.value if self.owner_filter.value in owners else ""
+            self.owner_filter.options = [("everyone", ""), *((o, o) for o in owners)]
+            self.owner_filter.value = wanted
+            shown = [s for s in self.sessions if not wanted or s.owner == wanted]
+            self.totals.value = _totals_html(self.sessions)
+        heads = ("owner",) if self.all_owners else ()
         cells: list[W.Widget] = [
-            W.HTML(f"<b>{h}</b>") for h in ("name", "status", "image", "limits", "age", "", "", "")
+            W.HTML(f"<b>{h}</b>") for h in (*heads, "name", "status", "image", "limits", "age", "", "", "")
         ]
         now = time.time()
-        for s in self.sessions:
+        for s in shown:
             limits = (
                 ", ".join(show_value(k, s.settings[k]) for k in ("cpu_limit", "memory_limit") if s.settings.get(k))
                 or "-"
@@ -351,6 +373,8 @@ class SessionList(W.VBox):  # type: ignore[misc]
             status = f"<span style='color:{color}'>{s.status.value}</span>"
             if s.error:
                 status += f" <small>{html.escape(s.error)}</small>"
+            if self.all_owners:
+                cells.append(W.HTML(html.escape(s.owner)))
             cells += [
                 W.HTML(f"<code>{html.escape(s.name)}</code>"),
                 W.HTML(status),
@@ -366,7 +390,7 @@ class SessionList(W.VBox):  # type: ignore[misc]
                     style="danger" if self._confirming == s.name else "",
                 ),
             ]
-        if not self.sessions:
+        if not shown:
             cells = [W.HTML("<i>No sessions.</i>")]
         self.table.children = cells
 
@@ -386,16 +410,16 @@ class SessionList(W.VBox):  # type: ignore[misc]
             self.refresh()
 
     def _logs(self, session: Session) -> None:
-        text = str(self.manager.logs(session.name, tail=20))
+        text = str(self.manager.logs(session.id, tail=20))
         self.detail.value = (
             f"<b>Last lines of {html.escape(session.name)}</b><pre>{html.escape(text) or '(no output yet)'}</pre>"
         )
 
     def _toggle(self, session: Session) -> None:
         if session.status is Status.RUNNING:
-            self.manager.stop(session.name)
+            self.manager.stop(session.id)
         else:
-            self.manager.start(session.name)
+            self.manager.start(session.id)
         self.detail.value = ""
         self.refresh()
 
@@ -406,7 +430,7 @@ class SessionList(W.VBox):  # type: ignore[misc]
             self.refresh()
             return
         self._confirming = None
-        note = self.manager.delete(session.name)
+        note = self.manager.delete(session.id)
         self.detail.value = f"Deleted {html.escape(session.name)}." + (f" ({html.escape(note)})" if note else "")
         self.refresh()
 
@@ -415,6 +439,21 @@ class SessionList(W.VBox):  # type: ignore[misc]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+def _totals_html(sessions: list[Session]) -> str:
+    """Each owner's use: sessions, running ones, and the CPU and memory limits of the running ones."""
+    rows = []
+    for owner in sorted({s.owner for s in sessions}):
+        mine = [s for s in sessions if s.owner == owner]
+        live = [s for s in mine if s.status is Status.RUNNING]
+        cpu = sum(int(s.settings.get("cpu_limit") or 0) for s in live)
+        memory = sum(int(s.settings.get("memory_limit") or 0) for s in live)
+        rows.append(
+            f"<tr><td>{html.escape(owner)}</td><td>{len(live)} running of {len(mine)}</td>"
+            f"<td>{show_value('cpu_limit', cpu)}</td><td>{show_value('memory_limit', memory)}</td></tr>"
+        )
+    return "<b>Per owner</b><table>" + "".join(rows) + "</table>" if rows else ""
 
 
 def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:
@@ -426,8 +465,8 @@ def show_form(manager: Manager, defaults: dict[str, str] | None = None) -> Creat
     return CreateSessionForm(manager, defaults)
 
 
-def show_sessions(manager: Manager) -> SessionList:
-    return SessionList(manager)
+def show_sessions(manager: Manager, all_owners: bool = False) -> SessionList:
+    return SessionList(manager, all_owners)
 
 
 __all__ = ["ADVANCED_TITLE", "CreateSessionForm", "SessionList", "magic_line"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -28,6 +29,7 @@ from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailabl
 from ..model.naming import owner_folder
 from ..model.progress import ProgressEvent
 from ..model.redact import has_credentials, redact_text
+from ..model.session import Status
 from ..remote.wire import API, credential_names, error_body, rename_aliases, session_json, status_of
 from ..sessions.bundles import (
     TIP_PREFIX,
@@ -87,6 +89,7 @@ class Service:
     _store: Store | None = None
     _cull_lock: threading.Lock = field(default_factory=threading.Lock)
     metrics_public: bool = False  # /metrics without a token (else: hub admins and the admin scope)
+    _warned_scope: bool = False
     _metrics: Any = None
 
     @property
@@ -128,10 +131,49 @@ class Service:
             mgr._store = self._store
         with self._cull_lock:
             actions = mgr.cull(now, dry_run)
+            actions += self._gone_owners(mgr, dry_run)
         if not dry_run:
             for action in actions:
                 self.metrics.culls.labels(action.action, action.reason).inc()
         return actions
+
+    def _gone_owners(self, mgr: SessionManager, dry_run: bool) -> list[CullAction]:
+        """Stop the running sessions of owners the hub no longer knows (their accounts were deleted);
+        the sessions stay listed for the admin (``list --all``) with the reason."""
+        owners = {s.owner for s in mgr._reader().all() if s.status is Status.RUNNING}
+        gone = [o for o in sorted(owners) if self._hub_user_gone(o)]
+        actions: list[CullAction] = []
+        for session in mgr._reader().all():
+            if session.owner not in gone or session.status is not Status.RUNNING:
+                continue
+            message = "stopped by the clauderon service: its owner's hub account was deleted"
+            actions.append(CullAction(session.id, session.owner, session.name, "stop", "owner_deleted", message))
+            if not dry_run:
+                mgr._stop(session, message, "clauderon-service", "owner_deleted")
+        return actions
+
+    def _hub_user_gone(self, name: str) -> bool:
+        """True only when the hub answers 404 for the user (any other answer: leave the sessions alone)."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        hub = self.hub_auth
+        url = f"{hub.api_url.rstrip('/')}/users/{urllib.parse.quote(name, safe='')}"
+        request = urllib.request.Request(url, headers={"Authorization": f"token {hub.api_token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return False
+        except urllib.error.HTTPError as exc:
+            if exc.code == 403 and not self._warned_scope:
+                self._warned_scope = True
+                logging.getLogger("clauderon").warning(
+                    "cannot ask the hub about users (403): give the service the read:users:name scope "
+                    "to stop the sessions of deleted accounts"
+                )
+            return exc.code == 404
+        except OSError:
+            return False
 
     def repo_dir(self, owner: str, key: str) -> Path:
         return self.data_dir / "repos" / owner_folder(owner) / f"{key}.git"
