@@ -103,3 +103,16 @@ def test_rbac_and_docs_links_exist() -> None:
             if target.startswith("http"):
                 continue
             assert (md.parent / target).exists(), f"{md.name} links to missing {target}"
+
+
+def test_the_example_policy_sets_every_key() -> None:
+    """docs/examples/policy.toml is the reference admins copy from: it shows every key once."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    from clauderon_nb.config.policy import PolicyConfig
+
+    data = tomllib.loads((DOCS / "examples" / "policy.toml").read_text())
+    assert set(PolicyConfig.model_fields) - set(data) == set()

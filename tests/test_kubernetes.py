@@ -494,3 +494,20 @@ def test_a_preset_carries_gpus_and_placement(k8s: StandIn, repo: Path, home: Pat
     pod = next(m for m in plan.spec if m["kind"] == "Pod")
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["spec"]["nodeSelector"] == {"pool": "gpu"}
+
+
+def test_a_policy_group_places_its_members_pods(
+    k8s: StandIn, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[groups.research]\nmax_gpus = 2\npriority_class_name = "research"\nnode_selector = { pool = "gpu" }\n'
+        'tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]\n'
+    )
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    member = SessionManager(groups=("research",)).plan(repo=str(repo), prompt="x", backend="kubernetes", gpus="2")
+    pod = next(m for m in member.spec if m["kind"] == "Pod")["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["priorityClassName"] == "research"
+    assert member.sources["node_selector"] == "policy"
+    other = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes")
+    assert "nodeSelector" not in next(m for m in other.spec if m["kind"] == "Pod")["spec"]

@@ -20,7 +20,7 @@ from ..model.display import show_value
 from ..model.fields import BackendName, Cpu, Identifier, Memory, Policy
 from ..model.image import parse_image
 from ..model.units import parse_duration, parse_memory
-from .files import EnvName
+from .files import EnvName, LabelMap, ObjectName, Toleration
 from .tomlfile import display_path, load_toml, readable_file
 
 SYSTEM_POLICY = Path("/etc/clauderon/policy.toml")
@@ -131,6 +131,10 @@ class PolicyRules(BaseModel):
     max_total_cpu: Cpu | None = None
     max_total_memory: Memory | None = None
     max_total_gpus: Count | None = None
+    # Kubernetes placement for the members (defaults, below the users' own files): e.g. a group's GPU pool.
+    node_selector: LabelMap | None = None
+    tolerations: list[Toleration] | None = None
+    priority_class_name: ObjectName | None = None
     # Lifetimes: the service's culler (or `clauderon-nb cull`) stops and deletes.
     max_lifetime: Duration | None = None
     idle_timeout: Duration | None = None
@@ -153,8 +157,12 @@ def _most_permissive(key: str, values: list[Any]) -> Any:
         return list(dict.fromkeys(v for value in values for v in value))
     if key == "allow_digests":
         return any(values)
-    if key == "default_preset":
+    if key in ("default_preset", "priority_class_name"):
         return values[0]  # groups in name order: the first that names one
+    if key == "node_selector":
+        return {k: v for value in values for k, v in value.items()}
+    if key == "tolerations":
+        return [t for value in values for t in value]
     return max(values)
 
 

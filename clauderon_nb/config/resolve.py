@@ -192,6 +192,9 @@ def _defaults(backend: Backend) -> dict[str, Any]:
         "workspace_size": DEFAULT_WORKSPACE_SIZE,
         "image_pull_secrets": (),
         "gpu_resource": DEFAULT_GPU_RESOURCE,
+        "node_selector": None,
+        "tolerations": None,
+        "priority_class_name": None,
     }
 
 
@@ -309,6 +312,11 @@ def _policy_defaults(
             allowed = policy.first(rule)
             assert allowed is not None
             values[key], origin = allowed[0][0], allowed[1].where
+    for key in ("node_selector", "tolerations", "priority_class_name"):
+        placed = policy.first(key)
+        if placed is not None and key in defaults:
+            value = placed[0]
+            values[key] = [t.manifest() for t in value] if key == "tolerations" else value
     max_size = policy.max_workspace_size()
     if "workspace_size" in defaults and max_size is not None and max_size < defaults["workspace_size"]:
         values["workspace_size"] = max_size

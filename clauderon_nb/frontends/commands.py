@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
             fields["backend"] = args.backend
         from ..model.request import CreateSessionRequest
 
-        return ConfigView(mgr.resolve(CreateSessionRequest(**fields)))
+        return ConfigView(mgr.resolve(CreateSessionRequest(**fields)), tuple(mgr.options().bounds))
     if cmd == "cull":
         return CullReport(mgr.cull(now=args.now, dry_run=args.dry_run), args.dry_run)
     if cmd == "fetch":

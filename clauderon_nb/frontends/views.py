@@ -140,27 +140,44 @@ class ConfigView:
     """``config``: effective settings for a backend and where each comes from."""
 
     resolution: Resolution
+    bounds: tuple[tuple[str, str, str], ...] = ()  # the admin policy's bounds for this user (key, value, where)
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         r = self.resolution
         return settings_rows(r.settings, r.sources, r.origins)
 
     def __repr__(self) -> str:
-        return f"Effective settings for the {self.resolution.settings.backend.value} backend:\n" + "\n".join(
+        text = f"Effective settings for the {self.resolution.settings.backend.value} backend:\n" + "\n".join(
             format_rows(self.rows())
         )
+        if self.bounds:
+            width = max(len(k) for k, _, _ in self.bounds)
+            vwidth = max(len(v) for _, v, _ in self.bounds)
+            text += "\nAdmin policy bounds for you:\n" + "\n".join(
+                f"  {k:<{width}}  {v:<{vwidth}}  ({where})" for k, v, where in self.bounds
+            )
+        return text
 
     def _repr_html_(self) -> str:
+        bounds = "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td><td>{html.escape(w)}</td></tr>"
+            for k, v, w in self.bounds
+        )
         return (
             f"<div><b>Effective settings</b> for the {html.escape(self.resolution.settings.backend.value)} backend"
-            f"{html_rows(self.rows())}</div>"
+            f"{html_rows(self.rows())}"
+            + (f"<b>Admin policy bounds for you</b><table>{bounds}</table>" if bounds else "")
+            + "</div>"
         )
 
     def to_json(self) -> dict[str, Any]:
         values = self.resolution.settings.to_json()
-        return {
+        out: dict[str, Any] = {
             key: {"value": values.get(key), "source": source, "from": origin} for key, _, source, origin in self.rows()
         }
+        if self.bounds:
+            out["policy_bounds"] = {k: {"value": v, "from": w} for k, v, w in self.bounds}
+        return out
 
 
 def dumps(value: Any) -> str:

@@ -165,6 +165,12 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         text = "Memory units are 1024-based: 512m = 512 MiB, 4g = 4 GiB."
         if bounds:
             text += " Admin policy: " + "; ".join(bounds) + "."
+        others = [(k, v, w) for k, v, w in o.bounds if k not in ("max_cpu", "max_memory", "allowed_images")]
+        if others:
+            text += " Also: " + "; ".join(f"{k} {v}" for k, v, _ in others) + "."
+        where = sorted({w for _, _, w in o.bounds})
+        if where:
+            text += " (from " + ", ".join(where) + ")"
         return f"<small>{html.escape(text)}</small>"
 
     # --- validation ---------------------------------------------------------

@@ -10,7 +10,7 @@ from .units import human_cpu, human_memory
 def show_value(key: str, value: Any) -> str:
     """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
     if value is None:
-        return "none" if key.endswith(("_limit", "_request")) else "-"
+        return "none" if key.endswith(("_limit", "_request")) or key == "gpus" else "-"
     if key == "gpus":
         return "all" if value == -1 else str(value)
     if key.startswith("cpu_"):

@@ -256,6 +256,7 @@ class RemoteManager:
                 images=list(data["images"]),
                 max_cpu=data.get("max_cpu"),
                 max_memory=data.get("max_memory"),
+                bounds=[(str(k), str(v), str(w)) for k, v, w in data.get("bounds") or []],
             )
         except (KeyError, TypeError):
             raise ClauderonError("the clauderon service sent malformed options") from None

@@ -11,7 +11,7 @@ import os
 import shlex
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,13 @@ from ..config.files import (
     load_user_config,
     presets_of,
 )
-from ..config.policy import load_policy
+from ..config.policy import AdminPolicy, load_policy
 from ..config.presets import all_presets
 from ..config.resolve import Resolution, resolve
 from ..config.trust import TRUSTED_KEYS, is_trusted, trust
 from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
+from ..model.display import show_value
 from ..model.limits import MAX_ARG_BYTES
 from ..model.naming import stable_name, worktree_root
 from ..model.pull_policy import PullPolicy
@@ -54,6 +55,8 @@ class Options:
     images: list[str]  # suggestions: the policy's literal images, then recently used ones
     max_cpu: int | None
     max_memory: int | None
+    #: Every bound of the admin policy that applies to this user: (key, value as read, where it is set).
+    bounds: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,44 @@ class Planner:
             images=policy.literal_images() + recent[:10],
             max_cpu=policy.max_cpu(),
             max_memory=policy.max_memory(),
+            bounds=policy_bounds(policy),
         )
+
+
+_BOUND_SHOWN_AS = {
+    "max_cpu": "cpu_limit",
+    "max_total_cpu": "cpu_limit",
+    "max_memory": "memory_limit",
+    "max_total_memory": "memory_limit",
+    "max_workspace_size": "workspace_size",
+    "max_upload_size": "memory_limit",
+}
+
+
+def policy_bounds(policy: AdminPolicy) -> list[tuple[str, str, str]]:
+    """The policy's maxima, quotas and lifetimes for one user, as (key, value, where) rows."""
+    from ..config.policy import PolicyRules
+    from ..model.units import human_duration
+
+    rows = []
+    for key in PolicyRules.model_fields:
+        if not key.startswith("max_") and key not in ("idle_timeout", "delete_stopped_after"):
+            continue
+        found = policy.limit(key)
+        if found is None:
+            continue
+        value, where = found
+        if key in _BOUND_SHOWN_AS:
+            shown = show_value(_BOUND_SHOWN_AS[key], value)
+        elif key in ("max_lifetime", "idle_timeout", "delete_stopped_after"):
+            shown = human_duration(value)
+        else:
+            shown = str(value)
+        rows.append((key, shown, where))
+    images = policy.first("allowed_images")
+    if images is not None:
+        rows.append(("allowed_images", ", ".join(images[0]) or "none", images[1].where_for("allowed_images")))
+    return rows
 
 
 def check_arguments(spec: SessionSpec) -> None:

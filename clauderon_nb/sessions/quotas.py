@@ -68,7 +68,8 @@ def check_quotas(policy: AdminPolicy, sessions: list[Session], settings: dict[st
         limit, where = found
         if key in ("max_sessions", "max_running_sessions"):
             if now[key] + 1 > limit:
-                what = "sessions (running and stopped)" if key == "max_sessions" else "running sessions"
+                plural = "" if now[key] == 1 else "s"
+                what = f"session{plural} (running and stopped)" if key == "max_sessions" else f"running session{plural}"
                 advice = "delete one first" if key == "max_sessions" else "stop one first"
                 raise QuotaError(
                     f"quota {key} ({where}): you have {now[key]} {what}, the limit is {limit}; {advice}", key
