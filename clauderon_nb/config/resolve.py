@@ -269,20 +269,8 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
             preset_name, preset_layer = values["preset"], layers[-1]
             named_by = "session" if source == "session" else origin
             layers.append(_preset_layer(preset_name, named_by, said, inputs.presets))
-    general = inputs.user.general
-    user_values: dict[str, Any] = {"backend": general.data.default_backend, "agent": general.data.default_agent}
-    user_where = _where(general)
-    if backend is not None:
-        file_values, user_where = _user_values(backend, inputs.user, inputs.owner)
-        user_values.update(file_values)
-    layers.append(Layer("user", user_where, user_values))
-    system = inputs.system.general
-    system_values: dict[str, Any] = {"backend": system.data.default_backend, "agent": system.data.default_agent}
-    system_where = _where(system)
-    if backend is not None:
-        file_values, system_where = _user_values(backend, inputs.system, inputs.owner)
-        system_values.update(file_values)
-    layers.append(Layer("system", system_where, system_values))
+    layers.append(_files_layer("user", inputs.user, backend, inputs.owner))
+    layers.append(_files_layer("system", inputs.system, backend, inputs.owner))
     if backend is None:
         return layers, None, None
     defaults = _defaults(backend)
@@ -294,6 +282,17 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
         preset_name, preset_layer = default_preset, layers[-1]
     layers.append(Layer("default", "built-in default", defaults))
     return layers, preset_name, preset_layer
+
+
+def _files_layer(source: str, files: UserConfig, backend: Backend | None, owner: str) -> Layer:
+    """The layer of a set of config files (the user's, or the system's): config.toml, and the backend's file."""
+    general = files.general
+    values: dict[str, Any] = {"backend": general.data.default_backend, "agent": general.data.default_agent}
+    where = _where(general)
+    if backend is not None:
+        file_values, where = _user_values(backend, files, owner)
+        values.update(file_values)
+    return Layer(source, where, values)
 
 
 def _policy_defaults(
