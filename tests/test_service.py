@@ -219,6 +219,13 @@ def test_raw_requests_beyond_the_policy_get_403(hub: hubkit.Hub, policy: Path, r
     assert not list((hub.data_dir / "uploads").glob("*")) if (hub.data_dir / "uploads").exists() else True
     status, body = raw(hub, "POST", "/plan", token, {**base, "image": image, "cpu_limit": "3"})
     assert status == 403
+    # Without any workspace at all (a plain CreateSessionRequest), the policy still answers first.
+    for plain in (
+        {"prompt": "x", "cpu_limit": "2", "image": image},
+        {"prompt": "x", "image": "ubuntu", "repo": "/home/x"},
+    ):
+        status, body = raw(hub, "POST", "/sessions", token, plain)
+        assert status == 403 and body["error"] == "PolicyError", (plain, body)
     # The client shows the service's refusal as the same class and line.
     with pytest.raises(PolicyError, match=r"max_cpu is 1 core; cpu_limit 2 cores \(this request\) is above it"):
         remote(hub, "alice").create(repo=str(repo), prompt="x", agent="echo", image=image, cpu_limit="2")

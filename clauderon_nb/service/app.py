@@ -336,6 +336,7 @@ class CreateBody:
     remote: str | None
     env: dict[str, str]
     wait: bool
+    problem: ApiError | None = None  # a missing or malformed workspace: answered after the policy check
 
 
 def take_apart(service: Service, caller: Caller, data: dict[str, Any]) -> CreateBody:
@@ -346,6 +347,23 @@ def take_apart(service: Service, caller: Caller, data: dict[str, Any]) -> Create
     workspace = data.pop("workspace", None)
     env = data.pop("env", None) or {}
     wait = data.pop("wait", True)
+    data.pop("repo", None)  # a path on the client's machine: meaningless here, and never read
+    request = CreateSessionRequest(**data, repo="/")  # the request's own fields first: 400 names the field
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ApiError("ValidationError", "env: expected an object of variable names to string values")
+    if not isinstance(wait, bool):
+        raise ApiError("ValidationError", "wait: expected true or false")
+    try:
+        info, key, path, remote = _workspace_of(service, caller, workspace)
+    except ApiError as problem:  # said after the policy has had its say: a refused create is 403 either way
+        unsent = service.repo_dir(caller.name, "0" * 24)
+        info = RepoInfo(root=unsent, common_dir=unsent, branch="HEAD", commit="0" * 40)
+        return CreateBody(request, info, "0" * 24, "-", None, dict(env), wait, problem)
+    return CreateBody(request, info, key, path, remote, dict(env), wait)
+
+
+def _workspace_of(service: Service, caller: Caller, workspace: Any) -> tuple[RepoInfo, str, str, str | None]:
+    """The caller's own copy of the repository a create names; ``ApiError`` for a malformed workspace."""
     if not isinstance(workspace, dict):
         raise ApiError(
             "ValidationError",
@@ -367,15 +385,8 @@ def take_apart(service: Service, caller: Caller, data: dict[str, Any]) -> Create
     remote = given_remote if isinstance(given_remote, str) else None
     if remote is not None and (has_credentials(remote) or not re.fullmatch(r"[^\s\x00]{1,2000}", remote)):
         raise ApiError("ValidationError", "workspace.remote: send the remote URL without credentials", "repo")
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise ApiError("ValidationError", "env: expected an object of variable names to string values")
-    if not isinstance(wait, bool):
-        raise ApiError("ValidationError", "wait: expected true or false")
-    data.pop("repo", None)  # a path on the client's machine: meaningless here, and never read
-    request = CreateSessionRequest(**data, repo="/")
     bare = service.repo_dir(caller.name, key)
-    info = RepoInfo(root=bare, common_dir=bare, branch=branch, commit=commit)
-    return CreateBody(request, info, key, path[:400], remote, dict(env), wait)
+    return RepoInfo(root=bare, common_dir=bare, branch=branch, commit=commit), key, path[:400], remote
 
 
 def check_env(body: CreateBody, plan: Any) -> None:
@@ -399,6 +410,8 @@ class PlanHandler(ApiHandler):
         body = take_apart(self.service, self.caller, self.json_body())
         plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote))
         check_env(body, plan)
+        if body.problem is not None:
+            raise body.problem
         bare = body.workspace.root
         have = await self.call(lambda: (has_commit(bare, body.workspace.commit), tips(bare)))
         self.send_json(
@@ -503,6 +516,8 @@ class CreateHandler(ApiHandler):
         mgr = self.manager()
         self._plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote))
         check_env(body, self._plan)
+        if body.problem is not None:
+            raise body.problem
 
     async def post(self) -> None:
         if self._finished:
