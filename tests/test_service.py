@@ -797,3 +797,38 @@ def test_the_admin_session_list_widget_shows_owners_filters_and_totals(hub: hubk
     stop.click()  # an admin acts on bob's session from the list
     assert remote(hub, "bob").get("wb").status.value == "stopped"
     assert [h["by"] for h in remote(hub, "bob").get("wb").runtime["history"]] == ["admin"]
+
+
+def test_create_streams_server_sent_events_like_jupyterhub_spawn_progress(
+    hub: hubkit.Hub, repo: Path, image: str
+) -> None:
+    remote(hub, "alice").plan(repo=str(repo), prompt="x", agent="echo", image=image)  # nothing sent yet
+    remote(hub, "alice").create(repo=str(repo), prompt="first", agent="echo", image=image, name="sent")  # the commit
+    body = {"prompt": "streamed", "agent": "echo", "image": image, "name": "sse", "workspace": workspace(repo)}
+    request = urllib.request.Request(
+        hub.service_url + "api/v1/sessions",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"token {hub.tokens['alice']}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        },
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        kind = ""
+        for raw_line in response:
+            line = raw_line.decode().rstrip("\n")
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line[5:])))
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "session" and set(kinds[:-1]) == {"progress"}
+    progress = [d["progress"] for k, d in events if k == "progress"]
+    assert progress == sorted(progress) and all(0 <= p <= 100 for p in progress)
+    assert all(isinstance(d["message"], str) and d["message"] for k, d in events if k == "progress")
+    assert events[-1][1]["ready"] is True and events[-1][1]["progress"] == 100
+    assert events[-1][1]["name"] == "sse" and events[-1][1]["status"] == "running"

@@ -541,7 +541,9 @@ class CreateHandler(ApiHandler):
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
         def report(event: ProgressEvent) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, ("progress", asdict(event)))
+            # Like JupyterHub's spawn progress: a percentage and a message, plus our step details.
+            data = {"progress": _percent(event), **asdict(event)}
+            loop.call_soon_threadsafe(events.put_nowait, ("progress", data))
 
         async def produce() -> None:
             try:
@@ -550,7 +552,7 @@ class CreateHandler(ApiHandler):
                 error = classify(exc)
                 await events.put(("error", error_body(error.kind, error.message, error.field)))
             else:
-                await events.put(("session", session_json(session)))
+                await events.put(("session", {**session_json(session), "progress": 100, "ready": True}))
 
         task = asyncio.ensure_future(produce())
         while True:
@@ -615,6 +617,25 @@ class CreateHandler(ApiHandler):
         metrics.creates.labels("success", "").inc()
         metrics.create_duration.labels(session.backend).observe(time.monotonic() - started)
         return session
+
+
+_STEP_PERCENT = {
+    "note": 0,
+    "upload": 2,
+    "check": 5,
+    "pull": 10,
+    "worktree": 75,
+    "create": 85,
+    "start": 95,
+    "ready": 100,
+}
+
+
+def _percent(event: ProgressEvent) -> int:
+    """How far a create is, 0-100, for clients that show a bar (as for JupyterHub's spawn progress)."""
+    if event.step == "pull" and event.total:
+        return 10 + int(60 * min(1.0, (event.current or 0) / event.total))
+    return _STEP_PERCENT.get(event.step, 50)
 
 
 def _too_large(size: int, limit: int) -> str:
