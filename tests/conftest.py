@@ -164,6 +164,10 @@ command = ["sh", "-c", "printf '%s' \"$CLAUDERON_PROMPT\" > /tmp/prompt; echo st
 [agents.chatty]
 command = ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]
 
+[agents.teamkey]
+command = ["sh", "-c", "test \"$TEST_TEAM_KEY\" = team-secret-value && echo team-key-received; exec sleep 600"]
+service_env = ["TEST_TEAM_KEY"]
+
 [agents.keyed]
 command = ["sh", "-c", "test -n \"$TEST_SERVICE_KEY\" && echo key-received; exec sleep 600"]
 pass_env = ["TEST_SERVICE_KEY"]

@@ -29,6 +29,7 @@ def start_hub(workdir: Path, agents: str, kubeconfig: Path | None = None) -> Ite
     except ImportError:
         need("jupyterhub is not installed (pip install 'clauderon-nb[service]')")
     env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}
+    env["TEST_TEAM_KEY"] = "team-secret-value"  # the admin's credential for the teamkey agent (service_env)
     hub = demo.DemoHub.start(
         agents=agents, workdir=workdir, service_env=env, workspace_url=True, broken_engine=True, cull_every=1
     )

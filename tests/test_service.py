@@ -832,3 +832,28 @@ def test_create_streams_server_sent_events_like_jupyterhub_spawn_progress(
     assert all(isinstance(d["message"], str) and d["message"] for k, d in events if k == "progress")
     assert events[-1][1]["ready"] is True and events[-1][1]["progress"] == 100
     assert events[-1][1]["name"] == "sse" and events[-1][1]["status"] == "running"
+
+
+def test_the_admin_configures_a_credential_for_everyone_with_service_env(
+    hub: hubkit.Hub, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_TEAM_KEY", "the-users-own-value")  # never sent: the agent takes the admin's
+    mgr = remote(hub, "alice")
+    session = mgr.create(repo=str(repo), prompt="team work", agent="teamkey", image=image, name="team")
+    import time
+
+    deadline = time.monotonic() + 10
+    while "team-key-received" not in str(mgr.logs("team")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "team-key-received" in str(mgr.logs("team"))
+    assert "team-secret-value" not in json.dumps(raw(hub, "GET", "/sessions/team", hub.tokens["alice"])[1])
+    assert "team-secret-value" not in repr(session) and "team-secret-value" not in hub.log()
+    body = {
+        "prompt": "x",
+        "agent": "teamkey",
+        "image": image,
+        "workspace": workspace(repo),
+        "env": {"TEST_TEAM_KEY": "mine"},
+    }
+    status, answer = raw(hub, "POST", "/sessions", hub.tokens["alice"], body)
+    assert status == 400 and "does not take it" in answer["message"]  # users cannot replace the admin's value

@@ -63,10 +63,11 @@ class AgentEnv:
 
     required: tuple[str, ...]
     optional_present: tuple[str, ...]
+    from_service: tuple[str, ...] = ()  # ``service_env``: the admin's, from the creating process
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.required + self.optional_present
+        return tuple(dict.fromkeys(self.required + self.optional_present + self.from_service))
 
 
 def agent_env(
@@ -76,9 +77,10 @@ def agent_env(
 
     ``names_only``: the values arrive later (a dry run on the service): every name, nothing checked.
     """
+    service = tuple(agent.service_env)
     if names_only:
         optional = tuple(v for v in agent.pass_env_optional if v not in agent.pass_env)
-        return AgentEnv(required=tuple(agent.pass_env), optional_present=optional)
+        return AgentEnv(required=tuple(agent.pass_env), optional_present=optional, from_service=service)
     env = os.environ if environ is None else environ
     missing = [v for v in agent.pass_env if v not in env]
     if missing:
@@ -88,4 +90,4 @@ def agent_env(
             field="agent",
         )
     present = tuple(v for v in agent.pass_env_optional if v in env and v not in agent.pass_env)
-    return AgentEnv(required=tuple(agent.pass_env), optional_present=present)
+    return AgentEnv(required=tuple(agent.pass_env), optional_present=present, from_service=service)

@@ -201,6 +201,9 @@ class AgentConfig(_File):
     headless_command: Command | None = None  # for the local backend, which has no terminal
     pass_env: list[EnvName] = Field(default_factory=list)
     pass_env_optional: list[EnvName] = Field(default_factory=list)
+    # Credentials the admin gives everyone: taken from the environment of the process that creates the
+    # session (on the clauderon service, the service's own), never sent by users.
+    service_env: list[EnvName] = Field(default_factory=list)
     env_from_secret: ObjectName | None = None
 
 

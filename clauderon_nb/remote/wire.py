@@ -148,6 +148,9 @@ def request_json(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def credential_names(secret_env: tuple[str, ...], extra_env: dict[str, str]) -> list[str]:
-    """The agent credentials a client may send: its ``pass_env`` names (``extra_env`` is the service's own)."""
-    return [n for n in secret_env if n not in extra_env]
+def credential_names(
+    secret_env: tuple[str, ...], extra_env: dict[str, str], service_env: tuple[str, ...] = ()
+) -> list[str]:
+    """The agent credentials a client may send: its ``pass_env`` names (``extra_env`` and ``service_env``
+    are the service's own)."""
+    return [n for n in secret_env if n not in extra_env and n not in service_env]

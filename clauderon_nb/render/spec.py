@@ -40,6 +40,7 @@ class SessionSpec:
     #: Kubernetes from the service without a remote: the init container fetches the workspace here,
     #: once, with the one-time token from the session's Secret.
     workspace_url: str | None = None
+    service_env: tuple[str, ...] = ()  # the admin's credentials: from the creating process, never from a user
     uid: int = 0
     gid: int = 0
 
@@ -113,6 +114,7 @@ def build_spec(
         env_from_secret=env_from_secret,
         remote_url=remote_url,
         workspace_url=workspace_url,
+        service_env=credentials.from_service,
         uid=uid,
         gid=gid,
     )

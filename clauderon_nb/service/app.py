@@ -391,7 +391,7 @@ def _workspace_of(service: Service, caller: Caller, workspace: Any) -> tuple[Rep
 
 def check_env(body: CreateBody, plan: Any) -> None:
     """Credentials may be sent only for the names the agent takes; a value never appears in an answer."""
-    wanted = set(credential_names(plan.session_spec.secret_env, plan.settings.extra_env))
+    wanted = set(credential_names(plan.session_spec.secret_env, plan.settings.extra_env, plan.session_spec.service_env))
     extra = sorted(set(body.env) - wanted)
     if extra:
         raise ApiError(
@@ -417,7 +417,9 @@ class PlanHandler(ApiHandler):
         self.send_json(
             {
                 "plan": plan.to_json(),
-                "credentials": credential_names(plan.session_spec.secret_env, plan.settings.extra_env),
+                "credentials": credential_names(
+                    plan.session_spec.secret_env, plan.settings.extra_env, plan.session_spec.service_env
+                ),
                 "has_commit": have[0],
                 "have": have[1],
                 "max_upload_size": self.service.max_upload(),

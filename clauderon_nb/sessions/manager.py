@@ -202,9 +202,12 @@ class SessionManager:
         )
         spec = plan.session_spec
         given = {**(secrets or {}), **plan.settings.extra_env}  # the config's own values win over a client's
-        # On the service a session gets only what its user sent: never the service's own environment.
-        fallback: Mapping[str, str] = {} if self.shared else os.environ
-        values = {n: given[n] if n in given else fallback.get(n) for n in spec.secret_env}
+        # On the service a session gets what its user sent, and of the service's own environment only
+        # what the admin named for the agent (``service_env``).
+        values = {
+            n: given[n] if n in given and n not in spec.service_env else _own_env(n, spec.service_env, self.shared)
+            for n in spec.secret_env
+        }
         secret_values = {n: v for n, v in values.items() if v is not None}
         if token:
             from ..render.kubernetes import WORKSPACE_TOKEN_KEY
@@ -217,9 +220,10 @@ class SessionManager:
             for note in plan.notes:
                 report(ProgressEvent("note", note, detail=True))
             if missing:
+                whose = "the clauderon service's environment (ask the admin)"
                 raise ConfigError(
-                    f"agent {spec.settings.agent!r}: credential {missing[0]} is not set (export it, or ask the admin "
-                    "to configure it for the service)",
+                    f"agent {spec.settings.agent!r}: credential {missing[0]} is not set in "
+                    f"{whose if missing[0] in spec.service_env else 'your environment'}",
                     field="agent",
                 )
             backend.preflight(spec, report)
@@ -718,6 +722,11 @@ def _last_line(text: str | Iterator[str]) -> str | None:
         return None
     lines = text.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+def _own_env(name: str, service_env: tuple[str, ...], shared: bool) -> str | None:
+    """A credential from this process's environment: always in a kernel; on the service only ``service_env``."""
+    return os.environ.get(name) if not shared or name in service_env else None
 
 
 def _groups_of(session: Session) -> tuple[str, ...]:

@@ -121,7 +121,8 @@ class Planner:
             given = agent_env(settings.agent, res.agent_config, credentials, names_only=credentials is None)
         else:
             given = agent_env(settings.agent, res.agent_config)
-        load_policy().for_user(self.owner, self.groups).check_pass_env(settings.agent, given.names)
+        forwarded = given.required + given.optional_present  # the admin's service_env is not the user's to forward
+        load_policy().for_user(self.owner, self.groups).check_pass_env(settings.agent, forwarded)
         notes = list(res.notes)
         if settings.backend is Backend.KUBERNETES and settings.gpus == -1:
             raise ConfigError(
