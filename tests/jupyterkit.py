@@ -114,13 +114,28 @@ def jupyter_lab(root: Path, env: dict[str, str]) -> Iterator[str]:
         log.close()
 
 
+def dismiss_dialogs(page: Any) -> None:
+    """Accept whatever dialog JupyterLab opened (a kernel choice, a news opt-in), so clicks reach the page."""
+    dialogs = page.locator(".jp-Dialog")
+    for _ in range(5):
+        if not dialogs.count() or not dialogs.first.is_visible():
+            return
+        accept = dialogs.first.locator(".jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+        else:
+            page.keyboard.press("Escape")
+        page.wait_for_timeout(200)
+
+
 def run_all(page: Any, cells: int, timeout: float = 90) -> None:
     """Run every cell through the Run menu, retrying until each shows an execution count."""
     deadline = time.monotonic() + timeout
     while True:
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
         try:
+            dismiss_dialogs(page)
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
+            page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
             page.wait_for_function(
                 f"document.querySelectorAll('.jp-InputPrompt').length >= {cells} && "
                 "[...document.querySelectorAll('.jp-Cell .jp-InputPrompt')].every(p => /\\[\\d+\\]/.test(p.textContent))",

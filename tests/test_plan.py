@@ -225,7 +225,8 @@ def test_import_is_light() -> None:
     code = (
         "import sys, clauderon_nb; "
         "from clauderon_nb import __version__; "
-        "heavy = [m for m in ('docker', 'kubernetes', 'ipywidgets', 'pydantic') if m in sys.modules]; "
+        "heavy = [m for m in ('docker', 'kubernetes', 'ipywidgets', 'pydantic', 'textual', 'tornado') "
+        "if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

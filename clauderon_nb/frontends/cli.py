@@ -31,6 +31,18 @@ def as_json(result: Any) -> Any:
     return redact_json(out)
 
 
+def _tui(args: Any) -> int:
+    try:
+        from .tui import run as run_tui
+    except ImportError as exc:
+        print(f"error: the terminal UI needs {exc.name}: pip install 'clauderon-nb[tui]'", file=sys.stderr)
+        return 2
+    from .connect import manager_for
+
+    run_tui(manager_for(), all_owners=args.all)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 on success, 2 on usage errors, 1 on backend failures."""
     parser = build_parser("clauderon-nb")
@@ -49,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             from ..service.main import serve
 
             return serve(args)
+        if args.command == "tui":
+            return _tui(args)
         from .connect import manager_for
 
         ctx = Context(

@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "fetch",
     "cull",
     "serve",
+    "tui",
     "form",
     "sessions",
 )
@@ -171,6 +172,13 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
 
     add_arguments(serve)
     sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
+    tui = sub.add_parser(
+        "tui",
+        help="the terminal UI: session list, logs, and the create dialog (pip install 'clauderon-nb[tui]')",
+        description="A terminal UI over the same sessions: the list (live), logs, stop/start/delete, and a create "
+        "dialog with Advanced Container Settings validated as you type.",
+    )
+    tui.add_argument("--all", action="store_true", help="every owner's sessions (admins)")
     sessions = sub.add_parser(
         "sessions", help="show the session list widget (in a notebook)", description="Show the session list widget."
     )

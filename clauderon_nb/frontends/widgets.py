@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-import shlex
 import time
 from typing import Any
 
@@ -18,12 +17,13 @@ from pydantic import ValidationError
 
 from ..errors import ClauderonError, describe_validation_error
 from ..model.display import show_value
-from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS, flag_for
+from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS
 from ..model.progress import ProgressEvent
 from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
 from ..render.plan import Plan, PlanView
 from ..sessions.planning import Options
+from .commandline import magic_line
 from .connect import Manager, manager_for
 from .views import SessionTable, age_text
 
@@ -45,24 +45,6 @@ def _error_html(text: str) -> str:
         f"<span style='color:#cf222e;white-space:nowrap' title='{html.escape(text)}'>"
         f"{html.escape(short, quote=False)}</span>"
     )
-
-
-def magic_line(values: dict[str, str]) -> str:
-    """The ``%clauderon create …`` equivalent of the form's values (``%%`` form for multi-line prompts).
-
-    It round-trips exactly: ``create`` lines are not variable-expanded, values are shell-quoted and
-    joined with ``=`` (so a value starting with ``-`` is never read as a flag).
-    """
-    flags = [_flag_text(k, v) for k, v in values.items() if k != "prompt" and v]
-    prompt = values.get("prompt", "")
-    if "\n" in prompt or "\r" in prompt:
-        return "%%clauderon create " + " ".join(flags) + "\n" + prompt
-    return " ".join(["%clauderon create", *flags, _flag_text("prompt", prompt) if prompt else ""]).strip()
-
-
-def _flag_text(name: str, value: str) -> str:
-    flag = flag_for(name)
-    return f"{flag}={shlex.quote(value)}" if value.startswith("-") else f"{flag} {shlex.quote(value)}"
 
 
 class CreateSessionForm(W.VBox):  # type: ignore[misc]

@@ -1,0 +1,556 @@
+"""``clauderon-nb tui``: the session list, logs and the create dialog in a terminal (Textual).
+
+The same manager, request model and plan as every other entry point: a field is checked as you
+type by ``CreateSessionRequest`` and a dry-run plan, and errors are the same one-line messages.
+Loaded only by ``clauderon-nb tui`` (``pip install 'clauderon-nb[tui]'``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
+from textual.screen import ModalScreen, Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import (
+    Button,
+    Collapsible,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    ProgressBar,
+    RichLog,
+    Select,
+    Static,
+    TextArea,
+)
+
+from ..errors import ClauderonError, describe_validation_error
+from ..model.display import show_value
+from ..model.hints import FIELDS, HINTS
+from ..model.progress import ProgressEvent
+from ..model.session import Session, Status
+from .commandline import magic_line
+from .connect import Manager
+from .views import age_text
+
+ADVANCED_TITLE = "Advanced Container Settings"
+IMAGE_HELP = """\
+What a session image needs (docs/images.md):
+
+- the agent's command on PATH (claude, codex, gemini, or your [agents.NAME] command);
+  create checks this before the agent starts and says so in one line if it is missing;
+- git, so the agent can commit on its branch (the worktree is at /workspace);
+- sh, for the Kubernetes init container that clones the repository;
+- a writable HOME for any user id: Docker runs the container as your uid:gid,
+  Kubernetes as run_as_user (default 1000).
+
+Containers run with init and a TTY, so `docker attach` / `kubectl attach -it` reach the agent.
+Pin what you run: ghcr.io/team/dev:1@sha256:<digest>.
+
+Press Escape to close."""
+_STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.95, "ready": 1.0}
+_CHOICE_FIELDS = ("backend", "pull_policy", "preset")
+_EMPTY = "No sessions. Press n for a new one."
+
+
+class Cancelled(BaseException):
+    """Raised in the create's progress callback when the user cancels: the create rolls back."""
+
+
+class ImageHelp(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(Static(IMAGE_HELP, id="image-help"), id="help-box")
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """Says what is removed, and that a branch with commits is kept."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        s = self.session
+        with Vertical(id="confirm-box"):
+            yield Label(
+                f"Delete session {s.name}? Its {'pod' if s.backend == 'kubernetes' else 'container or process'}, "
+                f"worktree and record are removed; the branch {s.branch} is kept if the agent committed on it."
+            )
+            with Horizontal():
+                yield Button("Delete", variant="error", id="yes")
+                yield Button("Cancel", id="no")
+
+    @on(Button.Pressed)
+    def _answer(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class LogsScreen(Screen[None]):
+    """The last lines, then new output as it comes (follow)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, manager: Manager, name: str) -> None:
+        super().__init__()
+        self.manager, self.session_name = manager, name
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Logs of {self.session_name} (Escape: back)")
+        yield RichLog(id="log", wrap=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._follow()
+
+    @work(thread=True, exclusive=True)
+    def _follow(self) -> None:
+        log = self.query_one(RichLog)
+        try:
+            text = self.manager.logs(self.session_name, tail=200)
+            self.app.call_from_thread(log.write, str(text) or "(no output yet)")
+            stream = self.manager.logs(self.session_name, follow=True, tail=0)
+            for chunk in stream if not isinstance(stream, str) else [stream]:
+                if self.is_attached:
+                    self.app.call_from_thread(log.write, chunk.rstrip("\n"))
+        except ClauderonError as exc:
+            self.app.call_from_thread(log.write, f"error: {exc}")
+
+
+class CreateScreen(Screen[None]):
+    """The create dialog: every field validated as you type, an Advanced Container Settings section."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+a", "toggle_advanced", "Advanced"),
+        Binding("ctrl+s", "create", "Create"),
+        Binding("ctrl+d", "dry_run", "Dry run"),
+        Binding("f1", "image_help", "Image help"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, manager: Manager) -> None:
+        super().__init__()
+        self.manager = manager
+        self.plan: Any = None
+        self._cancel = False
+        self._creating = False
+        try:
+            self.options: Any = manager.options()
+        except ClauderonError:
+            self.options = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="create-form"):
+            yield Label("New session", id="title")
+            for hint in FIELDS:
+                if not hint.advanced:
+                    yield from self._field(hint.name)
+            with Collapsible(title=ADVANCED_TITLE, collapsed=True, id="advanced"):
+                yield Static(self._bounds(), id="bounds")
+                yield Button("What does an image need? (F1)", id="image-help-button")
+                for hint in FIELDS:
+                    if hint.advanced:
+                        yield from self._field(hint.name)
+            yield Static("", id="summary")
+            yield Static("", id="command")
+            yield ProgressBar(total=1.0, show_eta=False, id="progress")
+            yield Static("", id="progress-label")
+            with Horizontal(id="buttons"):
+                yield Button("Create", variant="primary", id="create", disabled=True)
+                yield Button("Dry run", id="dry-run")
+                yield Button("Cancel", id="cancel")
+        yield Footer()
+
+    def _field(self, name: str) -> ComposeResult:
+        hint = HINTS[name]
+        yield Label(hint.title, classes="field-label")
+        if name == "prompt":
+            yield TextArea(id="f-prompt", classes="field")
+        elif name in _CHOICE_FIELDS:
+            yield Select(self._choices(name), id=f"f-{name}", prompt="(configured)", classes="field")
+        else:
+            suggestions = self._suggestions(name)
+            yield Input(
+                value="." if name == "repo" else "",
+                placeholder=hint.help,
+                id=f"f-{name}",
+                classes="field",
+                suggester=SuggestFromList(suggestions, case_sensitive=False) if suggestions else None,
+            )
+        yield Static("", id=f"e-{name}", classes="error")
+
+    def _choices(self, name: str) -> list[tuple[str, str]]:
+        o = self.options
+        if o is None:
+            return []
+        values = {"backend": o.backends, "pull_policy": o.pull_policies, "preset": list(o.presets)}[name]
+        return [(v, v) for v in values]
+
+    def _suggestions(self, name: str) -> list[str]:
+        o = self.options
+        if o is None:
+            return []
+        if name == "image":
+            return list(dict.fromkeys([*o.images, *o.allowed_images]))
+        if name == "agent":
+            return list(o.agents)
+        return []
+
+    def _bounds(self) -> str:
+        o = self.options
+        text = "Memory units are 1024-based: 512m = 512 MiB, 4g = 4 GiB."
+        if o is not None and o.bounds:
+            text += " Admin policy: " + "; ".join(f"{k} {v}" for k, v, _ in o.bounds) + "."
+        return text
+
+    def on_mount(self) -> None:
+        self.query_one("#progress", ProgressBar).display = False
+        self.validate()
+
+    # --- values and validation --------------------------------------------------------
+
+    def values(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for hint in FIELDS:
+            widget = self.query_one(f"#f-{hint.name}")
+            if isinstance(widget, TextArea):
+                value = widget.text
+            elif isinstance(widget, Select):
+                value = "" if widget.is_blank() else str(widget.value)
+            else:
+                value = widget.value.strip() if isinstance(widget, Input) else ""
+            if value:
+                out[hint.name] = value
+        return out
+
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.validate()
+
+    def validate(self) -> bool:
+        """Every field through the request model, then the whole request through a dry-run plan."""
+        from pydantic import ValidationError
+
+        from ..model.request import CreateSessionRequest
+
+        for hint in FIELDS:
+            self.query_one(f"#e-{hint.name}", Static).update("")
+        values = self.values()
+        self.query_one("#command", Static).update("$ " + magic_line(values, prefix="clauderon-nb"))
+        summary = self.query_one("#summary", Static)
+        self.plan, ok = None, False
+        try:
+            request = CreateSessionRequest(**values)
+        except ValidationError as exc:
+            general = []
+            for err in exc.errors(include_url=False, include_input=False):
+                loc = err.get("loc") or ()
+                name = str(loc[0]) if loc else ""
+                ctx = err.get("ctx") or {}
+                text = str(ctx["error"]) if "error" in ctx else describe_validation_error(exc)
+                if name == "prompt" and "prompt" not in values:
+                    continue  # not scolded before anything is typed
+                if name in HINTS:
+                    self.query_one(f"#e-{name}", Static).update(text)
+                else:
+                    general.append(text)
+            summary.update(
+                "; ".join(general)
+                or ("Write a prompt to create a session." if "prompt" not in values else "Fix the fields marked above.")
+            )
+        else:
+            try:
+                self.plan = self.manager.plan(request)
+            except ClauderonError as exc:
+                target = exc.field if exc.field in HINTS else None
+                if target:
+                    self.query_one(f"#e-{target}", Static).update(str(exc))
+                summary.update(str(exc) if not target else f"Fix the {HINTS[target].title.lower()} field.")
+            else:
+                ok = not self.plan.needs_trust
+                self._show_plan(self.plan)
+                if self.plan.needs_trust:
+                    summary.update(self.plan.notes[-1])
+        self.query_one("#create", Button).disabled = not ok or self._creating
+        return ok
+
+    def _show_plan(self, plan: Any) -> None:
+        for key, value, source, origin in plan.rows():
+            widget = self.query(f"#f-{key}")
+            if not widget:
+                continue
+            field = widget.first()
+            where = (
+                source
+                if origin in ("", "this request")
+                else origin
+                if origin.startswith("built-in")
+                else f"from {origin}"
+            )
+            if isinstance(field, Input):
+                field.placeholder = f"{value} — {where}"
+        notes = "".join(f"\nNote: {n}" for n in plan.notes)
+        self.query_one("#summary", Static).update(
+            f"Ready: a {plan.backend} session {plan.name!r} on branch {plan.branch}.{notes}"
+        )
+
+    # --- actions --------------------------------------------------------------------------
+
+    def action_toggle_advanced(self) -> None:
+        section = self.query_one("#advanced", Collapsible)
+        section.collapsed = not section.collapsed
+
+    def action_image_help(self) -> None:
+        self.app.push_screen(ImageHelp())
+
+    def action_dry_run(self) -> None:
+        if self.validate() and self.plan is not None:
+            self.app.push_screen(PlanScreen(repr(self.plan)))
+
+    def action_cancel(self) -> None:
+        if self._creating:
+            self._cancel = True
+            self.query_one("#progress-label", Static).update("Cancelling: what was made is being removed…")
+        else:
+            self.app.pop_screen()
+
+    def action_create(self) -> None:
+        if self._creating or not self.validate():
+            return
+        from ..model.request import CreateSessionRequest
+
+        self._creating, self._cancel = True, False
+        self.query_one("#create", Button).disabled = True
+        self.query_one("#progress", ProgressBar).display = True
+        self._run_create(CreateSessionRequest(**self.values()))
+
+    @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#dry-run")
+    def _dry_pressed(self) -> None:
+        self.action_dry_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#image-help-button")
+    def _help_pressed(self) -> None:
+        self.action_image_help()
+
+    @work(thread=True, exclusive=True)
+    def _run_create(self, request: Any) -> None:
+        def progress(event: ProgressEvent) -> None:
+            if self._cancel:
+                raise Cancelled
+            self.app.call_from_thread(self._progress, event)
+
+        try:
+            session = self.manager.create(request, progress=progress)
+        except Cancelled:
+            self.app.call_from_thread(self._finished, "Cancelled: nothing was left behind.", None)
+        except ClauderonError as exc:
+            self.app.call_from_thread(self._finished, f"error: {exc}", None)
+        else:
+            self.app.call_from_thread(self._finished, f"Session {session.name} is {session.status.value}.", session)
+
+    def _progress(self, event: ProgressEvent) -> None:
+        bar = self.query_one("#progress", ProgressBar)
+        fraction = _STEP_FRACTION.get(event.step, bar.progress or 0.0)
+        if event.step == "pull" and event.total:
+            fraction = 0.1 + 0.6 * min(1.0, (event.current or 0) / event.total)
+        bar.update(progress=max(bar.progress or 0.0, fraction))
+        self.query_one("#progress-label", Static).update(event.message[:200])
+
+    def _finished(self, message: str, session: Session | None) -> None:
+        self._creating = False
+        self.query_one("#progress-label", Static).update(message)
+        if session is not None:
+            self.app.notify(message)
+            self.app.pop_screen()
+            refresh = getattr(self.app.screen, "refresh_sessions", None)
+            if refresh:
+                refresh()
+        else:
+            self.validate()
+
+
+class PlanScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(Static(self.text, id="plan-text"), id="plan-box")
+
+
+class SessionsScreen(Screen[None]):
+    """Name, status, backend, image, CPU, memory, age (and owner for admins), refreshed live."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new", "New"),
+        Binding("l", "logs", "Logs"),
+        Binding("s", "stop_start", "Stop/Start"),
+        Binding("d", "delete", "Delete"),
+        Binding("a", "attach", "Attach"),
+        Binding("r", "refresh_sessions", "Refresh"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, manager: Manager, all_owners: bool = False, interval: float = 3.0) -> None:
+        super().__init__()
+        self.manager, self.all_owners, self.interval = manager, all_owners, interval
+        self.sessions: list[Session] = []
+
+    def compose(self) -> ComposeResult:
+        yield Label("clauderon sessions", id="title")
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        heads = ["name", "status", "backend", "image", "cpu", "memory", "age"]
+        table.add_columns(*(["owner", *heads] if self.all_owners else heads))
+        self.refresh_sessions()
+        if self.interval:
+            self.set_interval(self.interval, self.refresh_sessions)
+
+    def action_refresh_sessions(self) -> None:
+        self.refresh_sessions()
+
+    def refresh_sessions(self) -> None:
+        try:
+            sessions = self.manager.list(all_owners=self.all_owners)
+        except ClauderonError as exc:
+            self.query_one("#status-line", Static).update(f"error: {exc}")
+            return
+        self.sessions = sessions
+        table = self.query_one(DataTable)
+        now = time.time()
+        rows = {s.id: self._row(s, now) for s in sessions}
+        if [str(k.value) for k in table.rows] != list(rows):  # sessions came or went: rebuild
+            cursor = table.cursor_row
+            table.clear()
+            for key, row in rows.items():
+                table.add_row(*row, key=key)
+            if rows:
+                table.move_cursor(row=min(cursor, len(rows) - 1))
+        else:  # same sessions: update the cells in place (no flicker)
+            for key, row in rows.items():
+                for column, value in zip(table.columns, row, strict=False):
+                    table.update_cell(key, column, value)
+        line = self.query_one("#status-line", Static)
+        if not sessions:
+            line.update(_EMPTY)
+        elif str(line.render()) == _EMPTY:
+            line.update("")
+
+    def _row(self, s: Session, now: float) -> tuple[str, ...]:
+        row = (
+            s.name,
+            s.status.value + (f" ({s.error})" if s.error else ""),
+            s.backend,
+            str(s.settings.get("image") or "-"),
+            show_value("cpu_limit", s.settings.get("cpu_limit")),
+            show_value("memory_limit", s.settings.get("memory_limit")),
+            age_text(now - s.created_at),
+        )
+        return (s.owner, *row) if self.all_owners else row
+
+    def _selected(self) -> Session | None:
+        table = self.query_one(DataTable)
+        if not self.sessions or table.cursor_row < 0 or table.cursor_row >= len(self.sessions):
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return next((s for s in self.sessions if s.id == key), None)
+
+    def _act(self, what: str, fn: Any, session: Session) -> None:
+        try:
+            fn(session.id)
+        except ClauderonError as exc:
+            self.query_one("#status-line", Static).update(f"error: {exc}")
+        else:
+            self.query_one("#status-line", Static).update(f"{what} {session.name}.")
+        self.refresh_sessions()
+
+    def action_new(self) -> None:
+        self.app.push_screen(CreateScreen(self.manager))
+
+    def action_logs(self) -> None:
+        session = self._selected()
+        if session:
+            self.app.push_screen(LogsScreen(self.manager, session.id))
+
+    def action_stop_start(self) -> None:
+        session = self._selected()
+        if session:
+            running = session.status is Status.RUNNING
+            self._act(
+                "Stopped" if running else "Started", self.manager.stop if running else self.manager.start, session
+            )
+
+    def action_delete(self) -> None:
+        session = self._selected()
+        if session is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act("Deleted", self.manager.delete, session)
+
+        self.app.push_screen(ConfirmDelete(session), answered)
+
+    def action_attach(self) -> None:
+        session = self._selected()
+        if session is None:
+            return
+        try:
+            command = self.manager.attach_command(session.id)
+        except ClauderonError as exc:
+            self.query_one("#status-line", Static).update(f"error: {exc}")
+            return
+        self.query_one("#status-line", Static).update(f"Attach with: {command}")
+
+
+class ClauderonTUI(App[None]):
+    """``clauderon-nb tui``."""
+
+    TITLE = "clauderon"
+    CSS = """
+    #title { text-style: bold; padding: 0 1; }
+    .field-label { margin-top: 1; }
+    .error { color: $error; }
+    #f-prompt { height: 5; }
+    #summary, #command, #progress-label { margin-top: 1; }
+    #buttons { height: auto; margin-top: 1; }
+    #help-box, #plan-box, #confirm-box { background: $panel; border: thick $primary; margin: 2 4; padding: 1 2; }
+    #confirm-box { height: auto; }
+    """
+
+    def __init__(self, manager: Manager, all_owners: bool = False, interval: float = 3.0) -> None:
+        super().__init__()
+        self.manager, self.all_owners, self.interval = manager, all_owners, interval
+
+    def on_mount(self) -> None:
+        self.push_screen(SessionsScreen(self.manager, self.all_owners, self.interval))
+
+
+def run(manager: Manager, all_owners: bool = False) -> None:
+    ClauderonTUI(manager, all_owners).run()
