@@ -59,7 +59,7 @@ def test_create_with_advanced_settings_then_delete_on_the_real_engine(
             await pilot.press("n")
             screen = app.screen
             assert isinstance(screen, CreateScreen)
-            await pilot.press("ctrl+a")  # the advanced section opens with a key (and its title is clickable)
+            await pilot.press("f2")  # the advanced section opens with a key (and its title is clickable)
             fill(screen, repo=str(repo), prompt="Write a haiku", agent="echo", name="tui", image=image)
             fill(screen, memory_limit="2x")
             await pilot.pause()
@@ -85,6 +85,8 @@ def test_create_with_advanced_settings_then_delete_on_the_real_engine(
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 app.save_screenshot(str(out / "tui-sessions.svg"))
+            await pilot.press("a")  # headless: the attach command is shown (a terminal suspends into it)
+            assert "Attach with: docker attach clauderon-tui-" in str(sessions.query_one("#status-line").render())
             await pilot.press("d")
             assert isinstance(app.screen, ConfirmDelete)
             assert "the branch clauderon/tui is kept if the agent committed on it" in str(
@@ -119,6 +121,28 @@ def test_cancel_during_a_create_leaves_nothing(dhome: Path, repo: Path, image: s
     assert tui.Cancelled.__mro__[1] is BaseException  # a cancel rolls back like an interrupt
 
 
+def test_a_terminal_narrower_than_80_columns_is_still_usable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+
+    async def scenario() -> None:
+        app = ClauderonTUI(SessionManager(owner="narrow"), interval=0)
+        async with app.run_test(size=(64, 24)) as pilot:
+            await pilot.press("n")
+            await pilot.press("f2")
+            screen = app.screen
+            assert isinstance(screen, CreateScreen)
+            fill(screen, memory_limit="2x")
+            await pilot.pause()
+            assert "unknown unit 'x'" in str(screen.query_one("#e-memory_limit", Static).render())
+            screen.query_one("#e-memory_limit").scroll_visible()
+            await pilot.pause()
+            assert screen.query_one("#e-memory_limit").region.width <= 64  # wrapped, not cut off
+            await pilot.press("escape")
+            assert isinstance(app.screen, SessionsScreen)
+
+    asyncio.run(scenario())
+
+
 def test_snapshot_of_the_empty_session_list(home: Path, snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDERON_SERVICE_URL", "none")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent-for-the-snapshot.sock")
@@ -134,7 +158,7 @@ def test_snapshot_of_the_create_dialog_with_an_inline_error(
 
     async def open_dialog(pilot: Any) -> None:
         await pilot.press("n")
-        await pilot.press("ctrl+a")
+        await pilot.press("f2")
         fill(app.screen, memory_limit="2x")  # type: ignore[arg-type]
         await pilot.pause()
         out = shots()
@@ -178,10 +202,19 @@ def test_it_starts_and_renders_in_a_real_terminal(home: Path, tmp_path: Path) ->
         wait("No sessions. Press n for a new one.")
         subprocess.run([*tmux, "send-keys", "-t", session, "n"], check=True)
         wait("New session")
-        subprocess.run([*tmux, "send-keys", "-t", session, "C-a"], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", session, "F2"], check=True)
         screen = wait("Image")
-        assert "Advanced Container Settings" in screen and "Memory limit" in screen
-        (tmp_path / "tmux-create.txt").write_text(screen)
+        assert "Advanced Container Settings" in screen
+        # Tab to the memory limit (repo, prompt, backend, agent, name, the section, help, image, pull, cpu, memory).
+        for _ in range(11):
+            subprocess.run([*tmux, "send-keys", "-t", session, "Tab"], check=True)
+            time.sleep(0.05)
+        subprocess.run([*tmux, "send-keys", "-t", session, "2x"], check=True)
+        screen = wait("memory_limit '2x': unknown unit 'x'")
+        assert "Memory limit" in screen
+        out = shots()
+        (out or tmp_path).mkdir(parents=True, exist_ok=True)
+        ((out or tmp_path) / "tui-tmux-create.txt").write_text(screen)
         subprocess.run([*tmux, "send-keys", "-t", session, "Escape"], check=True)
         wait("clauderon sessions")
         subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True)

@@ -363,6 +363,12 @@ class DockerBackend:
             raise BackendError(_explain(exc), step="logs") from None
         return bytes(data).decode(errors="replace").replace("\r\n", "\n")  # a TTY writes CRLF
 
+    def local_images(self, limit: int = 200) -> list[str]:
+        """Tags of the images the engine has (suggestions for an image field)."""
+        rows = self._api("list images", self.client.api.images)
+        tags = [t for row in rows or [] for t in (row.get("RepoTags") or []) if t and t != "<none>:<none>"]
+        return sorted(tags)[:limit]
+
     def activity(self, session: Session) -> str | None:
         """Changes whenever the agent uses CPU or writes output: its CPU time and its last log line's time."""
         rows = [r for r in self.containers(session) if r.get("State") == "running"]

@@ -131,9 +131,10 @@ class CreateScreen(Screen[None]):
     """The create dialog: every field validated as you type, an Advanced Container Settings section."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+a", "toggle_advanced", "Advanced"),
+        # Keys no text field uses (an Input takes Ctrl+A, Ctrl+D, Ctrl+E… for editing).
+        Binding("f2", "toggle_advanced", "Advanced"),
         Binding("ctrl+s", "create", "Create"),
-        Binding("ctrl+d", "dry_run", "Dry run"),
+        Binding("f3", "dry_run", "Dry run"),
         Binding("f1", "image_help", "Image help"),
         Binding("escape", "cancel", "Cancel"),
     ]
@@ -216,6 +217,26 @@ class CreateScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#progress", ProgressBar).display = False
         self.validate()
+        self._load_local_images()
+
+    @work(thread=True)
+    def _load_local_images(self) -> None:
+        """The engine's images as more suggestions for the image field (loaded lazily, never blocking typing)."""
+        from ..config.environment import docker_engine_present
+
+        backend = getattr(self.manager, "backend", None)
+        if backend is None or not docker_engine_present():
+            return  # a remote manager: the service's engine is not ours to list
+        try:
+            local = backend("docker").local_images()
+        except ClauderonError:
+            return
+        known = self._suggestions("image")
+        merged = list(dict.fromkeys([*known, *local]))
+        self.app.call_from_thread(self._set_image_suggestions, merged)
+
+    def _set_image_suggestions(self, images: list[str]) -> None:
+        self.query_one("#f-image", Input).suggester = SuggestFromList(images, case_sensitive=False)
 
     # --- values and validation --------------------------------------------------------
 
@@ -526,7 +547,16 @@ class SessionsScreen(Screen[None]):
         except ClauderonError as exc:
             self.query_one("#status-line", Static).update(f"error: {exc}")
             return
-        self.query_one("#status-line", Static).update(f"Attach with: {command}")
+        if self.app.is_headless:
+            self.query_one("#status-line", Static).update(f"Attach with: {command}")
+            return
+        import shlex
+        import subprocess
+
+        with self.app.suspend():  # the agent's terminal; detach with Ctrl-P Ctrl-Q (docker) or Ctrl-C
+            print(f"$ {command}")
+            subprocess.run(shlex.split(command), check=False)
+        self.refresh_sessions()
 
 
 class ClauderonTUI(App[None]):
