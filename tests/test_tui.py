@@ -85,10 +85,20 @@ def test_create_with_advanced_settings_then_delete_on_the_real_engine(
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 app.save_screenshot(str(out / "tui-sessions.svg"))
+            out = shots()
+            await pilot.press("l")  # logs: the last lines, then follow
+            await wait_for(
+                lambda: "Write a haiku" in "".join(line.text for line in app.screen.query_one("RichLog").lines), pilot
+            )
+            if out is not None:
+                app.save_screenshot(str(out / "tui-logs.svg"))
+            await pilot.press("escape")
             await pilot.press("a")  # headless: the attach command is shown (a terminal suspends into it)
             assert "Attach with: docker attach clauderon-tui-" in str(sessions.query_one("#status-line").render())
             await pilot.press("d")
             assert isinstance(app.screen, ConfirmDelete)
+            if out is not None:
+                app.save_screenshot(str(out / "tui-delete.svg"))
             assert "the branch clauderon/tui is kept if the agent committed on it" in str(
                 app.screen.query_one("Label").render()
             )
@@ -165,6 +175,9 @@ def test_snapshot_of_the_create_dialog_with_an_inline_error(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             app.save_screenshot(str(out / "tui-create.svg"))
+            await pilot.press("f1")
+            app.save_screenshot(str(out / "tui-image-help.svg"))
+            await pilot.press("escape")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_dialog)
 

@@ -101,12 +101,12 @@ class LogsScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, manager: Manager, name: str) -> None:
+    def __init__(self, manager: Manager, name: str, title: str = "") -> None:
         super().__init__()
-        self.manager, self.session_name = manager, name
+        self.manager, self.session_name, self.title_text = manager, name, title or name
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Logs of {self.session_name} (Escape: back)")
+        yield Label(f"Logs of {self.title_text} (Escape: back)")
         yield RichLog(id="log", wrap=True)
         yield Footer()
 
@@ -517,7 +517,7 @@ class SessionsScreen(Screen[None]):
     def action_logs(self) -> None:
         session = self._selected()
         if session:
-            self.app.push_screen(LogsScreen(self.manager, session.id))
+            self.app.push_screen(LogsScreen(self.manager, session.id, session.name))
 
     def action_stop_start(self) -> None:
         session = self._selected()
