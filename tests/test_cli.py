@@ -143,3 +143,30 @@ def test_local_lifecycle_and_json(home: Path, repo: Path) -> None:
     done = cli("delete", "c1", "-f")
     assert done.returncode == 0 and done.stdout.strip() == "Deleted session c1."
     assert cli("list").stdout.strip() == "No sessions."
+
+
+def test_cull_from_cron_without_a_service(home: Path, repo: Path, tmp_path: Path) -> None:
+    """`clauderon-nb cull`: the policy's lifetimes where there is no service (local backend here)."""
+    import time as clock
+
+    (home / "config.toml").write_text('[agents.nap]\ncommand = ["sleep", "600"]\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text('max_lifetime = "8h"\ndelete_stopped_after = "1d"\n')
+    env = {**os.environ, "CLAUDERON_HOME": str(home), "CLAUDERON_POLICY": str(policy)}
+    made = cli(
+        "create", "--repo", str(repo), "--prompt", "x", "--backend", "local", "--agent", "nap", "--name", "old", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    assert cli("cull", env=env).stdout.strip() == "Nothing to cull."
+    later = str(clock.time() + 9 * 3600)
+    dry = cli("cull", "--dry-run", "--now", later, env=env)
+    assert dry.stdout.startswith("Would: stop ") and "old: stopped by the admin policy: max_lifetime 8h" in dry.stdout
+    assert "running" in cli("list", env=env).stdout  # a dry run changes nothing
+    done = cli("cull", "--now", later, "--json", env=env)
+    assert json.loads(done.stdout)[0]["reason"] == "max_lifetime"
+    shown = cli("show", "old", env=env).stdout
+    assert "stopped by the admin policy: max_lifetime 8h" in shown and "stop by cull (max_lifetime)" in shown
+    gone = cli("cull", "--now", str(clock.time() + 9 * 3600 + 2 * 86400), env=env)
+    assert gone.stdout.startswith("Did: delete ") and cli("list", env=env).stdout.strip() == "No sessions."
+    bad = cli("cull", "--now", "yesterday", env=env)
+    assert bad.returncode == 2 and "expected epoch seconds or an ISO 8601 time" in bad.stderr
