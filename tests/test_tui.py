@@ -237,3 +237,32 @@ def test_it_starts_and_renders_in_a_real_terminal(home: Path, tmp_path: Path) ->
             time.sleep(0.2)
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_an_admin_sees_every_owner_with_totals(
+    home: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text('[agents.nap]\ncommand = ["sleep", "600"]\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text('admins = ["root-admin"]\n')
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    for owner in ("ann", "ben"):
+        SessionManager(owner=owner).create(repo=str(repo), prompt="x", backend="local", agent="nap", name=f"s-{owner}")
+
+    async def scenario() -> None:
+        app = ClauderonTUI(SessionManager(owner="root-admin"), all_owners=True, interval=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, SessionsScreen)
+            table = screen.query_one("DataTable")
+            owners = {str(table.get_row_at(i)[0]) for i in range(table.row_count)}
+            assert owners == {"ann", "ben"}
+            totals = str(screen.query_one("#totals", Static).render())
+            assert "ann: 1 running of 1" in totals and "ben: 1 running of 1" in totals
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for owner in ("ann", "ben"):
+            SessionManager(owner=owner).delete(f"s-{owner}")

@@ -442,6 +442,7 @@ class SessionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label("clauderon sessions", id="title")
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="totals")
         yield Static("", id="status-line")
         yield Footer()
 
@@ -449,6 +450,7 @@ class SessionsScreen(Screen[None]):
         table = self.query_one(DataTable)
         heads = ["name", "status", "backend", "image", "cpu", "memory", "age"]
         table.add_columns(*(["owner", *heads] if self.all_owners else heads))
+        self.query_one("#totals", Static).display = self.all_owners
         self.refresh_sessions()
         if self.interval:
             self.set_interval(self.interval, self.refresh_sessions)
@@ -477,6 +479,8 @@ class SessionsScreen(Screen[None]):
             for key, row in rows.items():
                 for column, value in zip(table.columns, row, strict=False):
                     table.update_cell(key, column, value)
+        if self.all_owners:
+            self.query_one("#totals", Static).update(owner_totals(sessions))
         line = self.query_one("#status-line", Static)
         if not sessions:
             line.update(_EMPTY)
@@ -557,6 +561,21 @@ class SessionsScreen(Screen[None]):
             print(f"$ {command}")
             subprocess.run(shlex.split(command), check=False)
         self.refresh_sessions()
+
+
+def owner_totals(sessions: list[Session]) -> str:
+    """Each owner's use, one line each: running and all sessions, CPU and memory of the running ones."""
+    lines = []
+    for owner in sorted({s.owner for s in sessions}):
+        mine = [s for s in sessions if s.owner == owner]
+        live = [s for s in mine if s.status is Status.RUNNING]
+        cpu = sum(int(s.settings.get("cpu_limit") or 0) for s in live)
+        memory = sum(int(s.settings.get("memory_limit") or 0) for s in live)
+        lines.append(
+            f"{owner}: {len(live)} running of {len(mine)}, cpu {show_value('cpu_limit', cpu)}, "
+            f"memory {show_value('memory_limit', memory)}"
+        )
+    return "\n".join(lines)
 
 
 class ClauderonTUI(App[None]):
