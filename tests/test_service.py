@@ -789,7 +789,7 @@ def test_the_admin_session_list_widget_shows_owners_filters_and_totals(hub: hubk
     cells = [c.value for c in widget.table.children if hasattr(c, "value")]
     assert "<b>owner</b>" in cells and "alice" in cells and "bob" in cells
     assert [o for o, _ in widget.owner_filter.options][:1] == ["everyone"]
-    assert "alice</td><td>1 running of 1</td><td>1 core</td>" in widget.totals.value
+    assert "alice</td><td>1 running of 1, cpu 1 core, memory 0</td>" in widget.totals.value
     widget.owner_filter.value = "bob"
     names = [c.value for c in widget.table.children if hasattr(c, "value") and "<code>" in str(c.value)]
     assert names == ["<code>wb</code>"]

@@ -34,11 +34,11 @@ from textual.widgets import (
 from ..errors import ClauderonError, describe_validation_error
 from ..model.display import show_value
 from ..model.hints import FIELDS, HINTS
-from ..model.progress import ProgressEvent
+from ..model.progress import ProgressEvent, progress_fraction
 from ..model.session import Session, Status
 from .commandline import magic_line
 from .connect import Manager
-from .views import age_text
+from .views import age_text, owner_totals
 
 ADVANCED_TITLE = "Advanced Container Settings"
 IMAGE_HELP = """\
@@ -55,8 +55,6 @@ Containers run with init and a TTY, so `docker attach` / `kubectl attach -it` re
 Pin what you run: ghcr.io/team/dev:1@sha256:<digest>.
 
 Press Escape to close."""
-_STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.95, "ready": 1.0}
-_CHOICE_FIELDS = ("backend", "pull_policy", "preset")
 _EMPTY = "No sessions. Press n for a new one."
 
 
@@ -175,9 +173,9 @@ class CreateScreen(Screen[None]):
     def _field(self, name: str) -> ComposeResult:
         hint = HINTS[name]
         yield Label(hint.title, classes="field-label")
-        if name == "prompt":
-            yield TextArea(id="f-prompt", classes="field")
-        elif name in _CHOICE_FIELDS:
+        if hint.widget == "textarea":
+            yield TextArea(id=f"f-{name}", classes="field")
+        elif hint.widget == "choice":
             yield Select(self._choices(name), id=f"f-{name}", prompt="(configured)", classes="field")
         else:
             suggestions = self._suggestions(name)
@@ -190,22 +188,21 @@ class CreateScreen(Screen[None]):
             )
         yield Static("", id=f"e-{name}", classes="error")
 
-    def _choices(self, name: str) -> list[tuple[str, str]]:
-        o = self.options
-        if o is None:
+    def _from_options(self, name: str) -> list[str]:
+        """A field's choices, from where its hint says (``Options.backends``, ``.agents``, ``.images`` …)."""
+        source = HINTS[name].choices
+        if self.options is None or source is None:
             return []
-        values = {"backend": o.backends, "pull_policy": o.pull_policies, "preset": list(o.presets)}[name]
-        return [(v, v) for v in values]
+        values = list(getattr(self.options, source))
+        if source == "images":  # and the policy's globs, as a reminder of what is allowed
+            values += self.options.allowed_images
+        return list(dict.fromkeys(values))
+
+    def _choices(self, name: str) -> list[tuple[str, str]]:
+        return [(v, v) for v in self._from_options(name)]
 
     def _suggestions(self, name: str) -> list[str]:
-        o = self.options
-        if o is None:
-            return []
-        if name == "image":
-            return list(dict.fromkeys([*o.images, *o.allowed_images]))
-        if name == "agent":
-            return list(o.agents)
-        return []
+        return self._from_options(name) if HINTS[name].widget == "combo" else []
 
     def _bounds(self) -> str:
         o = self.options
@@ -391,10 +388,7 @@ class CreateScreen(Screen[None]):
 
     def _progress(self, event: ProgressEvent) -> None:
         bar = self.query_one("#progress", ProgressBar)
-        fraction = _STEP_FRACTION.get(event.step, bar.progress or 0.0)
-        if event.step == "pull" and event.total:
-            fraction = 0.1 + 0.6 * min(1.0, (event.current or 0) / event.total)
-        bar.update(progress=max(bar.progress or 0.0, fraction))
+        bar.update(progress=progress_fraction(event, bar.progress or 0.0))
         self.query_one("#progress-label", Static).update(event.message[:200])
 
     def _finished(self, message: str, session: Session | None) -> None:
@@ -480,7 +474,7 @@ class SessionsScreen(Screen[None]):
                 for column, value in zip(table.columns, row, strict=False):
                     table.update_cell(key, column, value)
         if self.all_owners:
-            self.query_one("#totals", Static).update(owner_totals(sessions))
+            self.query_one("#totals", Static).update("\n".join(f"{o}: {text}" for o, text in owner_totals(sessions)))
         line = self.query_one("#status-line", Static)
         if not sessions:
             line.update(_EMPTY)
@@ -561,21 +555,6 @@ class SessionsScreen(Screen[None]):
             print(f"$ {command}")
             subprocess.run(shlex.split(command), check=False)
         self.refresh_sessions()
-
-
-def owner_totals(sessions: list[Session]) -> str:
-    """Each owner's use, one line each: running and all sessions, CPU and memory of the running ones."""
-    lines = []
-    for owner in sorted({s.owner for s in sessions}):
-        mine = [s for s in sessions if s.owner == owner]
-        live = [s for s in mine if s.status is Status.RUNNING]
-        cpu = sum(int(s.settings.get("cpu_limit") or 0) for s in live)
-        memory = sum(int(s.settings.get("memory_limit") or 0) for s in live)
-        lines.append(
-            f"{owner}: {len(live)} running of {len(mine)}, cpu {show_value('cpu_limit', cpu)}, "
-            f"memory {show_value('memory_limit', memory)}"
-        )
-    return "\n".join(lines)
 
 
 class ClauderonTUI(App[None]):

@@ -199,3 +199,22 @@ class CullReport:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [a.to_json() for a in self.actions]
+
+
+def owner_totals(sessions: list[Session]) -> list[tuple[str, str]]:
+    """Each owner and their use, as counted for the quotas: running (and creating) of all sessions, and
+    the CPU and memory limits of the running ones."""
+    from ..sessions.quotas import usage
+
+    rows = []
+    for owner in sorted({s.owner for s in sessions}):
+        used = usage([s for s in sessions if s.owner == owner])
+        rows.append(
+            (
+                owner,
+                f"{used['max_running_sessions']} running of {used['max_sessions']}, "
+                f"cpu {show_value('cpu_limit', used['max_total_cpu'])}, "
+                f"memory {show_value('memory_limit', used['max_total_memory'])}",
+            )
+        )
+    return rows

@@ -18,18 +18,17 @@ from pydantic import ValidationError
 from ..errors import ClauderonError, describe_validation_error
 from ..model.display import show_value
 from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS
-from ..model.progress import ProgressEvent
+from ..model.progress import ProgressEvent, progress_fraction
 from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
 from ..render.plan import Plan, PlanView
 from ..sessions.planning import Options
 from .commandline import magic_line
 from .connect import Manager, manager_for
-from .views import SessionTable, age_text
+from .views import SessionTable, age_text, owner_totals
 
 ADVANCED_TITLE = "Advanced Container Settings"
 _STYLE = {"description_width": "130px"}
-_STEP_FRACTION = {"check": 0.05, "pull": 0.1, "worktree": 0.75, "create": 0.85, "start": 0.9, "ready": 1.0}
 
 
 def _label(name: str) -> str:
@@ -260,10 +259,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
     # --- creating -----------------------------------------------------------
 
     def _on_progress(self, event: ProgressEvent) -> None:
-        fraction = _STEP_FRACTION.get(event.step, self.progress.value)
-        if event.step == "pull" and event.total:
-            fraction = 0.1 + 0.6 * min(1.0, (event.current or 0) / event.total)
-        self.progress.value = max(self.progress.value, fraction)
+        self.progress.value = progress_fraction(event, self.progress.value)
         self.progress_label.value = event.message[:120]
 
     def _on_create(self, _button: Any = None) -> None:
@@ -430,18 +426,10 @@ class SessionList(W.VBox):  # type: ignore[misc]
 
 
 def _totals_html(sessions: list[Session]) -> str:
-    """Each owner's use: sessions, running ones, and the CPU and memory limits of the running ones."""
-    rows = []
-    for owner in sorted({s.owner for s in sessions}):
-        mine = [s for s in sessions if s.owner == owner]
-        live = [s for s in mine if s.status is Status.RUNNING]
-        cpu = sum(int(s.settings.get("cpu_limit") or 0) for s in live)
-        memory = sum(int(s.settings.get("memory_limit") or 0) for s in live)
-        rows.append(
-            f"<tr><td>{html.escape(owner)}</td><td>{len(live)} running of {len(mine)}</td>"
-            f"<td>{show_value('cpu_limit', cpu)}</td><td>{show_value('memory_limit', memory)}</td></tr>"
-        )
-    return "<b>Per owner</b><table>" + "".join(rows) + "</table>" if rows else ""
+    rows = "".join(
+        f"<tr><td>{html.escape(owner)}</td><td>{html.escape(text)}</td></tr>" for owner, text in owner_totals(sessions)
+    )
+    return f"<b>Per owner</b><table>{rows}</table>" if rows else ""
 
 
 def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any]:

@@ -26,5 +26,26 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+#: How far a create is at the start of each step (a pull moves from 0.1 to 0.7 with its bytes).
+STEP_FRACTION = {
+    "upload": 0.02,
+    "check": 0.05,
+    "pull": 0.1,
+    "worktree": 0.75,
+    "create": 0.85,
+    "start": 0.9,
+    "ready": 1.0,
+}
+
+
+def progress_fraction(event: ProgressEvent, current: float) -> float:
+    """How far a create is after ``event``, 0 to 1, never going back from ``current`` (one scale for the
+    form, the terminal UI and the service's event stream)."""
+    fraction = STEP_FRACTION.get(event.step, current)
+    if event.step == "pull" and event.total:
+        fraction = 0.1 + 0.6 * min(1.0, (event.current or 0) / event.total)
+    return max(current, fraction)
+
+
 def no_progress(event: ProgressEvent) -> None:
     """The default callback: ignore events."""

@@ -27,7 +27,7 @@ from tornado.iostream import StreamClosedError
 from .._version import __version__
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
 from ..model.naming import owner_folder
-from ..model.progress import ProgressEvent
+from ..model.progress import ProgressEvent, progress_fraction
 from ..model.redact import has_credentials, redact_text
 from ..model.session import Status
 from ..remote.wire import API, credential_names, error_body, rename_aliases, session_json, status_of
@@ -541,10 +541,13 @@ class CreateHandler(ApiHandler):
         self.set_header("Cache-Control", "no-cache")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        done = 0.0
 
         def report(event: ProgressEvent) -> None:
             # Like JupyterHub's spawn progress: a percentage and a message, plus our step details.
-            data = {"progress": _percent(event), **asdict(event)}
+            nonlocal done
+            done = progress_fraction(event, done)
+            data = {"progress": round(100 * done), **asdict(event)}
             loop.call_soon_threadsafe(events.put_nowait, ("progress", data))
 
         async def produce() -> None:
@@ -619,25 +622,6 @@ class CreateHandler(ApiHandler):
         metrics.creates.labels("success", "").inc()
         metrics.create_duration.labels(session.backend).observe(time.monotonic() - started)
         return session
-
-
-_STEP_PERCENT = {
-    "note": 0,
-    "upload": 2,
-    "check": 5,
-    "pull": 10,
-    "worktree": 75,
-    "create": 85,
-    "start": 95,
-    "ready": 100,
-}
-
-
-def _percent(event: ProgressEvent) -> int:
-    """How far a create is, 0-100, for clients that show a bar (as for JupyterHub's spawn progress)."""
-    if event.step == "pull" and event.total:
-        return 10 + int(60 * min(1.0, (event.current or 0) / event.total))
-    return _STEP_PERCENT.get(event.step, 50)
 
 
 def _too_large(size: int, limit: int) -> str:

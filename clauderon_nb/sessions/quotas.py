@@ -12,12 +12,14 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config.policy import AdminPolicy
 from ..errors import PolicyError
 from ..model.display import show_value
 from ..model.session import Session, Status
+
+if TYPE_CHECKING:  # the counting needs no policy: views use it to show each owner's use
+    from ..config.policy import AdminPolicy
 
 T = TypeVar("T")
 QUOTAS = ("max_sessions", "max_running_sessions", "max_total_cpu", "max_total_memory", "max_total_gpus")
