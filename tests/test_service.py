@@ -857,3 +857,24 @@ def test_the_admin_configures_a_credential_for_everyone_with_service_env(
     }
     status, answer = raw(hub, "POST", "/sessions", hub.tokens["alice"], body)
     assert status == 400 and "does not take it" in answer["message"]  # users cannot replace the admin's value
+
+
+def test_finding_the_service_says_when_the_hub_cannot_be_asked(
+    hub: hubkit.Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No service registered: sessions stay on this machine. A hub that cannot be asked: one line, no quiet switch."""
+    from clauderon_nb.frontends.connect import manager_for
+    from clauderon_nb.sessions.manager import SessionManager
+
+    from .dockerkit import free_port
+
+    monkeypatch.delenv("CLAUDERON_SERVICE_URL", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.tokens["alice"])
+    monkeypatch.setenv("JUPYTERHUB_API_URL", hub.api)
+    monkeypatch.setenv("CLAUDERON_SERVICE_NAME", "no-such-service")
+    assert isinstance(manager_for(), SessionManager)
+    monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
+    with pytest.raises(
+        ConfigError, match=r"^cannot reach the JupyterHub API at http://127\.0\.0\.1:\d+/hub/api \(.*\); set"
+    ):
+        manager_for()

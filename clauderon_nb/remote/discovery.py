@@ -41,17 +41,30 @@ def find_service(explicit: str = "") -> Endpoint | None:
 
 @lru_cache(maxsize=8)
 def _registered(api: str, name: str, token: str) -> str | None:
-    """The service's base URL from the hub API, or None when the hub does not show one to this token."""
+    """The service's base URL from the hub API, or None when the hub has no such service for this token
+    (404, or 403 without ``read:services``). A hub that cannot be asked is an error, never a quiet switch
+    to sessions on this machine."""
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(f"{api}/services/{name}", headers={"Authorization": f"token {token}"})
+    way_out = "set CLAUDERON_SERVICE_URL to the service's URL, or CLAUDERON_SERVICE_URL=none for sessions here"
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             data = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    url, prefix = data.get("url"), data.get("prefix") or f"/services/{name}/"
+    except urllib.error.HTTPError as exc:
+        if exc.code in (403, 404):
+            return None
+        raise ConfigError(
+            f"JupyterHub API {redact_url(api)}: HTTP {exc.code} asking for service {name!r}; {way_out}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(f"cannot reach the JupyterHub API at {redact_url(api)} ({reason}); {way_out}") from None
+    except ValueError:
+        raise ConfigError(f"JupyterHub API {redact_url(api)}: not JSON for service {name!r}; {way_out}") from None
+    url = data.get("url") if isinstance(data, dict) else None
+    prefix = (data.get("prefix") if isinstance(data, dict) else None) or f"/services/{name}/"
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or not isinstance(prefix, str):
-        return None
+        return None  # registered without a URL of its own (an external service reached some other way)
     return url.rstrip("/") + "/" + prefix.strip("/") + "/"
