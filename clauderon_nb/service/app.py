@@ -109,26 +109,27 @@ class Service:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def manager(self, caller: Caller) -> SessionManager:
-        mgr = SessionManager(
+        return SessionManager(
             self.data_dir,
             owner=caller.name,
             shared=True,
             admin=caller.admin or None,
             workspace_url=self.workspace_url,
             groups=caller.groups,
+            store=self.store_reader(),  # one store, opened once
+            backends=self.backends,  # one engine client for the whole service
         )
-        mgr._backends = self.backends  # one engine client for the whole service
-        if self._store is None:
-            self._store = mgr.store
-        mgr._store = self._store  # and one store, opened once
-        return mgr
 
     def cull(self, now: float | None = None, dry_run: bool = False) -> list[CullAction]:
         """One pass of the policy's lifetimes over every user's sessions (the timer's, or an admin's)."""
-        mgr = SessionManager(self.data_dir, owner="clauderon-service", shared=True, admin=True)
-        mgr._backends = self.backends
-        if self._store is not None:
-            mgr._store = self._store
+        mgr = SessionManager(
+            self.data_dir,
+            owner="clauderon-service",
+            shared=True,
+            admin=True,
+            store=self.store_reader(),
+            backends=self.backends,
+        )
         with self._cull_lock:
             actions = mgr.cull(now, dry_run)
             actions += self._gone_owners(mgr, dry_run)
@@ -140,16 +141,16 @@ class Service:
     def _gone_owners(self, mgr: SessionManager, dry_run: bool) -> list[CullAction]:
         """Stop the running sessions of owners the hub no longer knows (their accounts were deleted);
         the sessions stay listed for the admin (``list --all``) with the reason."""
-        owners = {s.owner for s in mgr._reader().all() if s.status is Status.RUNNING}
+        owners = {s.owner for s in mgr.store.all() if s.status is Status.RUNNING}
         gone = [o for o in sorted(owners) if self._hub_user_gone(o)]
         actions: list[CullAction] = []
-        for session in mgr._reader().all():
+        for session in mgr.store.all():
             if session.owner not in gone or session.status is not Status.RUNNING:
                 continue
             message = "stopped by the clauderon service: its owner's hub account was deleted"
             actions.append(CullAction(session.id, session.owner, session.name, "stop", "owner_deleted", message))
             if not dry_run:
-                mgr._stop(session, message, "clauderon-service", "owner_deleted")
+                mgr.stop_session(session, message, "clauderon-service", "owner_deleted")
         return actions
 
     def _hub_user_gone(self, name: str) -> bool:

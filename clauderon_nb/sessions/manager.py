@@ -68,6 +68,8 @@ class SessionManager:
         admin: bool | None = None,
         workspace_url: str | None = None,
         groups: tuple[str, ...] = (),
+        store: Store | None = None,
+        backends: dict[str, SessionBackend] | None = None,
     ) -> None:
         self.home: Path = clauderon_home(home)
         self.owner: str = owner or current_owner()
@@ -78,8 +80,10 @@ class SessionManager:
         self.groups = tuple(groups)  # the owner's hub groups: [groups.X] sections of the policy apply
         self.defaults = {k: v for k, v in (defaults or {}).items() if v not in (None, "")}
         self.defaults_origin = defaults_origin
-        self._store: Store | None = None
-        self._backends: dict[str, SessionBackend] = {}
+        # ``store`` and ``backends``: shared by a long-running caller (the service: one store opened once,
+        # one engine client), else made on first use.
+        self._store: Store | None = store
+        self._backends: dict[str, SessionBackend] = {} if backends is None else backends
 
     def __repr__(self) -> str:
         return f"SessionManager(home={str(self.home)!r}, owner={self.owner!r})"
@@ -510,9 +514,10 @@ class SessionManager:
         """Stop what the engine actually runs for the session (found by its labels)."""
         session = self.get(name)
         self._busy(session, "stop")
-        return self._stop(session, None, self.owner, "stop")
+        return self.stop_session(session, None, self.owner, "stop")
 
-    def _stop(self, session: Session, error: str | None, by: str, reason: str) -> Session:
+    def stop_session(self, session: Session, error: str | None, by: str, reason: str) -> Session:
+        """Stop a session on someone's behalf (``by``: an admin, the culler) with the reason it is given."""
         self.backend(session.backend).stop(session)
         now = time.time()
         runtime = _with_history({**session.runtime, "stopped_at": now}, now, by, "stop", reason, session.owner)
@@ -543,7 +548,7 @@ class SessionManager:
                 continue
             try:
                 if action.action == "stop":
-                    self._stop(session, action.message, "cull", action.reason)
+                    self.stop_session(session, action.message, "cull", action.reason)
                 else:
                     self._remove_session(session, by="cull", reason=action.reason)
             except ClauderonError as exc:
