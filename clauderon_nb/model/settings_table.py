@@ -5,6 +5,16 @@ from __future__ import annotations
 from .hints import RESOURCE_FIELDS
 
 CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS, "gpus")
+#: Kubernetes settings that are resolved but are plumbing, not shown by ``config``/``--dry-run``.
+_K8S_PLUMBING = (
+    "git_remote_url",
+    "workspace",
+    "run_as_user",
+    "pod_start_timeout",
+    "kubeconfig",
+    "context",
+    "gpu_resource",
+)
 #: Resolved per backend (besides backend, agent and preset), in display order.
 BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "local": (),
@@ -16,30 +26,14 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
         "storage_class",
         "workspace_size",
         "image_pull_secrets",
-        "git_remote_url",
-        "workspace",
-        "run_as_user",
-        "pod_start_timeout",
-        "kubeconfig",
-        "context",
-        "gpu_resource",
         "node_selector",
         "tolerations",
         "priority_class_name",
+        *_K8S_PLUMBING,
     ),
 }
 #: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
-_NOT_SHOWN = {
-    "extra_env",
-    "registry_auth",
-    "git_remote_url",
-    "workspace",
-    "run_as_user",
-    "pod_start_timeout",
-    "kubeconfig",
-    "context",
-    "gpu_resource",
-}
+_NOT_SHOWN = {"extra_env", "registry_auth", *_K8S_PLUMBING}
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN: dict[str, tuple[str, ...]] = {
     backend: ("backend", "agent", *(("preset",) if keys else ()), *(k for k in keys if k not in _NOT_SHOWN))
