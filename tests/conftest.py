@@ -28,6 +28,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLAUDERON_SYSTEM_POLICY", str(tmp_path / "etc-clauderon" / "policy.toml"))
     monkeypatch.setattr(clauderon_nb.config.policy, "SYSTEM_POLICY", tmp_path / "etc-clauderon" / "policy.toml")
     monkeypatch.setenv("CLAUDERON_SYSTEM_CONFIG", str(tmp_path / "etc-clauderon"))  # nor its system defaults
+    # This machine is offline, as an air-gapped site is: its admin turns the registry check off for everyone.
+    # Tests of the check turn it on in the user's own file.
+    (tmp_path / "etc-clauderon").mkdir()
+    (tmp_path / "etc-clauderon" / "docker-config.toml").write_text("[image]\nregistry_check = false\n")
+    (tmp_path / "etc-clauderon" / "k8s-config.toml").write_text("registry_check = false\n")
     return home
 
 

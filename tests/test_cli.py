@@ -66,7 +66,7 @@ def test_same_text_as_the_magic(home: Path, repo: Path) -> None:
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--name", "same", "--dry-run")
     from clauderon_nb import SessionManager
 
-    expected = repr(SessionManager().plan(repo=str(repo), prompt="x", backend="docker", name="same"))
+    expected = repr(SessionManager().plan(repo=str(repo), prompt="x", backend="docker", name="same", check_image=True))
     assert out.stdout.rstrip("\n") == expected
 
 

@@ -116,7 +116,7 @@ def test_policy_file_errors(repo: Path, policy: Callable[[str], Path], monkeypat
 
 def test_system_and_env_policies_both_apply(repo: Path, tmp_path: Path, policy: Callable[[str], Path]) -> None:
     system = clauderon_nb.config.policy.SYSTEM_POLICY
-    system.parent.mkdir(parents=True)
+    system.parent.mkdir(parents=True, exist_ok=True)
     system.write_text('max_cpu = "1"\n')
     policy('max_cpu = "8"\n')  # a user's own policy file cannot loosen the system one
     with pytest.raises(PolicyError, match="max_cpu is 1 core"):

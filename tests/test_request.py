@@ -29,6 +29,7 @@ def test_every_create_flag_is_a_field() -> None:
         "agent",
         "name",
         "image",
+        "build",
         "pull_policy",
         "cpu_limit",
         "memory_limit",

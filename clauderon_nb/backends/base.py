@@ -51,8 +51,9 @@ class SessionBackend(Protocol):
     #: backend clones the repository itself (kubernetes).
     local_worktree: bool
 
-    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
-        """Everything that can fail before anything is created (engine, resources, image)."""
+    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> SessionSpec | None:
+        """Everything that can fail before anything is created (engine, resources, image, a build).
+        Returns the spec to create when it changed (an image pinned to a pushed digest), else None."""
 
     def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
         """The names of what ``create`` will make, stored before it makes them (write-ahead)."""

@@ -22,10 +22,16 @@ from ..render.docker import render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Observed, orphan_session
 from .engine_socket import get_json
+from .images import STEP as CHECK_IMAGE
+from .images import ImageCheck, in_registry
+
+if TYPE_CHECKING:
+    from ..model.build import BuildConfig
 
 if TYPE_CHECKING:
     import docker
 
+POST_CREATE_TIMEOUT = 900.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
 
@@ -45,6 +51,7 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
         self._image_config: dict[str, dict[str, Any]] = {}
+        self._image_ids: dict[str, str] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -101,7 +108,36 @@ class DockerBackend:
                 )
         if s.image is None or s.pull_policy is None:
             raise BackendError("the image is not resolved", step="check image")
-        self.ensure_image(s.image, s.pull_policy, spec, progress)
+        if s.build is not None:
+            self.ensure_built(spec, progress)
+        else:
+            self.ensure_image(s.image, s.pull_policy, spec, progress)
+
+    def check_image(self, spec: SessionSpec) -> ImageCheck:
+        """The dry run's answer to "is the image there?" (raises the create's error when it is not)."""
+        s = spec.settings
+        image = str(s.image)
+        if s.build is not None:
+            if self.image_present(image):
+                return ImageCheck(image, "built", detail=f"built already from {s.build.describe()}: create reuses it")
+            return ImageCheck(
+                image, "build", detail=f"create builds it from {s.build.describe()} at commit {spec.base_commit[:12]}"
+            )
+        if s.pull_policy is not PullPolicy.ALWAYS:
+            if self.image_present(image):
+                return ImageCheck(image, "local", self._image_ids.get(image), "create uses it")
+            if s.pull_policy is PullPolicy.NEVER:
+                raise BackendError(
+                    f"image {image} is not present locally and the pull policy is never", step=CHECK_IMAGE
+                )
+        if s.registry_check is False:
+            return ImageCheck(
+                image,
+                "unchecked",
+                detail="not present locally; not checked in its registry (registry_check = false); create pulls it",
+            )
+        found = in_registry(image, s.registry_auth)
+        return ImageCheck(image, "registry", found.digest, "create pulls it")
 
     def _auth_config(self, spec: SessionSpec) -> dict[str, Any] | None:
         auth = spec.settings.registry_auth
@@ -128,6 +164,7 @@ class DockerBackend:
         try:
             info = self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
             self._image_config[image] = info.get("Config") or {}
+            self._image_ids[image] = str(info.get("Id") or "")
             return True
         except docker.errors.ImageNotFound:
             return False
@@ -141,7 +178,98 @@ class DockerBackend:
             return
         if policy is PullPolicy.NEVER:
             raise BackendError(f"image {image} is not present locally and the pull policy is never", step="check image")
+        if spec.settings.registry_check is not False:  # a clear line now instead of a failed pull later
+            progress(ProgressEvent("check", f"checking {image} in its registry"))
+            in_registry(image, spec.settings.registry_auth)
         self.pull(image, spec, progress)
+
+    # --- builds -------------------------------------------------------------
+
+    def ensure_built(self, spec: SessionSpec, progress: ProgressCallback) -> None:
+        """Build the session image from the repository, unless an image of that hash exists already."""
+        s = spec.settings
+        assert s.build is not None
+        assert s.image is not None
+        if self.image_present(s.image):
+            progress(ProgressEvent("build", f"image {s.image} is built already (unchanged {s.build.dockerfile_path})"))
+            return
+        self.build(spec, s.build, s.image, s.network, progress)
+
+    def build(
+        self, spec: SessionSpec, build: BuildConfig, tag: str, network: str | None, progress: ProgressCallback
+    ) -> str:
+        """``docker build`` of the committed context at the session's base commit; streams each output
+        line as progress and returns the image id. A failed step is one line with the build's last output."""
+        from .buildctx import context_tar, dockerfile_in_context
+
+        step = f"build image from {build.dockerfile_path}"
+        progress(ProgressEvent("build", f"building {tag} from {build.describe()}"))
+        last: list[str] = []
+        image_id = ""
+        with context_tar(spec.repo_root, spec.base_commit, build) as context:
+            stream = self._api(
+                step,
+                self.client.api.build,
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                dockerfile=dockerfile_in_context(build),
+                buildargs=dict(build.args) or None,
+                target=build.target,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                network_mode=network,
+                labels={f"{LABEL_PREFIX}build": "true"},
+            )
+            try:
+                for event in stream:
+                    if "error" in event:
+                        detail = " ".join(str(event.get("errorDetail", {}).get("message") or event["error"]).split())
+                        output = f"; last output: {' | '.join(last[-3:])}" if last else ""
+                        raise BackendError(f"{detail}{output}", step=step, field="build")
+                    aux = event.get("aux") or {}
+                    image_id = str(aux.get("ID") or image_id)
+                    for line in str(event.get("stream") or "").splitlines():
+                        if line.strip():
+                            last.append(line.strip())
+                            progress(ProgressEvent("build", line.strip(), detail=True))
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the connection dropped while streaming
+                raise BackendError(_explain(exc), step=step) from None
+        if not self.image_present(tag):
+            raise BackendError(f"the build finished without an image {tag}", step=step, field="build")
+        return image_id or self._image_ids.get(tag, "")
+
+    def push(self, tag: str, progress: ProgressCallback) -> str:
+        """Push ``tag`` with the ``docker login`` credentials of its registry; returns its digest."""
+        from .registry import credentials_for
+
+        ref = parse_image(tag)
+        step = f"push image {tag}"
+        creds = credentials_for(ref.registry)
+        auth = {"username": creds.username, "password": creds.secret} if creds else None
+        progress(ProgressEvent("build", f"pushing {tag}"))
+        stream = self._api(
+            step, self.client.api.push, ref.name, tag=ref.tag, stream=True, decode=True, auth_config=auth
+        )
+        digest = None
+        try:
+            for event in stream:
+                if "error" in event:
+                    detail = event.get("errorDetail", {}).get("message") or event["error"]
+                    raise BackendError(" ".join(str(detail).split()), step=step, field="build")
+                digest = (event.get("aux") or {}).get("Digest") or digest
+                if event.get("status") and event.get("id"):
+                    progress(ProgressEvent("build", f"{event['id']}: {event['status']}", detail=True))
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection dropped while streaming
+            raise BackendError(_explain(exc), step=step) from None
+        if not digest:
+            raise BackendError("the registry sent no digest for the pushed image", step=step)
+        return str(digest)
 
     def pull(self, image: str, spec: SessionSpec, progress: ProgressCallback) -> None:
         ref = parse_image(image)
@@ -202,10 +330,41 @@ class DockerBackend:
                 api.start(cid)
             except docker.errors.DockerException as exc:
                 raise BackendError(_explain(exc), step="start container") from None
+            if spec.settings.post_create_command and wait:
+                self._wait_post_create(cid, spec, progress)
         except BaseException:
             self._remove(cid)
             raise
         return cid, {"container": spec.object_name}
+
+    def _wait_post_create(self, cid: str, spec: SessionSpec, progress: ProgressCallback) -> None:
+        """Wait for the devcontainer's postCreateCommand: done (the agent starts) or failed (the create
+        fails with its output's last lines)."""
+        import time
+
+        from ..render.spec import POST_CREATE_DONE, post_create_script
+
+        step = "postCreateCommand"
+        progress(ProgressEvent("start", f"running postCreateCommand: {post_create_script(spec)}"))
+        deadline = time.monotonic() + POST_CREATE_TIMEOUT
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if self._exists_in(cid, POST_CREATE_DONE, step):
+                return
+            state = self._api(step, self.client.api.inspect_container, cid).get("State") or {}
+            if not state.get("Running"):
+                logs = self._api(step, self.client.api.logs, cid, tail=6)
+                lines = [ln.strip() for ln in bytes(logs or b"").decode(errors="replace").splitlines() if ln.strip()]
+                lines = [ln for ln in lines if not ln.startswith("clauderon: postCreateCommand")]
+                raise BackendError(
+                    f"{post_create_script(spec)!r} failed (exit code {state.get('ExitCode')}); last output: "
+                    + (" | ".join(lines[-3:]) or "none"),
+                    step=step,
+                    field="image",
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        raise BackendError(f"did not finish within {POST_CREATE_TIMEOUT:.0f} s", step=step)
 
     def _exists_in(self, cid: str, path: str, step: str) -> bool:
         api = self.client.api
@@ -231,6 +390,11 @@ class DockerBackend:
         With ``init=True`` a missing command would only fail inside docker-init after
         start; asking the engine for the file's stat finds it first, in a few ms.
         """
+        if spec.settings.post_create_command and not self._exists_in(cid, "/bin/sh", "check agent"):
+            raise BackendError(
+                f"image {spec.settings.image} has no /bin/sh, which the devcontainer's postCreateCommand needs",
+                step="check agent",
+            )
         program = spec.command[0]
         if "/" in program:
             candidates = [program if program.startswith("/") else f"{WORKSPACE}/{program}"]

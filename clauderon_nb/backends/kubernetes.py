@@ -14,12 +14,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import BackendError
+from ..model.image import parse_image
 from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
+from ..model.pull_policy import PullPolicy
 from ..model.session import Session, Status
 from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
 from ..render.spec import LABEL_PREFIX, SessionSpec
 from .base import Observed
+from .images import ImageCheck, in_registry
+from .registry import RegistryError
 
 #: Waiting reasons that end a create at once: the pod will not start by itself.
 FATAL_WAITING = {
@@ -117,10 +121,83 @@ class KubernetesBackend:
 
     # --- create -------------------------------------------------------------
 
-    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
+    def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> SessionSpec:
+        """The API is reachable and the image is in its registry (or is built and pushed there); returns
+        the spec to create, its image pinned to the pushed digest after a build."""
         progress(ProgressEvent("check", "loading the Kubernetes configuration"))
         s = spec.settings
         self.core(str(s.kubeconfig) if s.kubeconfig else None, s.context)
+        if s.build is not None:
+            return self._build_and_push(spec, progress)
+        check = self.check_image(spec, progress)
+        if check.found == "unchecked" and check.detail:
+            progress(ProgressEvent("note", check.detail, detail=True))
+        return spec
+
+    def check_image(self, spec: SessionSpec, progress: ProgressCallback | None = None) -> ImageCheck:
+        """The image in its registry, as the nodes will pull it (a dry run's answer too)."""
+        s = spec.settings
+        image = str(s.image)
+        if s.build is not None:
+            return self._built(spec)
+        if s.pull_policy is PullPolicy.NEVER:
+            return ImageCheck(image, "unchecked", detail="not checked: pull policy Never (the nodes must have it)")
+        if s.registry_check is False:
+            return ImageCheck(image, "unchecked", detail="not checked in its registry (registry_check = false)")
+        if progress:
+            progress(ProgressEvent("check", f"checking {image} in its registry"))
+        try:
+            found = in_registry(image)
+        except RegistryError as exc:
+            if exc.kind == "denied" and s.image_pull_secrets:
+                return ImageCheck(
+                    image,
+                    "unchecked",
+                    detail=f"not checked: {exc.detail.removeprefix(f'image {image}: ')}; the pods pull with "
+                    f"image_pull_secrets {', '.join(s.image_pull_secrets)}",
+                )
+            raise
+        return ImageCheck(image, "registry", found.digest, "the pod pulls it")
+
+    def _built(self, spec: SessionSpec) -> ImageCheck:
+        s = spec.settings
+        assert s.build is not None
+        image = str(s.image)
+        try:
+            found = in_registry(image)
+        except RegistryError as exc:
+            if exc.kind not in ("tag", "repository"):
+                raise
+            return ImageCheck(
+                image,
+                "build",
+                detail=f"create builds it from {s.build.describe()} at commit {spec.base_commit[:12]} "
+                "with the Docker engine and pushes it",
+            )
+        return ImageCheck(image, "built", found.digest, f"pushed already (built from {s.build.describe()})")
+
+    def _build_and_push(self, spec: SessionSpec, progress: ProgressCallback) -> SessionSpec:
+        """Build with the Docker engine and push to ``build_push_registry`` (skipped when that tag is there
+        already: an unchanged repository); the pod then uses the pushed digest."""
+        from dataclasses import replace
+
+        from .docker import DockerBackend
+
+        s = spec.settings
+        assert s.build is not None
+        assert s.image is not None
+        check = self._built(spec)
+        if check.found == "built" and check.digest:
+            progress(ProgressEvent("build", f"image {s.image} is pushed already (unchanged {s.build.dockerfile_path})"))
+            digest = check.digest
+        else:
+            engine = DockerBackend()
+            if not engine.image_present(s.image):
+                engine.build(spec, s.build, s.image, None, progress)
+            digest = engine.push(s.image, progress)
+        ref = parse_image(s.image)
+        pinned = f"{ref.name}:{ref.tag}@{digest}"
+        return replace(spec, settings=replace(s, image=pinned))
 
     def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
         """Where the objects will be and their names, recorded before any is made (write-ahead)."""

@@ -222,6 +222,24 @@ def _registry_host(value: Any, info: ValidationInfo) -> str:
     return value
 
 
+def _push_target(value: Any, info: ValidationInfo) -> str:
+    """A registry host, optionally with a path under it (``ghcr.io/team``), where built images go."""
+    from ..model.image import parse_image
+
+    text = value.strip().rstrip("/") if isinstance(value, str) else ""
+    first = text.split("/", 1)[0]
+    try:
+        ref = parse_image(f"{text}/clauderon-build/x:1", info.field_name or "build_push_registry")
+    except ValueError:
+        ref = None
+    if ref is None or not ("." in first or ":" in first or first == "localhost") or ref.registry == "docker.io":
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a registry the cluster pulls from, such as "
+            "ghcr.io/team or 127.0.0.1:5000"
+        )
+    return text
+
+
 class RegistryAuth(_File):
     """``[image.registry_auth]``: a Docker config.json to pull with."""
 
@@ -233,6 +251,7 @@ class DockerImageSection(_File):
     image: Image | None = None
     pull_policy: Policy | None = None
     registry_auth: RegistryAuth | None = None
+    registry_check: bool | None = None  # false: no registry request before a create (offline, air-gapped)
 
 
 class DockerResources(_File):
@@ -274,6 +293,8 @@ class KubernetesConfig(_File):
     node_selector: LabelMap = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     priority_class_name: ObjectName | None = None
+    registry_check: bool | None = None  # false: no registry request before a create (offline, air-gapped)
+    build_push_registry: Annotated[str, BeforeValidator(_push_target)] | None = None
 
 
 # ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the

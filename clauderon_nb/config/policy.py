@@ -114,6 +114,9 @@ class PolicyRules(BaseModel):
 
     allowed_images: Annotated[list[str], BeforeValidator(_image_patterns)] | None = None
     allow_digests: bool | None = None
+    # Building the session image from a repository's Dockerfile runs that repository's RUN steps on the
+    # engine: off unless a policy file says allow_builds = true.
+    allow_builds: bool | None = None
     max_cpu: Cpu | None = None
     max_memory: Memory | None = None
     max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
@@ -155,7 +158,7 @@ _LISTS = (
 def _most_permissive(key: str, values: list[Any]) -> Any:
     if key in _LISTS:
         return list(dict.fromkeys(v for value in values for v in value))
-    if key == "allow_digests":
+    if key in ("allow_digests", "allow_builds"):
         return any(values)
     if key in ("default_preset", "priority_class_name"):
         return values[0]  # groups in name order: the first that names one
@@ -298,6 +301,14 @@ class AdminPolicy:
                         f"{key} '{value}' ({sources.get(key)}) is not allowed",
                         field=key,
                     )
+            build = settings.get("build")
+            if build is not None and not r.allow_builds:
+                raise PolicyError(
+                    f"policy {f.where_for('allow_builds')}: image builds are off (allow_builds = true turns them "
+                    f"on); build {build.dockerfile_path} ({sources.get('build')}) is not allowed; "
+                    "use a prebuilt image (--image)",
+                    field="build",
+                )
             image = settings.get("image")
             if image is not None and not f.image_allowed(image):
                 digests = "" if r.allow_digests or "@" not in image else " (digests need allow_digests = true)"

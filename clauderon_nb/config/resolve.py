@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError, describe_validation_error, did_you_mean
+from ..model.build import BuildConfig
 from ..model.choices import Backend
 from ..model.display import show_value
 from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, local_backend_refusal
@@ -26,6 +27,7 @@ from ..model.redact import mask_env, redact_url
 from ..model.request import CreateSessionRequest, check_request_within_limit
 from ..model.settings_table import BACKEND_KEYS
 from .agents import all_agents, find_agent
+from .devcontainer import Devcontainer
 from .environment import docker_engine_present
 from .files import (
     AgentConfig,
@@ -47,7 +49,7 @@ DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-SOURCES = ("session", "preset", "repo", "kernel", "user", "system", "policy", "default")
+SOURCES = ("session", "preset", "repo", "devcontainer", "kernel", "user", "system", "policy", "default")
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,18 @@ class ResolvedSettings:
     agent: str
     preset: str | None = None
     image: str | None = None
+    build: BuildConfig | None = None  # the image is built from the repository (``image`` is then its tag)
     pull_policy: PullPolicy | None = None
     cpu_limit: int | None = None
     memory_limit: int | None = None
     cpu_request: int | None = None
     memory_request: int | None = None
     gpus: int | None = None  # -1: all
+    container_env: dict[str, str] | None = field(default=None, repr=False)  # a devcontainer's containerEnv
+    container_user: str | None = None
+    post_create_command: list[str] | None = None
+    registry_check: bool | None = None  # check the image in its registry before a create (off: air-gapped)
+    build_push_registry: str | None = None  # Kubernetes: where built images are pushed for the cluster to pull
     network: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)  # values possibly secret: never in a repr
     registry_auth: RegistryAuth | None = None
@@ -92,6 +100,10 @@ class ResolvedSettings:
         for key, value in self.as_dict().items():
             if isinstance(value, RegistryAuth):
                 value = {"registry": value.registry, "config_file": str(value.config_file)}
+            elif isinstance(value, BuildConfig):
+                value = value.to_json()
+            elif key == "container_env" and value:
+                value = mask_env(value)
             elif key == "extra_env":
                 value = mask_env(value)  # possibly secret: names only, wherever settings are stored or shown
             elif key == "git_remote_url" and value:
@@ -165,6 +177,7 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
             "image": d.image.image,
             "pull_policy": d.image.pull_policy,
             "registry_auth": d.image.registry_auth,
+            "registry_check": d.image.registry_check,
             "cpu_limit": d.resources.cpu,
             "memory_limit": d.resources.memory,
             "network": d.network,
@@ -183,7 +196,7 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
 
 
 def _defaults(backend: Backend) -> dict[str, Any]:
-    common: dict[str, Any] = {"image": DEFAULT_IMAGE, "pull_policy": PullPolicy.IF_NOT_PRESENT}
+    common: dict[str, Any] = {"image": DEFAULT_IMAGE, "pull_policy": PullPolicy.IF_NOT_PRESENT, "registry_check": True}
     if backend is Backend.DOCKER:
         return {**common, "network": "bridge", "extra_env": {}}
     return {
@@ -232,6 +245,8 @@ class _Inputs:
     session: dict[str, Any]
     repo_where: str
     repo_values: dict[str, Any]
+    devcontainer_where: str
+    devcontainer_values: dict[str, Any]
     kernel_origin: str
     kernel_values: dict[str, Any]
     user: UserConfig
@@ -258,6 +273,7 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
     named = [
         ("session", "this request", inputs.session, ""),
         ("repo", inputs.repo_where, inputs.repo_values, f" ({inputs.repo_where})"),
+        ("devcontainer", inputs.devcontainer_where, inputs.devcontainer_values, f" ({inputs.devcontainer_where})"),
         ("kernel", inputs.kernel_origin, inputs.kernel_values, f" ({inputs.kernel_origin})"),
     ]
     layers: list[Layer] = []
@@ -332,6 +348,40 @@ def _policy_defaults(
     return {**values, **preset}, where, name
 
 
+def _image_or_build(
+    values: dict[str, Any],
+    picked: dict[str, Layer | None],
+    layers: list[Layer],
+    sources: dict[str, str],
+    origins: dict[str, str],
+    backend: Backend,
+    build_tag: Callable[[BuildConfig, Backend, str | None], str] | None,
+) -> None:
+    """One choice of where the image comes from: the highest layer naming an image or a build wins (a
+    repository's Dockerfile beats the user's default image; ``--image`` beats the repository's build)."""
+    build = values.get("build")
+    if build is None:
+        return
+    image_layer, build_layer = picked.get("image"), picked.get("build")
+    order = {id(layer): i for i, layer in enumerate(layers)}
+    if image_layer is not None and order.get(id(image_layer), len(layers)) < order.get(id(build_layer), len(layers)):
+        values["build"] = None  # an image named above the build: the build is not used
+        sources.pop("build", None)
+        origins.pop("build", None)
+        return
+    if backend is Backend.KUBERNETES and not values.get("build_push_registry"):
+        raise ConfigError(
+            f"build {build.dockerfile_path} ({origins.get('build')}): a Kubernetes session's image must be "
+            "pushed where the cluster can pull it; set build_push_registry in k8s-config.toml "
+            '(e.g. build_push_registry = "ghcr.io/team"), or use --image',
+            field="build",
+        )
+    if build_tag is not None:
+        values["image"] = build_tag(build, backend, values.get("build_push_registry"))
+        sources["image"] = sources.get("build", "session")
+        origins["image"] = f"built from {build.dockerfile_path} ({origins.get('build')})"
+
+
 def resolve(
     request: CreateSessionRequest,
     user: UserConfig,
@@ -344,6 +394,8 @@ def resolve(
     frontend_origin: str = "kernel defaults (%config Clauderon)",
     agents_elsewhere: bool = False,
     system: UserConfig | None = None,
+    devcontainer: Devcontainer | None = None,
+    build_tag: Callable[[BuildConfig, Backend, str | None], str] | None = None,
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``.
 
@@ -353,13 +405,20 @@ def resolve(
     ``frontend``: defaults of the front end in use (``%config Clauderon.default_backend``, the
     form's defaults), a layer of their own below the repository file, with source ``kernel``.
     Every value is picked from the one ordered list of ``layers_for``.
+
+    ``devcontainer``: the repository's devcontainer.json, a layer just below its ``.clauderon.toml``.
+    ``build_tag``: the tag a build of the repository gets (a hash of what it builds from); the highest
+    layer that names an image or a build decides which one the session uses.
     """
+    dev = devcontainer or Devcontainer()
     inputs = _Inputs(
         session=request.explicit(),
         repo_where=_where(repo),
         repo_values={
             k: getattr(repo.data, k) for k in type(repo.data).model_fields if getattr(repo.data, k) is not None
         },
+        devcontainer_where=dev.where,
+        devcontainer_values=dict(dev.values),
         kernel_origin=frontend_origin,
         kernel_values=_frontend_values(frontend or {}, frontend_origin),
         user=user,
@@ -415,9 +474,14 @@ def resolve(
     layers, preset_name, preset_layer = layers_for(inputs, backend)
     record("preset", preset_layer)
     values: dict[str, Any] = {"backend": backend, "agent": agent_name, "preset": preset_name}
+    picked: dict[str, Layer | None] = {}
     for key in BACKEND_KEYS[backend.value]:
         values[key], layer = _pick(key, layers)
+        picked[key] = layer
         record(key, layer)
+    if dev.note() and any(sources.get(k) == "devcontainer" for k in sources):
+        notes.append(str(dev.note()))
+    _image_or_build(values, picked, layers, sources, origins, backend, build_tag)
 
     if backend is Backend.KUBERNETES:
         for kind in ("cpu", "memory"):  # a limit without a request: request = limit, as Kubernetes does

@@ -13,7 +13,7 @@ from ..model.hints import HINTS
 from ..model.progress import ProgressCallback, no_progress
 from ..model.redact import redact_text
 from .parser import UsageProblem, request_fields
-from .views import ConfigView, CullReport, SessionDetails, SessionTable, Text
+from .views import ConfigView, CullReport, ImageTable, SessionDetails, SessionTable, Text
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
     if cmd == "create":
         request = build_request(args, prompt)
         if args.dry_run:
-            return mgr.plan(request)
+            return mgr.plan(request, check_image=True)
         return mgr.create(request, progress=ctx.progress, wait=not args.no_wait)
     if cmd == "list":
         return SessionTable(mgr.list(all_owners=args.all), owners=args.all)
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         from ..model.request import CreateSessionRequest
 
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)), tuple(mgr.options().bounds))
+    if cmd == "images":
+        return ImageTable(mgr.images(args.target))
     if cmd == "cull":
         return CullReport(mgr.cull(now=args.now, dry_run=args.dry_run), args.dry_run)
     if cmd == "fetch":

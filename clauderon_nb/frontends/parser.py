@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "config",
     "trust",
     "fetch",
+    "images",
     "cull",
     "serve",
     "tui",
@@ -93,7 +94,18 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
     )
     for hint in FIELDS:
         group = advanced if hint.advanced else basic
-        group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
+        if hint.const is not None:
+            group.add_argument(
+                hint.flag,
+                dest=hint.name,
+                metavar=hint.metavar,
+                default=None,
+                help=hint.help,
+                nargs="?",
+                const=hint.const,
+            )
+        else:
+            group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
 
 
 def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
@@ -150,6 +162,16 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
     fetch = named("fetch", "bring a session's branch into your repository as clauderon/NAME")
     fetch.add_argument("--repo", metavar="PATH", default=".", help="your repository (default: .)")
+    images = sub.add_parser(
+        "images",
+        help="browse images: a registry's repositories and tags, the engine's images, what the policy allows",
+        description="Browse images with the Registry HTTP API v2 (credentials of docker login, or "
+        "[image.registry_auth] config_file). No argument: the admin policy's allowed images and the engine's "
+        "images. REGISTRY: its repositories (where it lists them). [REGISTRY/]REPOSITORY: its tags, with "
+        "digest, size and created time. Every image is marked allowed or not by the admin policy.",
+    )
+    images.add_argument("target", metavar="REGISTRY[/REPOSITORY]", nargs="?", default=None, help="what to list")
+    images.add_argument("--json", action="store_true", help="print JSON")
     cull = sub.add_parser(
         "cull",
         help="apply the policy's lifetimes now: stop long-running and idle sessions, delete long-stopped ones",

@@ -211,25 +211,23 @@ class CreateScreen(Screen[None]):
             text += " Admin policy: " + "; ".join(f"{k} {v}" for k, v, _ in o.bounds) + "."
         return text
 
+    _suggested_for = ""
+
     def on_mount(self) -> None:
         self.query_one("#progress", ProgressBar).display = False
         self.validate()
         self._load_local_images()
 
-    @work(thread=True)
-    def _load_local_images(self) -> None:
-        """The engine's images as more suggestions for the image field (loaded lazily, never blocking typing)."""
-        from ..config.environment import docker_engine_present
-
-        backend = getattr(self.manager, "backend", None)
-        if backend is None or not docker_engine_present():
-            return  # a remote manager: the service's engine is not ours to list
+    @work(thread=True, exclusive=True, group="image-suggestions")
+    def _load_local_images(self, typed: str = "") -> None:
+        """The engine's images (and the tags of a registry repository being typed) as suggestions for the
+        image field: loaded in a thread, cached briefly, never blocking typing."""
         try:
-            local = backend("docker").local_images()
-        except ClauderonError:
+            found = self.manager.image_suggestions(typed)
+        except Exception:  # noqa: BLE001 - suggestions are a convenience; the create checks for real
             return
         known = self._suggestions("image")
-        merged = list(dict.fromkeys([*known, *local]))
+        merged = list(dict.fromkeys([*known, *found]))
         self.app.call_from_thread(self._set_image_suggestions, merged)
 
     def _set_image_suggestions(self, images: list[str]) -> None:
@@ -254,8 +252,13 @@ class CreateScreen(Screen[None]):
     @on(Input.Changed)
     @on(TextArea.Changed)
     @on(Select.Changed)
-    def _changed(self) -> None:
+    def _changed(self, event: Input.Changed | TextArea.Changed | Select.Changed) -> None:
         self.validate()
+        if isinstance(event, Input.Changed) and event.input.id == "f-image":
+            value = event.value.strip()
+            if "/" in value and value.endswith(":") and value != self._suggested_for:
+                self._suggested_for = value  # the tags of the repository being typed, once per repository
+                self._load_local_images(value)
 
     def validate(self) -> bool:
         """Every field through the request model, then the whole request through a dry-run plan."""

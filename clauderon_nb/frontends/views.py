@@ -15,6 +15,7 @@ from ..render.plan import format_rows, html_rows, settings_rows
 
 if TYPE_CHECKING:
     from ..config.resolve import Resolution
+    from ..sessions.images import ImageListing
 
 
 def session_dict(session: Session) -> dict[str, Any]:
@@ -218,3 +219,55 @@ def owner_totals(sessions: list[Session]) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+_ALLOWED = {True: "allowed", False: "not allowed", None: "-"}
+
+
+@dataclass(frozen=True)
+class ImageTable:
+    """``images``: repositories or tags of a registry, or the policy's and the engine's images."""
+
+    listing: ImageListing
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        from ..model.units import human_memory
+
+        return [
+            (
+                r.name,
+                r.kind,
+                (r.digest or "-")[:19],
+                human_memory(r.size) if r.size else "-",
+                (r.created or "-")[:19].replace("T", " "),
+                _ALLOWED[r.allowed],
+            )
+            for r in self.listing.rows
+        ]
+
+    def __repr__(self) -> str:
+        lines = [self.listing.title + ":"]
+        rows = self._rows()
+        if rows:
+            head = ("IMAGE", "KIND", "DIGEST", "SIZE", "CREATED", "POLICY")
+            widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+            lines += [
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]
+            ]
+        else:
+            lines.append("  (none)")
+        if self.listing.rule:
+            lines.append(f"  policy: {self.listing.rule}")
+        lines += [f"  note: {n}" for n in self.listing.notes]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("image", "kind", "digest", "size", "created", "policy"))
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self._rows())
+        said = [*([self.listing.rule] if self.listing.rule else []), *self.listing.notes]
+        extra = "".join(f"<p>{html.escape(n)}</p>" for n in said)
+        title = html.escape(self.listing.title)
+        return f"<div><b>{title}</b><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{extra}</div>"
+
+    def to_json(self) -> dict[str, Any]:
+        return self.listing.to_json()

@@ -100,6 +100,35 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         )
         self.add_class("clauderon-form")
         self.validate()
+        self._suggested_for: str | None = None
+        self.fields["image"].observe(self._on_image_typed, names="value")
+        self._load_image_suggestions("")
+
+    def _load_image_suggestions(self, typed: str) -> None:
+        """The image field's suggestions (the engine's images, the tags of the repository being typed),
+        loaded in a thread: typing never waits for an engine or a registry."""
+        import threading
+
+        def load() -> None:
+            try:
+                found = self.manager.image_suggestions(typed)
+            except Exception:  # noqa: BLE001 - suggestions are a convenience; the create checks for real
+                return
+            box = self.fields["image"]
+            merged = list(dict.fromkeys([*self._choices("image"), *found]))
+            if merged != list(box.options):
+                box.options = merged
+
+        threading.Thread(target=load, name="clauderon-image-suggestions", daemon=True).start()
+
+    def _on_image_typed(self, change: dict[str, Any]) -> None:
+        """Typing ``registry/repository:`` asks that repository for its tags (once per repository)."""
+        value = str(change.get("new") or "")
+        if "/" in value and value.endswith(":"):
+            repository = value[:-1]
+            if repository != self._suggested_for:
+                self._suggested_for = repository
+                self._load_image_suggestions(value)
 
     # --- building -----------------------------------------------------------
 

@@ -19,4 +19,14 @@ def show_value(key: str, value: Any) -> str:
         return human_memory(value)
     if isinstance(value, tuple):
         return ", ".join(value) or "-"
+    if hasattr(value, "describe"):  # a build
+        return str(value.describe())
+    if key == "container_env" and isinstance(value, dict):
+        return ", ".join(sorted(value)) or "-"  # names: values may be anything a repository wrote
+    if key == "post_create_command" and isinstance(value, list):
+        import shlex
+
+        return shlex.join(value) if value else "-"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return str(value)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
+from .build import BuildConfig
 from .choices import Backend as Backend  # re-exported: the field types and their enum together
 from .image import parse_image
 from .naming import MAX_NAME, slugify
@@ -72,6 +73,10 @@ def _gpus(value: Any, info: ValidationInfo) -> int:
     return parse_gpus(value, _field(info))
 
 
+def _build(value: Any, info: ValidationInfo) -> Any:
+    return value if isinstance(value, BuildConfig) else BuildConfig.model_validate(value)
+
+
 Gpus = Annotated[int, BeforeValidator(_gpus)]
 """GPU count; -1 is "all"."""
 Cpu = Annotated[int, BeforeValidator(_cpu)]
@@ -84,3 +89,5 @@ Policy = Annotated[PullPolicy, BeforeValidator(_pull_policy), PlainSerializer(st
 BackendName = Annotated[Backend, BeforeValidator(_backend), PlainSerializer(str)]
 Identifier = Annotated[str, BeforeValidator(_identifier)]
 SessionName = Annotated[str, BeforeValidator(_session_name)]
+Build = Annotated[BuildConfig, BeforeValidator(_build)]
+"""How to build the session image from the repository."""

@@ -30,6 +30,7 @@ class FieldHint:
     container_only: bool = False  # refused on the local backend
     choices: ChoiceSource | None = None
     label: str = ""
+    const: str | None = None  # the value of the bare flag (``--build`` alone), when it may be given without one
 
     @property
     def flag(self) -> str:
@@ -66,6 +67,16 @@ FIELDS: tuple[FieldHint, ...] = (
         advanced=True,
         container_only=True,
         choices="images",
+    ),
+    FieldHint(
+        "build",
+        "Build the image from the repository: a Dockerfile path relative to it (--build alone: Dockerfile; "
+        "[build] in .clauderon.toml sets context, args and target)",
+        "DOCKERFILE",
+        advanced=True,
+        container_only=True,
+        label="Build from Dockerfile",
+        const="Dockerfile",
     ),
     FieldHint(
         "pull_policy",

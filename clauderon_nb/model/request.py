@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
+from .fields import BackendName, Build, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
 from .hints import CONTAINER_FIELDS, HINTS, RESOURCE_FIELDS, local_backend_refusal
 from .limits import MAX_ARG_BYTES, MAX_PROMPT_BYTES
 from .units import human_cpu, human_memory
@@ -57,6 +57,7 @@ class CreateSessionRequest(BaseModel):
     agent: Identifier | None = Field(None, description=HINTS["agent"].help)
     name: SessionName | None = Field(None, description=HINTS["name"].help)
     image: Image | None = Field(None, description=HINTS["image"].help)
+    build: Build | None = Field(None, description=HINTS["build"].help)
     pull_policy: Policy | None = Field(None, description=HINTS["pull_policy"].help)
     cpu_limit: Cpu | None = Field(None, description=HINTS["cpu_limit"].help)
     memory_limit: Memory | None = Field(None, description=HINTS["memory_limit"].help)
@@ -94,6 +95,11 @@ class CreateSessionRequest(BaseModel):
     @model_validator(mode="after")
     def _cross_field(self) -> CreateSessionRequest:
         check_request_within_limit(self.explicit())
+        if self.image is not None and self.build is not None:
+            raise ValueError(
+                f"image {self.image} and build {self.build.dockerfile_path}: give one; "
+                "a build makes the session's image"
+            )
         if self.backend is not None and self.backend.value == "local":
             given = [f for f in CONTAINER_FIELDS if getattr(self, f) is not None]
             if given:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .hints import RESOURCE_FIELDS
 
-CONTAINER_KEYS = ("image", "pull_policy", *RESOURCE_FIELDS, "gpus")
+CONTAINER_KEYS = ("image", "build", "pull_policy", *RESOURCE_FIELDS, "gpus")
+#: What a devcontainer.json gives a container besides its image (see config.devcontainer).
+DEVCONTAINER_KEYS = ("container_env", "container_user", "post_create_command")
 #: Kubernetes settings that are resolved but are plumbing, not shown by ``config``/``--dry-run``.
 _K8S_PLUMBING = (
     "git_remote_url",
@@ -18,9 +20,12 @@ _K8S_PLUMBING = (
 #: Resolved per backend (besides backend, agent and preset), in display order.
 BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "local": (),
-    "docker": (*CONTAINER_KEYS, "network", "extra_env", "registry_auth"),
+    "docker": (*CONTAINER_KEYS, *DEVCONTAINER_KEYS, "registry_check", "network", "extra_env", "registry_auth"),
     "kubernetes": (
         *CONTAINER_KEYS,
+        *DEVCONTAINER_KEYS,
+        "registry_check",
+        "build_push_registry",
         "namespace",
         "service_account",
         "storage_class",
@@ -34,6 +39,8 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
 _NOT_SHOWN = {"extra_env", "registry_auth", *_K8S_PLUMBING}
+#: Shown only when set (a devcontainer's extras, a push target): most sessions have none.
+SHOWN_WHEN_SET = ("build", *DEVCONTAINER_KEYS, "build_push_registry")
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN: dict[str, tuple[str, ...]] = {
     backend: ("backend", "agent", *(("preset",) if keys else ()), *(k for k in keys if k not in _NOT_SHOWN))

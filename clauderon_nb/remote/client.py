@@ -37,7 +37,14 @@ CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 #: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
 #: a preset is sent as the values it gave.
 SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f != "preset")
-CLIENT_SOURCES = ("session", "preset", "repo", "kernel", "user")  # not "system": the service has its own
+CLIENT_SOURCES = (
+    "session",
+    "preset",
+    "repo",
+    "devcontainer",
+    "kernel",
+    "user",
+)  # not "system": the service has its own
 
 
 class ServiceClient:
@@ -156,6 +163,7 @@ class RemoteManager:
 
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Your side of the settings (the service adds its defaults and policy at create)."""
+        from ..config.devcontainer import load_devcontainer
         from ..config.files import load_repo_config, load_system_config, load_user_config
         from ..config.policy import AdminPolicy
         from ..config.resolve import resolve
@@ -174,6 +182,7 @@ class RemoteManager:
             frontend_origin=self.defaults_origin,
             agents_elsewhere=True,
             system=load_system_config(),
+            devcontainer=load_devcontainer(repo.root),
         )
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
@@ -181,7 +190,7 @@ class RemoteManager:
 
     def _body(self, request: CreateSessionRequest) -> tuple[dict[str, Any], Any, dict[str, str]]:
         """The JSON the service gets, the repository, and where each sent value came from."""
-        from ..config.trust import TRUSTED_KEYS, is_trusted
+        from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted
         from ..sessions.bundles import repo_key
         from ..sessions.gitrepo import inspect_repo_cached, remote_url_cached
         from .wire import request_json
@@ -197,9 +206,19 @@ class RemoteManager:
                 origins[key] = res.sources[key]
         if res.sources.get("backend") not in CLIENT_SOURCES:
             sent.pop("backend", None)
-        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
-        config = repo.root / ".clauderon.toml"
-        if chosen and not is_trusted(self.home, repo.root, config):
+        if "build" in sent:  # the service builds it and tags it by its hash
+            sent.pop("image", None)
+        from ..model.settings_table import DEVCONTAINER_KEYS
+
+        unsent = [k for k in DEVCONTAINER_KEYS if res.sources.get(k) == "devcontainer"]
+        if unsent:
+            raise ConfigError(
+                f"{res.origins[unsent[0]]}: {unsent[0]} from a devcontainer.json is not sent to the clauderon "
+                "service (it takes the image or build only); put it in the image's Dockerfile",
+                field="image",
+            )
+        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
+        if chosen and not is_trusted(self.home, repo.root):
             what = ", ".join(f"{k} {str(getattr(res.settings, k))!r}" for k in chosen)
             raise ConfigError(
                 f"the repository's .clauderon.toml chooses {what}, which would receive your credentials; review "
@@ -221,9 +240,14 @@ class RemoteManager:
         }
         return body, repo, origins
 
-    def plan(self, request: CreateSessionRequest | None = None, **fields: Any) -> PlanView:
-        """The service's dry run of this create (its settings, sources and the rendered spec)."""
+    def plan(
+        self, request: CreateSessionRequest | None = None, *, check_image: bool = False, **fields: Any
+    ) -> PlanView:
+        """The service's dry run of this create (its settings, sources and the rendered spec);
+        ``check_image``: the service also checks the image with its engine or registry."""
         body, _, origins = self._body(_request(request, fields))
+        if check_image:
+            body["check_image"] = True
         return self._plan(body, origins)[0]
 
     def _plan(self, body: dict[str, Any], origins: dict[str, str]) -> tuple[PlanView, dict[str, Any]]:
@@ -260,6 +284,25 @@ class RemoteManager:
             )
         except (KeyError, TypeError):
             raise ClauderonError("the clauderon service sent malformed options") from None
+
+    def images(self, target: str | None = None) -> Any:
+        """The service's image browser (its credentials, your policy)."""
+        import urllib.parse
+
+        from ..sessions.images import ImageListing
+
+        query = f"?target={urllib.parse.quote(target, safe='')}" if target else ""
+        data = self.client.json("GET", f"/images{query}")
+        try:
+            return ImageListing.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            raise ClauderonError("the clauderon service sent a malformed image list") from None
+
+    def image_suggestions(self, typed: str = "") -> builtins.list[str]:
+        import urllib.parse
+
+        data = self.client.json("GET", f"/images?suggest=1&typed={urllib.parse.quote(typed, safe='')}")
+        return [str(i) for i in (data or {}).get("images") or []]
 
     # --- create -------------------------------------------------------------
 

@@ -143,6 +143,8 @@ def request_json(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = str(int(value))
         elif hasattr(value, "value"):
             out[key] = str(value.value)
+        elif hasattr(value, "model_dump"):  # a build: its table
+            out[key] = value.model_dump(exclude_none=True)
         else:
             out[key] = str(value)
     return out

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..model.redact import SECRET_MASK
 from ..model.units import docker_cpu_shares, docker_nano_cpus
-from .spec import WORKSPACE, SessionSpec
+from .spec import WORKSPACE, SessionSpec, container_command, container_environment
 
 #: Inside the repository's git directory, what an agent must not change: git runs hooks and reads
 #: config (core.fsmonitor, core.hooksPath, aliases…) as the user, on the host, at their next git command.
@@ -30,18 +30,18 @@ def workspace_volumes(spec: SessionSpec) -> dict[str, dict[str, str]]:
 def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``containers.create(**kwargs)``. Secret values are masked unless ``secrets`` supplies them."""
     s = spec.settings
-    environment = dict(spec.env)
+    environment = container_environment(spec)
     for name in spec.secret_env:
         environment[name] = secrets[name] if secrets is not None else SECRET_MASK
     kwargs: dict[str, Any] = {
         "image": s.image,
-        "command": list(spec.command),
+        "command": container_command(spec),
         "name": spec.object_name,
         "hostname": spec.name,
         "labels": dict(spec.labels),
         "environment": environment,
         "working_dir": WORKSPACE,
-        "user": f"{spec.uid}:{spec.gid}",
+        "user": s.container_user or f"{spec.uid}:{spec.gid}",
         "init": True,
         "tty": True,
         "stdin_open": True,

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..model.redact import SECRET_MASK, has_credentials, redact_url, strip_credentials
 from ..model.units import k8s_cpu, k8s_memory
-from .spec import WORKSPACE, SessionSpec
+from .spec import WORKSPACE, SessionSpec, container_command, container_environment
 
 AGENT_CONTAINER = "agent"
 VOLUME_ROOT = "/clauderon"  # where the init container sees the whole volume; the agent sees only repo/
@@ -108,7 +108,7 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     if s.storage_class:
         pvc["spec"]["storageClassName"] = s.storage_class
 
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in container_environment(spec).items()]
     env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": n}}} for n in spec.secret_env]
     mounts = [{"name": "workspace", "mountPath": WORKSPACE, "subPath": REPO_SUBPATH}]
     remote = spec.remote_url or ""
@@ -132,7 +132,7 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         "name": AGENT_CONTAINER,
         "image": s.image,
         "imagePullPolicy": s.pull_policy.kubernetes,
-        "command": list(spec.command),
+        "command": container_command(spec),
         "env": env,
         "workingDir": WORKSPACE,
         "stdin": True,
@@ -165,7 +165,7 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     }
     if resources:
         init["resources"] = resources
-    uid = s.run_as_user or 1000
+    uid = int(s.container_user.split(":")[0]) if s.container_user else s.run_as_user or 1000
     ephemeral = s.workspace == "ephemeral"
     volume: dict[str, Any] = {"name": "workspace"}
     if ephemeral:

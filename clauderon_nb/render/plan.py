@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.display import show_value
 from ..model.redact import redact_json
-from ..model.settings_table import SHOWN
+from ..model.settings_table import SHOWN, SHOWN_WHEN_SET
 
 if TYPE_CHECKING:  # types only: showing a plan or a stored session needs neither the resolver nor pydantic
     from ..config.resolve import ResolvedSettings
@@ -24,6 +24,7 @@ def settings_rows(
     return [
         (key, show_value(key, getattr(settings, key)), sources.get(key, "default"), origins.get(key, ""))
         for key in SHOWN[settings.backend.value]
+        if key not in SHOWN_WHEN_SET or getattr(settings, key) not in (None, {}, [])
     ]
 
 
@@ -61,6 +62,7 @@ class Plan:
     spec: Any  # Docker: containers.create kwargs; Kubernetes: list of manifests; local: argv and cwd
     notes: tuple[str, ...] = ()  # what create will tell (or ask) the user
     needs_trust: bool = False  # the repository's own file picks what gets the credentials, unconfirmed
+    image_check: str | None = None  # what the image check found (a dry run asks the engine or registry)
 
     @property
     def name(self) -> str:
@@ -88,6 +90,7 @@ class Plan:
             row_values=tuple(self.rows()),
             notes=self.notes,
             needs_trust=self.needs_trust,
+            image_check=self.image_check,
             settings_json=self.settings.to_json(),
             sources=dict(self.sources),
             spec=json.loads(self._rendered()),
@@ -126,6 +129,7 @@ class PlanView:
     row_values: tuple[tuple[str, str, str, str], ...]
     notes: tuple[str, ...]
     needs_trust: bool
+    image_check: str | None
     settings_json: dict[str, Any]
     sources: dict[str, str]
     spec: Any
@@ -142,6 +146,7 @@ class PlanView:
             "rows": [list(r) for r in self.row_values],
             "notes": list(self.notes),
             "needs_trust": self.needs_trust,
+            "image_check": self.image_check,
             "settings": self.settings_json,
             "sources": self.sources,
             "spec": self.spec,
@@ -159,6 +164,7 @@ class PlanView:
             row_values=rows,
             notes=tuple(str(n) for n in data.get("notes") or ()),
             needs_trust=bool(data.get("needs_trust")),
+            image_check=str(data["image_check"]) if data.get("image_check") else None,
             settings_json=dict(data.get("settings") or {}),
             sources={str(k): str(v) for k, v in dict(data.get("sources") or {}).items()},
             spec=data.get("spec"),
@@ -170,6 +176,8 @@ class PlanView:
     def __repr__(self) -> str:
         lines = [f"Plan: {self.backend} session {self.name!r} on branch {self.branch} (dry run: nothing created)"]
         lines.extend(format_rows(self.rows()))
+        if self.image_check:
+            lines.append(f"  image: {self.image_check}")
         lines.extend(f"  note: {note}" for note in self.notes)
         lines.append(f"  command  {shlex.join(self.command)}")
         lines.append(f"{_SPEC_LABELS.get(self.backend, self.backend)}:")
@@ -181,6 +189,7 @@ class PlanView:
             f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(self.name)}</code> "
             f"on branch <code>{html.escape(self.branch)}</code> <i>(dry run: nothing created)</i>"
             f"{html_rows(self.rows())}"
+            + (f"<p><b>Image:</b> {html.escape(self.image_check)}</p>" if self.image_check else "")
             + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes)
             + f"<p>command: <code>{html.escape(shlex.join(self.command))}</code></p>"
             f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"

@@ -50,6 +50,44 @@ class SessionSpec:
         return object_name(self.name, self.owner)
 
 
+#: A devcontainer's postCreateCommand runs before the agent; this file says it finished.
+POST_CREATE_DONE = "/tmp/.clauderon-post-create-done"
+POST_CREATE_ENV = "CLAUDERON_POST_CREATE"
+# The container exits with the command's own code when it fails (the agent never starts).
+_POST_CREATE_SCRIPT = (
+    'echo "clauderon: postCreateCommand: $CLAUDERON_POST_CREATE"; '
+    '/bin/sh -c "$CLAUDERON_POST_CREATE"; code=$?; '
+    'if [ "$code" -ne 0 ]; then echo "clauderon: postCreateCommand failed"; exit "$code"; fi; '
+    f': > {POST_CREATE_DONE}; exec "$@"'
+)
+
+
+def post_create_script(spec: SessionSpec) -> str | None:
+    """The postCreateCommand as one shell command line, or None."""
+    post = spec.settings.post_create_command
+    if not post:
+        return None
+    import shlex
+
+    return post[2] if post[:2] == ["/bin/sh", "-c"] and len(post) == 3 else shlex.join(post)
+
+
+def container_command(spec: SessionSpec) -> list[str]:
+    """The container's argv: the agent's command, after the postCreateCommand when there is one."""
+    if not spec.settings.post_create_command:
+        return list(spec.command)
+    return ["/bin/sh", "-c", _POST_CREATE_SCRIPT, "clauderon-agent", *spec.command]
+
+
+def container_environment(spec: SessionSpec) -> dict[str, str]:
+    """Plain (not secret) variables: a devcontainer's containerEnv, then clauderon's own."""
+    env = dict(spec.settings.container_env or {})
+    script = post_create_script(spec)
+    if script:
+        env[POST_CREATE_ENV] = script
+    return {**env, **spec.env}
+
+
 def session_labels(session_id: str, name: str, owner: str, backend: str, agent: str) -> dict[str, str]:
     """The labels every backend object carries so it can be found again."""
     return {

@@ -326,6 +326,21 @@ class OptionsHandler(ApiHandler):
         self.send_json(data)
 
 
+class ImagesHandler(ApiHandler):
+    """``GET /api/v1/images[?target=REGISTRY[/REPOSITORY]]``: the browser, with the service's credentials
+    and the caller's policy; ``?typed=…&suggest=1``: suggestions for an image field."""
+
+    async def get(self) -> None:
+        mgr = self.manager()
+        if self.get_argument("suggest", ""):
+            typed = self.get_argument("typed", "")[:300]
+            self.send_json({"images": await self.call(lambda: mgr.image_suggestions(typed))})
+            return
+        target = self.get_argument("target", "")[:300] or None
+        listing = await self.call(lambda: mgr.images(target))
+        self.send_json(listing.to_json())
+
+
 @dataclass
 class CreateBody:
     """A create or plan body, taken apart: the request model's fields and the service's own keys."""
@@ -408,8 +423,12 @@ class PlanHandler(ApiHandler):
 
     async def post(self) -> None:
         mgr = self.manager()
-        body = take_apart(self.service, self.caller, self.json_body())
-        plan = await self.call(lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote))
+        data = self.json_body()
+        check_image = data.pop("check_image", False) is True if isinstance(data, dict) else False
+        body = take_apart(self.service, self.caller, data)
+        plan = await self.call(
+            lambda: mgr.plan(body.request, workspace=body.workspace, remote=body.remote, check_image=check_image)
+        )
         check_env(body, plan)
         if body.problem is not None:
             raise body.problem
@@ -838,6 +857,7 @@ def make_app(service: Service, prefix: str) -> web.Application:
         (rf"{base}/?", RootHandler),
         (rf"{base}/options", OptionsHandler),
         (rf"{base}/plan", PlanHandler),
+        (rf"{base}/images", ImagesHandler),
         (rf"{base}/sessions", SessionsRouter),
         (rf"{base}/sessions/{name}", SessionHandler),
         (rf"{base}/sessions/{name}/(?P<action>stop|start)", ActionHandler),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import time
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from ..config.resolve import Resolution
     from ..model.request import CreateSessionRequest
     from ..render.plan import Plan
+    from .images import ImageBrowser, ImageListing
     from .planning import Options, Planner
 
 _NAME_ATTEMPTS = 8
@@ -152,15 +154,69 @@ class SessionManager:
         *,
         workspace: RepoInfo | None = None,
         remote: str | None = None,
+        check_image: bool = False,
         **fields: Any,
     ) -> Plan:
         """A dry run of ``create``: resolved settings, their sources and the backend-native spec.
 
         Pass a ``CreateSessionRequest`` or its fields as keywords. Creates nothing,
         reads no secret values (they show as ``***``). The name is the one ``create``
-        will use unless it is taken by then.
+        will use unless it is taken by then. ``check_image``: also ask the engine or the
+        registry whether the image is there (``plan.image_check``; the create's error if not).
         """
-        return self._planner().plan(_request(request, fields), repo=workspace, remote=remote)
+        plan = self._planner().plan(_request(request, fields), repo=workspace, remote=remote)
+        if check_image and plan.backend != "local":
+            from ..errors import EngineUnavailable
+
+            try:
+                found = self.backend(plan.backend).check_image(plan.session_spec)  # type: ignore[attr-defined]
+                line = found.line()
+            except EngineUnavailable as exc:  # a dry run still shows the plan; the create would say this
+                line = f"not checked: {exc}"
+            plan = replace(plan, image_check=line)
+        return plan
+
+    # --- images -------------------------------------------------------------
+
+    def _image_browser(self) -> ImageBrowser:
+        from ..config.environment import docker_engine_present
+        from ..config.files import load_system_config, load_user_config
+        from ..config.policy import load_policy
+        from .images import ImageBrowser
+
+        policy = load_policy().for_user(self.owner, self.groups)
+        auth = (
+            load_user_config(self.home).docker.data.image.registry_auth
+            or load_system_config().docker.data.image.registry_auth
+        )
+        local = None
+        if docker_engine_present():
+
+            def local() -> builtins.list[str]:
+                tags = self.backend("docker").local_images()  # type: ignore[attr-defined]
+                if self.shared:  # the service's engine: only what this user may use, never others' builds
+                    tags = [t for t in tags if policy.first("allowed_images") and policy.image_allowed(t)]
+                return list(tags)
+
+        return ImageBrowser(policy, auth, local)
+
+    def images(self, target: str | None = None) -> ImageListing:
+        """``images``: with no target the policy's and the engine's images; ``REGISTRY``: its repositories;
+        ``[REGISTRY/]REPOSITORY``: its tags with digest, size and created time. Each marked allowed or not."""
+        return self._image_browser().listing(target)
+
+    def image_suggestions(self, typed: str = "") -> builtins.list[str]:
+        """Suggestions for an image field: the policy's literal images, recent ones, the engine's, and the
+        tags of a registry repository being typed (cached for a minute)."""
+        from .images import cached
+
+        browser = self._image_browser()
+        out = list(self.options().images)
+        if browser.local is not None:
+            with contextlib.suppress(ClauderonError):
+                out += cached(("local", self.owner), browser.local, 10.0)
+        out += browser.suggestions(typed)
+        return list(dict.fromkeys(out))
 
     def fetch(self, name: str, repo: str | os.PathLike[str] = ".") -> str:
         """Sessions on this machine share your repository: their branch is already in it."""
@@ -230,7 +286,11 @@ class SessionManager:
                     f"{whose if missing[0] in spec.service_env else 'your environment'}",
                     field="agent",
                 )
-            backend.preflight(spec, report)
+            prepared = backend.preflight(spec, report)
+            if prepared is not None and prepared is not spec:  # e.g. a built image, pinned to its digest
+                spec = prepared
+                session.settings = {**session.settings, "image": spec.settings.image}
+                self.store.update(session.id, settings=session.settings)
             if backend.local_worktree:
                 from .worktree import add_worktree, remove_worktree
 

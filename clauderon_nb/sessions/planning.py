@@ -8,6 +8,7 @@ pydantic or the resolver.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import uuid
 from collections.abc import Mapping
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends.buildctx import build_tag
 from ..config.agents import agent_command, agent_env, all_agents
+from ..config.devcontainer import Devcontainer, load_devcontainer
 from ..config.files import (
     Loaded,
     RepoConfig,
@@ -28,7 +31,7 @@ from ..config.files import (
 from ..config.policy import AdminPolicy, load_policy
 from ..config.presets import all_presets
 from ..config.resolve import Resolution, resolve
-from ..config.trust import TRUSTED_KEYS, is_trusted, trust
+from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files, trust
 from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.display import show_value
@@ -93,6 +96,8 @@ class Planner:
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
             system=load_system_config(),
+            devcontainer=Devcontainer() if self.shared else load_devcontainer(repo.root),
+            build_tag=lambda build, backend, registry: build_tag(repo.root, repo.commit, build, registry),
         )
 
     def worktrees(self, owner: str) -> Path:
@@ -128,6 +133,17 @@ class Planner:
             raise ConfigError(
                 f"gpus 'all' ({res.origins.get('gpus')}): Kubernetes schedules a number of GPUs; ask for a number",
                 field="gpus",
+            )
+        user = settings.container_user
+        if (
+            settings.backend is Backend.KUBERNETES
+            and user
+            and not re.fullmatch(r"[1-9][0-9]{0,9}(:[0-9]{1,10})?", user)
+        ):
+            raise ConfigError(
+                f"container_user {user!r} ({res.origins.get('container_user')}): a Kubernetes pod runs as a "
+                "numeric non-root uid; use one (e.g. 1000) in containerUser",
+                field="image",
             )
         url = None
         session_id = str(uuid.uuid4())
@@ -193,34 +209,37 @@ class Planner:
     def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
         """A note when the repository's own file picks what runs with the user's credentials (or picks the
         local backend, which runs the agent on this machine as the user), and the user has not trusted it."""
-        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) == "repo"]
+        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
         on_host = res.sources.get("backend") == "repo" and res.settings.backend is Backend.LOCAL
         if on_host:
             chosen.append("backend")
-        config = repo.root / ".clauderon.toml"
-        if not chosen or not (spec.secret_env or on_host) or is_trusted(self.home, repo.root, config):
+        if not chosen or not (spec.secret_env or on_host) or is_trusted(self.home, repo.root):
             return None
-        what = ", ".join(f"{k} {str(getattr(res.settings, k))!r}" for k in chosen)
+        what = ", ".join(f"{k} {show_value(k, getattr(res.settings, k))!r}" for k in chosen)
+        files = " and ".join(p.relative_to(repo.root).as_posix() for p in repo_files(repo.root))
         gets = []
         if spec.secret_env:
             gets.append(f"would receive your credentials ({', '.join(spec.secret_env)})")
         if on_host:
             gets.append("would run the agent on this machine as you, outside any container")
         return (
-            f"the repository's .clauderon.toml chooses {what}, which {' and '.join(gets)}; review the file, then "
+            f"the repository's {files} chooses {what}, which {' and '.join(gets)}; review it, then "
             f"trust it once with `clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), "
             "or override it with flags"
         )
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
-        """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
+        """Trust the current content of a repository's ``.clauderon.toml`` and devcontainer.json; returns a
+        one-line summary."""
         info = inspect_repo_cached(repo)
-        config = info.root / ".clauderon.toml"
-        if not config.is_file():
-            return f"{info.root} has no .clauderon.toml: nothing to trust"
+        files = repo_files(info.root)
+        if not files:
+            return f"{info.root} has no .clauderon.toml or devcontainer.json: nothing to trust"
         load_repo_config(info.root)  # a broken file is refused, not trusted
-        digest = trust(self.home, info.root, config)
-        return f"Trusted {config} (sha256 {digest[:12]}); any change to it asks again."
+        load_devcontainer(info.root)
+        digest = trust(self.home, info.root)
+        names = " and ".join(str(p) for p in files)
+        return f"Trusted {names} (sha256 {digest[:12]}); any change to {'them' if len(files) > 1 else 'it'} asks again."
 
     def options(self, recent_sessions: list[Session]) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""

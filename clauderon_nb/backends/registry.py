@@ -1,0 +1,399 @@
+"""A small Registry HTTP API v2 client: manifests, tags and the catalog, with the credentials of
+``docker login`` (or a given config.json), over basic auth or the bearer-token flow that Docker Hub,
+GHCR and most registries use.
+
+Standard library only (``http.client``); no credential value ever reaches a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import json
+import re
+import socket
+import ssl
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError
+from ..model.image import DEFAULT_REGISTRY, normalize_registry
+
+#: What a manifest request accepts: single-platform manifests and multi-platform indexes, Docker and OCI.
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_INDEX_TYPES = MANIFEST_TYPES[:2]
+DEFAULT_TIMEOUT = 5.0
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(BackendError):
+    """A registry answer, sorted into what went wrong: ``kind`` is tag, repository, denied,
+    unreachable or other."""
+
+    def __init__(self, kind: str, message: str, *, step: str | None = None) -> None:
+        super().__init__(message, step=step, field="image")
+        self.kind = kind
+        self.detail = message
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and secret for one registry, and where they came from (shown; the secret never is)."""
+
+    username: str
+    secret: str = field(repr=False)
+    source: str
+    identity_token: bool = False
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    digest: str
+    media_type: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One tag as the registry describes it; size and created are None where it does not say."""
+
+    tag: str
+    digest: str | None = None
+    size: int | None = None
+    created: str | None = None
+
+
+def api_host(registry: str) -> str:
+    """The host that serves a registry's API (Docker Hub's is not ``docker.io``)."""
+    registry = normalize_registry(registry)
+    return "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def credentials_for(registry: str, config_file: Path | None = None) -> Credentials | None:
+    """The credentials ``docker login`` stored for ``registry`` (in ``config_file``, or the user's
+    ``$DOCKER_CONFIG/config.json`` / ``~/.docker/config.json``), credential helpers included."""
+    from docker import auth as docker_auth
+
+    registry = normalize_registry(registry)
+    where = str(config_file) if config_file else "docker login"
+    try:
+        config = docker_auth.load_config(config_path=str(config_file) if config_file else None)
+        found = docker_auth.resolve_authconfig(config, registry=None if registry == DEFAULT_REGISTRY else registry)
+    except Exception as exc:  # noqa: BLE001 - an unreadable config or a failing helper is one line
+        detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
+        raise RegistryError("denied", f"cannot read the credentials for {registry} from {where}: {detail}") from None
+    if not found:
+        return None
+    values = {str(k).lower(): v for k, v in dict(found).items()}
+    token = values.get("identitytoken")
+    if token:
+        return Credentials(str(values.get("username") or "<token>"), str(token), where, identity_token=True)
+    if values.get("username") and values.get("password") is not None:
+        return Credentials(str(values["username"]), str(values["password"]), where)
+    return None
+
+
+class RegistryClient:
+    """One registry's API, authenticating on demand: a 401 with a Basic challenge is answered with the
+    credentials, a Bearer challenge with a token from the realm it names (cached per scope)."""
+
+    def __init__(
+        self, registry: str, credentials: Credentials | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.registry = normalize_registry(registry)
+        self.host = api_host(self.registry)
+        self.credentials = credentials
+        self.timeout = timeout
+        self.scheme = "http" if is_loopback(self.host) else "https"
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.registry!r}, credentials={self.credentials!r})"
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _connect(self, scheme: str, host: str) -> http.client.HTTPConnection:
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, timeout=self.timeout, context=ssl.create_default_context())
+        return http.client.HTTPConnection(host, timeout=self.timeout)
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        parts = urllib.parse.urlsplit(url)
+        conn = self._connect(parts.scheme, parts.netloc)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request(method, target or "/", headers={"User-Agent": "clauderon-nb", **headers})
+            response = conn.getresponse()
+            body = response.read(8 * 1024 * 1024) if method != "HEAD" else b""
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError("unreachable", f"registry {self.registry} is unreachable ({_reason(exc)})") from None
+        finally:
+            conn.close()
+
+    def request(
+        self, method: str, path: str, *, accept: tuple[str, ...] = (), scope: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """``method`` on ``/v2{path}``, authenticating when the registry asks; returns status, headers, body."""
+        url = f"{self.scheme}://{self.host}/v2{path}"
+        headers = {"Accept": ", ".join(accept)} if accept else {}
+        sent = self._auth_header(scope)
+        status, got, body = self._send(method, url, {**headers, **sent})
+        if status != 401:
+            return status, got, body
+        challenge = got.get("www-authenticate", "")
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if sent:  # the credentials were sent and refused
+                raise RegistryError("denied", self._denied(f"registry {self.registry} refused"))
+            if self.credentials is None:
+                raise RegistryError(
+                    "denied",
+                    f"registry {self.registry} wants a login and there are no credentials for it "
+                    f"(docker login {self.registry}, or [image.registry_auth] config_file)",
+                )
+            self._basic = True
+        elif scheme == "bearer":
+            params = dict(_CHALLENGE.findall(challenge))
+            self._tokens[scope or ""] = self._token(params, scope)
+        else:
+            raise RegistryError("denied", f"registry {self.registry} answered 401 with no usable challenge")
+        status, got, body = self._send(method, url, {**headers, **self._auth_header(scope)})
+        if status == 401:
+            raise RegistryError("denied", self._denied(f"registry {self.registry} refused"))
+        return status, got, body
+
+    def _auth_header(self, scope: str | None) -> dict[str, str]:
+        token = self._tokens.get(scope or "")
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        if self._basic and self.credentials is not None:
+            raw = f"{self.credentials.username}:{self.credentials.secret}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+    def _token(self, params: dict[str, str], scope: str | None) -> str:
+        """The bearer-token flow: ask the realm for a token for ``scope``, with the credentials if any."""
+        realm = params.get("realm", "")
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError("denied", f"registry {self.registry} names an unusable token realm {realm!r}")
+        if parts.scheme == "http" and not is_loopback(parts.netloc):
+            raise RegistryError("denied", f"registry {self.registry} names a token realm over plain http: {realm}")
+        query = [("service", params["service"])] if params.get("service") else []
+        wanted = scope or params.get("scope")
+        if wanted:
+            query.append(("scope", wanted))
+        headers: dict[str, str] = {}
+        creds = self.credentials
+        if creds is not None and not creds.identity_token:
+            raw = f"{creds.username}:{creds.secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        elif creds is not None:  # an identity token is exchanged with a POST (OAuth2 refresh token)
+            query.append(("grant_type", "refresh_token"))
+        sep = "&" if parts.query else "?"
+        url = realm + (sep + urllib.parse.urlencode(query) if query else "")
+        status, _, body = self._send("GET", url, headers)
+        if status in (401, 403):
+            raise RegistryError("denied", self._denied(f"the token service of {self.registry} refused"))
+        if status != 200:
+            raise RegistryError("other", f"the token service of {self.registry} answered HTTP {status}")
+        try:
+            data = json.loads(body)
+            token = data.get("token") or data.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryError("other", f"the token service of {self.registry} sent no token")
+        return token
+
+    def _denied(self, who: str, what: str = "") -> str:
+        if self.credentials is None:
+            return f"{who} anonymous access{what} (no credentials for it: docker login {self.registry})"
+        return (
+            f"{who} the credentials of user {self.credentials.username!r} (from {self.credentials.source}){what}; "
+            f"check them, or log in again with docker login {self.registry}"
+        )
+
+    # --- API ----------------------------------------------------------------------------
+
+    def manifest(self, repository: str, reference: str) -> Manifest:
+        """HEAD of a manifest: its digest, or a ``RegistryError`` saying whether the tag or the
+        repository is missing, or access is denied."""
+        scope = f"repository:{repository}:pull"
+        path = f"/{repository}/manifests/{reference}"
+        status, headers, body = self.request("HEAD", path, accept=MANIFEST_TYPES, scope=scope)
+        if status == 404:  # the tag or the whole repository? the tag list says (and which tags there are)
+            status_tags, _, body_tags = self.request("GET", f"/{repository}/tags/list?n=100", scope=scope)
+            if status_tags == 404 or "NAME_UNKNOWN" in _error_codes(body_tags):
+                raise RegistryError("repository", f"repository {repository!r} not found in registry {self.registry}")
+            error = self._error(404, b"", repository, reference)
+            try:
+                tags = [str(t) for t in json.loads(body_tags or b"{}").get("tags") or []]
+            except (ValueError, AttributeError):
+                tags = []
+            if status_tags == 200 and not reference.startswith("sha256:"):
+                shown = ", ".join(sorted(tags)[:8]) + (", …" if len(tags) > 8 else "")
+                error = RegistryError("tag", f"{error.detail} (its tags: {shown or 'none'})")
+            raise error
+        if status == 200:
+            digest = headers.get("docker-content-digest")
+            if not digest:
+                status, headers, body = self.request("GET", path, accept=MANIFEST_TYPES, scope=scope)
+                import hashlib
+
+                digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+            size = headers.get("content-length")
+            return Manifest(digest, headers.get("content-type", ""), int(size) if size and size.isdigit() else None)
+        raise self._error(status, body, repository, reference)
+
+    def _error(self, status: int, body: bytes, repository: str, reference: str) -> RegistryError:
+        codes = _error_codes(body)
+        if status == 404 and "NAME_UNKNOWN" in codes:
+            return RegistryError("repository", f"repository {repository!r} not found in registry {self.registry}")
+        if status == 404:
+            what = "digest" if reference.startswith("sha256:") else "tag"
+            return RegistryError("tag", f"{what} {reference!r} not found in {self.registry}/{repository}")
+        if status in (401, 403) or "DENIED" in codes or "UNAUTHORIZED" in codes:
+            return RegistryError(
+                "denied",
+                self._denied(f"registry {self.registry} denied", f" to {repository} (or it does not exist there)"),
+            )
+        return RegistryError("other", f"registry {self.registry} answered HTTP {status} for {repository}:{reference}")
+
+    def tags(self, repository: str, limit: int = 1000) -> list[str]:
+        """The repository's tags (following pagination), as the registry lists them."""
+        out: list[str] = []
+        path: str | None = f"/{repository}/tags/list?n=100"
+        scope = f"repository:{repository}:pull"
+        while path and len(out) < limit:
+            status, headers, body = self.request("GET", path, scope=scope)
+            if status != 200:
+                raise self._error(status, body, repository, "-")
+            out += [str(t) for t in (json.loads(body or b"{}").get("tags") or [])]
+            path = _next_page(headers.get("link"))
+        return out[:limit]
+
+    def catalog(self, limit: int = 1000) -> list[str]:
+        """The registry's repositories, where it lists them (Docker Hub and GHCR do not)."""
+        out: list[str] = []
+        path: str | None = "/_catalog?n=100"
+        while path and len(out) < limit:
+            status, headers, body = self.request("GET", path, scope="registry:catalog:*")
+            if status in (401, 403, 404, 405):
+                raise RegistryError(
+                    "denied" if status in (401, 403) else "other",
+                    f"registry {self.registry} does not list its repositories (HTTP {status}); "
+                    "name one: images REGISTRY/REPOSITORY",
+                    step=None,
+                )
+            if status != 200:
+                raise RegistryError("other", f"registry {self.registry} answered HTTP {status} for the catalog")
+            out += [str(r) for r in (json.loads(body or b"{}").get("repositories") or [])]
+            path = _next_page(headers.get("link"))
+        return out[:limit]
+
+    def tag_info(self, repository: str, tag: str) -> TagInfo:
+        """Digest, size (config and layers) and created time of one tag; an index's first platform."""
+        scope = f"repository:{repository}:pull"
+        status, headers, body = self.request(
+            "GET", f"/{repository}/manifests/{tag}", accept=MANIFEST_TYPES, scope=scope
+        )
+        if status != 200:
+            raise self._error(status, body, repository, tag)
+        digest = headers.get("docker-content-digest")
+        data = json.loads(body or b"{}")
+        if data.get("mediaType") in _INDEX_TYPES or "manifests" in data:
+            entries = data.get("manifests") or []
+            chosen = next(
+                (m for m in entries if (m.get("platform") or {}).get("architecture") == "amd64"),
+                entries[0] if entries else None,
+            )
+            if chosen is None:
+                return TagInfo(tag, digest)
+            status, _, body = self.request(
+                "GET", f"/{repository}/manifests/{chosen['digest']}", accept=MANIFEST_TYPES, scope=scope
+            )
+            if status != 200:
+                return TagInfo(tag, digest)
+            data = json.loads(body or b"{}")
+        config = data.get("config") or {}
+        layers = data.get("layers") or []
+        size = sum(int(x.get("size") or 0) for x in [config, *layers]) if layers else None
+        created = None
+        if config.get("digest"):
+            status, _, blob = self.request("GET", f"/{repository}/blobs/{config['digest']}", scope=scope)
+            if status == 200:
+                try:
+                    created = json.loads(blob).get("created")
+                except ValueError:
+                    created = None
+        return TagInfo(tag, digest, size, created if isinstance(created, str) else None)
+
+
+def _error_codes(body: bytes) -> set[str]:
+    try:
+        return {str(e.get("code", "")) for e in json.loads(body or b"{}").get("errors") or []}
+    except (ValueError, AttributeError):
+        return set()
+
+
+def _next_page(link: str | None) -> str | None:
+    """The path of the next page from a ``Link: </v2/…>; rel="next"`` header."""
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link or "")
+    if not match:
+        return None
+    target = urllib.parse.urlsplit(match.group(1))
+    path = target.path.removeprefix("/v2")
+    return path + (f"?{target.query}" if target.query else "")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def client_for(registry: str, config_file: Path | None = None, config_registry: str | None = None) -> RegistryClient:
+    """A client for ``registry`` with the credentials of ``config_file`` when it is for that registry
+    (``[image.registry_auth]``), else those of ``docker login``."""
+    from ..model.image import same_registry
+
+    use_file = config_file if config_file and config_registry and same_registry(config_registry, registry) else None
+    creds = credentials_for(registry, use_file)
+    if creds is None and use_file is not None:
+        raise RegistryError("denied", f"{use_file} has no credentials for {registry}", step="registry auth")
+    return RegistryClient(registry, creds)
+
+
+def as_json(info: TagInfo) -> dict[str, Any]:
+    return {"tag": info.tag, "digest": info.digest, "size": info.size, "created": info.created}

@@ -1,0 +1,234 @@
+"""The image browser: a registry's repositories and tags, the engine's images and the policy's allowed
+images, each marked allowed or not by the admin policy; and the image field's suggestions."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import ClauderonError, ConfigError
+from ..model.image import DEFAULT_REGISTRY, parse_image
+
+CACHE_SECONDS = 60.0
+DETAILED_TAGS = 30  # tags described with digest, size and created (newest names first); the rest by name
+_T = TypeVar("_T")
+_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_lock = threading.Lock()
+
+
+def cached(key: tuple[Any, ...], compute: Callable[[], _T], seconds: float = CACHE_SECONDS) -> _T:
+    """``compute()``, remembered for ``seconds`` (suggestions are asked for on every keystroke)."""
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < seconds:
+            return hit[1]  # type: ignore[no-any-return]
+    value = compute()
+    with _lock:
+        _cache[key] = (now, value)
+    return value
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image (or repository) as the browser lists it."""
+
+    name: str  # a full reference, or a repository for a catalog
+    kind: str  # tag, repository, local, policy
+    digest: str | None = None
+    size: int | None = None
+    created: str | None = None
+    allowed: bool | None = None  # by the admin policy; None: no allowed_images rule
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "digest": self.digest,
+            "size": self.size,
+            "created": self.created,
+            "allowed": self.allowed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageRow:
+        size = data.get("size")
+        allowed = data.get("allowed")
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            digest=str(data["digest"]) if data.get("digest") else None,
+            size=int(size) if isinstance(size, int) else None,
+            created=str(data["created"]) if data.get("created") else None,
+            allowed=bool(allowed) if isinstance(allowed, bool) else None,
+        )
+
+
+@dataclass(frozen=True)
+class ImageListing:
+    """What ``images`` shows: a title, the rows, the policy's rule and notes (e.g. no catalog)."""
+
+    title: str
+    rows: list[ImageRow] = field(default_factory=list)
+    rule: str | None = None  # "allowed_images: …  (policy file)"
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "rows": [r.to_json() for r in self.rows], "rule": self.rule, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageListing:
+        return cls(
+            title=str(data["title"]),
+            rows=[ImageRow.from_json(r) for r in data.get("rows") or []],
+            rule=str(data["rule"]) if data.get("rule") else None,
+            notes=[str(n) for n in data.get("notes") or []],
+        )
+
+
+def _is_registry(text: str) -> bool:
+    return "." in text or ":" in text or text == "localhost"
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``REGISTRY`` -> (registry, None); ``[REGISTRY/]REPOSITORY[:tag]`` -> (registry, repository)."""
+    text = target.strip().rstrip("/")
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"images {target!r}: expected REGISTRY or [REGISTRY/]REPOSITORY, e.g. ghcr.io/org/app")
+    if "/" not in text and _is_registry(text) and not re.search(r":[^0-9]", text):
+        return text, None
+    try:
+        ref = parse_image(text, "images")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ref.registry, ref.repository
+
+
+class ImageBrowser:
+    """Lists images for one user: ``policy`` marks them, ``registry_auth`` and ``docker login`` authenticate."""
+
+    def __init__(self, policy: Any, registry_auth: Any = None, local: Callable[[], list[str]] | None = None) -> None:
+        self.policy = policy
+        self.registry_auth = registry_auth
+        self.local = local
+
+    def _allowed(self, image: str) -> bool | None:
+        if self.policy.first("allowed_images") is None:
+            return None
+        return bool(self.policy.image_allowed(image))
+
+    def _rule(self) -> str | None:
+        found = self.policy.first("allowed_images")
+        if found is None:
+            return None
+        return f"allowed_images: {', '.join(found[0]) or 'none'}  ({found[1].where_for('allowed_images')})"
+
+    def _client(self, registry: str) -> Any:
+        from ..backends.registry import client_for
+
+        auth = self.registry_auth
+        return client_for(registry, auth.config_file if auth else None, auth.registry if auth else None)
+
+    def listing(self, target: str | None) -> ImageListing:
+        if not target:
+            return self.overview()
+        registry, repository = split_target(target)
+        if repository is None:
+            return self.catalog(registry)
+        return self.tags(registry, repository)
+
+    def overview(self) -> ImageListing:
+        """The policy's allowed images and the engine's images."""
+        rows: list[ImageRow] = []
+        found = self.policy.first("allowed_images")
+        for pattern in found[0] if found else []:
+            rows.append(ImageRow(pattern, "policy", allowed=True))
+        notes = []
+        if self.local is not None:
+            try:
+                for tag in self.local():
+                    canonical = str(parse_image(tag)) if _parses(tag) else tag
+                    rows.append(ImageRow(canonical, "local", allowed=self._allowed(canonical)))
+            except ClauderonError as exc:
+                notes.append(f"local images: {exc}")
+        notes.append("browse a registry with: images REGISTRY (its repositories) or images REGISTRY/REPOSITORY (tags)")
+        return ImageListing("Images: the admin policy's and this engine's", rows, self._rule(), notes)
+
+    def catalog(self, registry: str) -> ImageListing:
+        from ..backends.registry import RegistryError
+
+        try:
+            repositories = cached(("catalog", registry), lambda: self._client(registry).catalog())
+        except RegistryError as exc:
+            raise RegistryError(exc.kind, f"images {registry}: {exc.detail}") from None
+        rows = [ImageRow(f"{registry}/{r}", "repository") for r in repositories]
+        return ImageListing(f"Repositories in {registry}", rows, self._rule(), [])
+
+    def tags(self, registry: str, repository: str) -> ImageListing:
+        from ..backends.registry import RegistryError
+
+        name = f"{registry}/{repository}"
+        try:
+            client = self._client(registry)
+            tags = cached(("tags", registry, repository), lambda: client.tags(repository))
+            ordered = sorted(tags, key=_tag_order, reverse=True)
+            detailed = ordered[:DETAILED_TAGS]
+
+            def describe(tag: str) -> Any:
+                return cached(("tag", registry, repository, tag), lambda: client.tag_info(repository, tag))
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                infos = list(pool.map(describe, detailed))
+        except RegistryError as exc:
+            raise RegistryError(exc.kind, f"images {name}: {exc.detail}") from None
+        rows = [
+            ImageRow(f"{name}:{i.tag}", "tag", i.digest, i.size, i.created, self._allowed(f"{name}:{i.tag}"))
+            for i in infos
+        ]
+        rows += [ImageRow(f"{name}:{t}", "tag", allowed=self._allowed(f"{name}:{t}")) for t in ordered[DETAILED_TAGS:]]
+        rows.sort(key=lambda r: r.created or "", reverse=True)
+        notes = (
+            [] if len(ordered) <= DETAILED_TAGS else [f"{len(ordered) - DETAILED_TAGS} more tags listed by name only"]
+        )
+        shown = name.removeprefix(f"{DEFAULT_REGISTRY}/library/") if registry == DEFAULT_REGISTRY else name
+        return ImageListing(f"Tags of {shown}", rows, self._rule(), notes)
+
+    def suggestions(self, typed: str = "") -> list[str]:
+        """Tags of the repository being typed (``registry/repo:``), for an image field."""
+        text = typed.strip()
+        if "/" not in text or not _is_registry(text.split("/", 1)[0]):
+            return []
+        base = text.split("@", 1)[0]
+        repo_part = base.rsplit(":", 1)[0] if ":" in base.split("/")[-1] else base
+        try:
+            registry, repository = split_target(repo_part)
+        except ConfigError:
+            return []
+        if repository is None:
+            return []
+        from ..backends.registry import RegistryError
+
+        try:
+            tags = cached(("tags", registry, repository), lambda: self._client(registry).tags(repository))
+        except RegistryError:
+            return []
+        return [f"{registry}/{repository}:{t}" for t in sorted(tags, key=_tag_order, reverse=True)]
+
+
+def _parses(tag: str) -> bool:
+    try:
+        parse_image(tag)
+    except ValueError:
+        return False
+    return True
+
+
+def _tag_order(tag: str) -> tuple[Any, ...]:
+    """Version-like tags by their numbers (1.10 after 1.9), others by name."""
+    parts = re.split(r"(\d+)", tag)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)

@@ -1,0 +1,461 @@
+"""Images: the fast image check, the registry browser, builds from the repository and devcontainer.json.
+
+Against the real engine, the real local registry with htpasswd, and a bearer-token front for it
+(tests/registrykit.py): the flow Docker Hub and GHCR use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clauderon_nb import BackendError, SessionManager
+from clauderon_nb.backends.registry import Credentials, RegistryClient, RegistryError
+from clauderon_nb.errors import ConfigError, PolicyError
+
+from . import dockerkit, registrykit
+from .conftest import git
+from .test_cli import cli
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def pushed(kit: dockerkit.Kit, registry: dockerkit.Registry, image: str) -> dict[str, str]:
+    """Two repositories with tags in the password-protected registry."""
+    refs = {
+        "tools:1": kit.push(image, registry, "tools", "1"),
+        "tools:2": kit.push(image, registry, "tools", "2"),
+        "base:latest": kit.push(image, registry, "base", "latest"),
+    }
+    return refs
+
+
+@pytest.fixture
+def token_registry(registry: dockerkit.Registry) -> Iterator[registrykit.TokenFront]:
+    with registrykit.token_front(registry) as front:
+        yield front
+
+
+@pytest.fixture
+def login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[dockerkit.Registry], Path]:
+    """``docker login`` for a registry: a config.json in $DOCKER_CONFIG (as the docker CLI writes it)."""
+
+    def _login(reg: dockerkit.Registry, password: str | None = None) -> Path:
+        directory = tmp_path / "docker-config"
+        path = directory / "config.json"
+        entries = json.loads(path.read_text())["auths"] if path.exists() else {}
+        made = reg.config_json(tmp_path / "one-login", password)
+        entries.update(json.loads(made.read_text())["auths"])
+        directory.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"auths": entries}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+        return path
+
+    return _login
+
+
+def repository_of(ref: str) -> tuple[str, str]:
+    host, rest = ref.split("/", 1)
+    return host, rest.rsplit(":", 1)[0]
+
+
+def leftovers(docker_client: Any, home: Path) -> list[str]:
+    owner = os.environ.get("JUPYTERHUB_USER", "")
+    containers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
+    worktrees = list((home / "worktrees").glob("*")) if (home / "worktrees").exists() else []
+    records = SessionManager().list() if (home / "sessions.sqlite").exists() else []
+    return [*(c["Id"] for c in containers), *map(str, worktrees), *(s.name for s in records)]
+
+
+# --- the registry client: basic auth and the bearer-token flow -------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_registry_client_finds_and_sorts_what_is_missing(
+    auth: str, pushed: dict[str, str], registry: dockerkit.Registry
+) -> None:
+    host, repository = repository_of(pushed["tools:1"])
+    with registrykit.token_front(registry) as front:
+        reg = registry if auth == "basic" else front.registry()
+        client = RegistryClient(reg.host, Credentials(reg.user, reg.password, "test"))
+        found = client.manifest(repository, "1")
+        assert found.digest.startswith("sha256:")
+        assert sorted(client.tags(repository)) == ["1", "2"]
+        assert repository in client.catalog()
+        info = client.tag_info(repository, "2")
+        assert info.digest == found.digest and info.size and info.size > 1000 and info.created
+        kinds = {}
+        for name, call in {
+            "tag": lambda: client.manifest(repository, "9"),
+            "repository": lambda: client.manifest("nobody/nothing", "1"),
+            "denied": lambda: RegistryClient(reg.host, Credentials(reg.user, "wrong", "test")).manifest(repository, "1"),
+            "anonymous": lambda: RegistryClient(reg.host).manifest(repository, "1"),
+            "unreachable": lambda: RegistryClient(f"127.0.0.1:{dockerkit.free_port()}").manifest(repository, "1"),
+        }.items():
+            with pytest.raises(RegistryError) as err:
+                call()
+            kinds[name] = err.value.kind
+            assert "wrong" not in str(err.value) and reg.password not in str(err.value)
+            assert "\n" not in str(err.value)
+        assert kinds == {
+            "tag": "tag",
+            "repository": "repository",
+            "denied": "denied",
+            "anonymous": "denied",
+            "unreachable": "unreachable",
+        }
+        if auth == "token":
+            assert f"repository:{repository}:pull" in front.token_requests
+            assert "registry:catalog:*" in front.token_requests
+
+
+# --- the image check before a create -----------------------------------------------------------------
+
+
+def _check_on(home: Path, extra: str = "") -> None:
+    (home / "docker-config.toml").write_text(f'network = "none"\n[image]\nregistry_check = true\n{extra}')
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_four_image_errors_are_one_line_each_and_leave_nothing(
+    auth: str,
+    dhome: Path,
+    repo: Path,
+    pushed: dict[str, str],
+    registry: dockerkit.Registry,
+    login: Callable[..., Path],
+    docker_client: Any,
+) -> None:
+    _check_on(dhome)
+    with registrykit.token_front(registry) as front:
+        reg = registry if auth == "basic" else front.registry()
+        host, repository = repository_of(pushed["tools:1"])
+        login(reg)
+        base = ["create", "--repo", str(repo), "--prompt", "x", "--agent", "echo", "--pull-policy", "always"]
+        cases = {
+            "tag": (f"{reg.host}/{repository}:9", f"tag '9' not found in {reg.host}/{repository} (its tags: 1, 2)"),
+            "repository": (f"{reg.host}/nobody/nothing:1", "repository 'nobody/nothing' not found"),
+            "unreachable": (f"127.0.0.1:{dockerkit.free_port()}/x/y:1", "is unreachable (connection refused)"),
+        }
+        for kind, (image, text) in cases.items():
+            out = cli(*base, "--image", image)
+            assert out.returncode == 1, (kind, out.stdout)
+            line = out.stderr.strip()
+            assert line.startswith(f"error: check image: image {image}: ") and text in line, (kind, line)
+            assert "\n" not in line
+        login(reg, password="not-the-password")
+        out = cli(*base, "--image", f"{reg.host}/{repository}:1")
+        assert out.returncode == 1
+        assert "refused the credentials of user" in out.stderr and "not-the-password" not in out.stderr
+        assert f"image {reg.host}/{repository}:1" in out.stderr
+    assert leftovers(docker_client, dhome) == []
+
+
+def test_dry_run_reports_the_digest_and_the_check_can_be_turned_off(
+    dhome: Path, repo: Path, pushed: dict[str, str], registry: dockerkit.Registry, login: Callable[..., Path]
+) -> None:
+    login(registry)
+    _check_on(dhome)
+    digest = RegistryClient(registry.host, Credentials(registry.user, registry.password, "t")).manifest(
+        *repository_of(pushed["tools:2"])[1:], "2"
+    )
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", pushed["tools:2"], "--pull-policy", "always",
+              "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert f"  image: found in registry, digest {digest.digest}; create pulls it" in out.stdout
+    # The engine's own copy answers for if-not-present.
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", pushed["tools:1"], "--dry-run")
+    assert "  image: present locally, image id sha256:" in out.stdout
+    # Air-gapped: the check is off, said so, and nothing is asked of the registry.
+    (dhome / "docker-config.toml").write_text('network = "none"\n[image]\nregistry_check = false\n')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", "127.0.0.1:1/x/y:1", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "not checked in its registry (registry_check = false); create pulls it" in out.stdout
+    assert "registry_check  off" in out.stdout.replace("  (user", "(user") or "registry_check" in out.stdout
+
+
+def test_never_and_if_not_present_ask_the_engine_first(dhome: Path, repo: Path, image: str) -> None:
+    _check_on(dhome)
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", image=image, pull_policy="never", check_image=True)
+    assert plan.image_check and plan.image_check.startswith("present locally")
+    with pytest.raises(BackendError, match="is not present locally and the pull policy is never"):
+        mgr.plan(repo=str(repo), prompt="x", image=f"{image}-gone", pull_policy="never", check_image=True)
+
+
+# --- the browser ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_images_lists_repositories_and_tags_marked_by_the_policy(
+    auth: str,
+    home: Path,
+    pushed: dict[str, str],
+    registry: dockerkit.Registry,
+    login: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    with registrykit.token_front(registry) as front:
+        reg = registry if auth == "basic" else front.registry()
+        login(reg)
+        host, repository = repository_of(pushed["tools:1"])
+        policy = tmp_path / "policy.toml"
+        policy.write_text(f'allowed_images = ["{reg.host}/{repository}:1"]\n')
+        env = {"CLAUDERON_POLICY": str(policy)}
+        out = cli("images", reg.host, env=env)
+        assert out.returncode == 0, out.stderr
+        assert f"Repositories in {reg.host}:" in out.stdout
+        assert f"{reg.host}/{repository} " in out.stdout + " "
+        out = cli("images", f"{reg.host}/{repository}", "--json", env=env)
+        assert out.returncode == 0, out.stderr
+        rows = {r["name"]: r for r in json.loads(out.stdout)["rows"]}
+        assert set(rows) == {f"{reg.host}/{repository}:1", f"{reg.host}/{repository}:2"}
+        one = rows[f"{reg.host}/{repository}:1"]
+        assert one["digest"].startswith("sha256:") and one["size"] > 1000 and one["created"]
+        assert one["allowed"] is True and rows[f"{reg.host}/{repository}:2"]["allowed"] is False
+        text = cli("images", f"{reg.host}/{repository}", env=env).stdout
+        assert "not allowed" in text and "allowed_images:" in text
+        out = cli("images", f"{reg.host}/nobody/nothing", env=env)
+        assert out.returncode == 1 and "repository 'nobody/nothing' not found" in out.stderr
+
+
+def test_images_overview_and_suggestions(
+    dhome: Path, pushed: dict[str, str], registry: dockerkit.Registry, login: Callable[..., Path], image: str
+) -> None:
+    login(registry)
+    host, repository = repository_of(pushed["tools:1"])
+    mgr = SessionManager()
+    listing = mgr.images()
+    names = [r.name for r in listing.rows if r.kind == "local"]
+    assert any(n.endswith(image.split("/", 1)[1]) for n in names)
+    assert all(r.allowed is None for r in listing.rows)  # no policy: nothing to mark
+    found = mgr.image_suggestions(f"{registry.host}/{repository}:")
+    assert f"{registry.host}/{repository}:1" in found and f"{registry.host}/{repository}:2" in found
+    assert image in found or any(image.split("/", 1)[1] in s for s in found)
+
+
+# --- builds -----------------------------------------------------------------------------------------
+
+
+def _dockerfile_repo(repo: Path, base: str, extra: str = "") -> None:
+    (repo / "docker").mkdir(exist_ok=True)
+    (repo / "docker" / "Dockerfile").write_text(
+        f"FROM {base} AS base\nARG GREETING=hello\nRUN echo \"$GREETING\" > /greeting\n{extra}"
+        "FROM base AS dev\nRUN echo dev > /stage\n"
+    )
+    (repo / ".clauderon.toml").write_text(
+        '[build]\ncontext = "."\ndockerfile = "docker/Dockerfile"\ntarget = "dev"\nargs = { GREETING = "built" }\n'
+    )
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "dockerfile", cwd=repo)
+
+
+def _exec(docker_client: Any, container: str, *cmd: str) -> str:
+    run = docker_client.api.exec_create(container, list(cmd))
+    return bytes(docker_client.api.exec_start(run["Id"])).decode().strip()
+
+
+def test_build_from_the_repository_is_tagged_by_hash_and_never_rebuilt(
+    dhome: Path, repo: Path, image: str, docker_client: Any, kit: dockerkit.Kit
+) -> None:
+    _dockerfile_repo(repo, image)
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", agent="echo", check_image=True)
+    assert plan.settings.image.startswith("localhost/clauderon-build/repo:")
+    assert plan.sources["build"] == "repo" and plan.sources["image"] == "repo"
+    assert plan.image_check and plan.image_check.startswith("create builds it from docker/Dockerfile")
+    kit.images.add(plan.settings.image)
+    events: list[Any] = []
+    first = mgr.create(repo=str(repo), prompt="x", agent="echo", name="b1", progress=events.append)
+    try:
+        assert first.settings["image"] == plan.settings.image
+        built = [e.message for e in events if e.step == "build"]
+        assert any("Step" in m for m in built), built  # the build's own output, streamed
+        container = first.runtime["container"]
+        assert _exec(docker_client, container, "cat", "/greeting") == "built"
+        assert _exec(docker_client, container, "cat", "/stage") == "dev"
+        events.clear()
+        second = mgr.create(repo=str(repo), prompt="x", agent="echo", name="b2", progress=events.append)
+        assert second.settings["image"] == first.settings["image"]
+        assert [e.message for e in events if e.step == "build"] == [
+            f"image {first.settings['image']} is built already (unchanged docker/Dockerfile)"
+        ]
+        # --image above the repository's build; a changed Dockerfile, a new tag.
+        assert mgr.plan(repo=str(repo), prompt="x", image=image).settings.build is None
+        (repo / "docker" / "Dockerfile").write_text((repo / "docker" / "Dockerfile").read_text() + "\n")
+        git("commit", "-qam", "change", cwd=repo)
+        assert mgr.plan(repo=str(repo), prompt="x").settings.image != first.settings["image"]
+    finally:
+        for name in ("b1", "b2"):
+            mgr.delete(name)
+
+
+def test_a_failed_build_is_one_line_and_leaves_nothing(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    _dockerfile_repo(repo, image, extra="RUN echo about to fail && exit 7\n")
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "echo")
+    assert out.returncode == 1
+    line = out.stderr.strip()
+    assert "\n" not in line and line.startswith("error: build image from docker/Dockerfile: ")
+    assert "returned a non-zero code: 7" in line and "about to fail" in line
+    assert leftovers(docker_client, dhome) == []
+
+
+def test_build_flag_and_a_dockerfile_that_is_not_committed(dhome: Path, repo: Path, image: str) -> None:
+    (repo / "Dockerfile").write_text(f"FROM {image}\n")
+    mgr = SessionManager()
+    with pytest.raises(ConfigError, match=r"build.dockerfile 'Dockerfile': no such file in the repository at commit"):
+        mgr.plan(repo=str(repo), prompt="x", build=True)
+    git("add", "Dockerfile", cwd=repo)
+    git("commit", "-qm", "df", cwd=repo)
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "build           Dockerfile (context .)" in out.stdout or "Dockerfile (context .)" in out.stdout
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "../Dockerfile")
+    assert out.returncode == 2 and "build.dockerfile '../Dockerfile': points outside the repository" in out.stderr
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "--image", image)
+    assert out.returncode == 2 and "give one; a build makes the session's image" in out.stderr
+
+
+def test_policy_refuses_builds_unless_allowed_and_checks_built_images(
+    dhome: Path, repo: Path, image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dockerfile_repo(repo, image)
+    policy = tmp_path / "policy.toml"
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    policy.write_text('max_cpu = "2"\n')
+    mgr = SessionManager()
+    with pytest.raises(PolicyError, match=r"image builds are off \(allow_builds = true turns them on\)") as err:
+        mgr.plan(repo=str(repo), prompt="x")
+    assert err.value.field == "build"
+    policy.write_text('allow_builds = true\nallowed_images = ["ghcr.io/team/*"]\n')
+    with pytest.raises(PolicyError, match=r"image 'localhost/clauderon-build/repo:[0-9a-f]{16}' \(built from docker/"):
+        mgr.plan(repo=str(repo), prompt="x")
+    policy.write_text('allow_builds = true\nallowed_images = ["localhost/clauderon-build/*"]\n')
+    assert mgr.plan(repo=str(repo), prompt="x").settings.build is not None
+
+
+# --- devcontainer.json ------------------------------------------------------------------------------
+
+DEVCONTAINER = """// A dev container, as VS Code and Codespaces read it
+{
+  "name": "demo",
+  "build": {
+    "dockerfile": "Dockerfile",   // next to this file
+    "context": "..",
+    "args": { "FLAVOUR": "dev", },
+  },
+  "containerEnv": { "FROM_DEVCONTAINER": "yes", "EDITOR": "vi" },
+  "containerUser": "4321:4321",
+  /* run before the agent */
+  "postCreateCommand": "echo prepared > /tmp/post-create && echo post-create-ran",
+  "features": { "ghcr.io/devcontainers/features/node:1": {} },
+  "mounts": ["source=x,target=/x,type=volume"],
+  "runArgs": ["--privileged"],
+  "customizations": { "vscode": { "extensions": ["ms-python.python"] } },
+}
+"""
+
+
+def _devcontainer_repo(repo: Path, base: str, text: str = DEVCONTAINER) -> None:
+    (repo / ".devcontainer").mkdir(exist_ok=True)
+    (repo / ".devcontainer" / "Dockerfile").write_text(f"FROM {base}\nARG FLAVOUR\nRUN echo $FLAVOUR > /flavour\n")
+    (repo / ".devcontainer" / "devcontainer.json").write_text(text)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "devcontainer", cwd=repo)
+
+
+def test_devcontainer_build_env_user_and_post_create_reach_the_container(
+    dhome: Path, repo: Path, image: str, docker_client: Any, kit: dockerkit.Kit
+) -> None:
+    _devcontainer_repo(repo, image)
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "echo", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "(devcontainer: .devcontainer/devcontainer.json" in out.stdout.replace(str(repo) + "/", "")
+    assert "post_create_command" in out.stdout and "container_user" in out.stdout
+    ignored = [ln for ln in out.stdout.splitlines() if "ignored (not supported by clauderon-nb)" in ln]
+    assert len(ignored) == 1 and "features, mounts, runArgs" in ignored[0] and "customizations" not in ignored[0]
+    config = cli("config", "--repo", str(repo), "--backend", "docker").stdout
+    assert "devcontainer" in config
+    mgr = SessionManager()
+    session = mgr.create(repo=str(repo), prompt="x", agent="echo", name="dev")
+    kit.images.add(session.settings["image"])
+    try:
+        info = docker_client.api.inspect_container(session.runtime["container"])
+        assert info["Config"]["User"] == "4321:4321"
+        assert "FROM_DEVCONTAINER=yes" in info["Config"]["Env"]
+        assert info["Config"]["Image"].startswith("localhost/clauderon-build/repo:")
+        container = session.runtime["container"]
+        assert _exec(docker_client, container, "cat", "/tmp/post-create") == "prepared"
+        assert _exec(docker_client, container, "cat", "/flavour") == "dev"
+        assert _exec(docker_client, container, "id", "-u") == "4321"
+        assert "post-create-ran" in str(mgr.logs("dev"))
+    finally:
+        mgr.delete("dev")
+
+
+def test_a_failing_post_create_command_fails_the_create_with_its_output(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    _devcontainer_repo(
+        repo, image, '{"image": "%s", "postCreateCommand": ["sh", "-c", "echo installing; echo broken >&2; exit 4"]}'
+        % image,
+    )
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "echo")
+    assert out.returncode == 1
+    line = out.stderr.strip()
+    assert line.startswith("error: postCreateCommand: ") and "(exit code 4)" in line
+    assert "installing | broken" in line
+    assert leftovers(docker_client, dhome) == []
+
+
+def test_devcontainer_mistakes_name_the_file_and_key(home: Path, repo: Path) -> None:
+    (repo / ".devcontainer.json").write_text('{"image": "Not An Image"}')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2 and ".devcontainer.json: image 'Not An Image'" in out.stderr
+    (repo / ".devcontainer.json").write_text('{"image": "ubuntu", // no end')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2 and ".devcontainer.json: not valid JSON with comments" in out.stderr
+    (repo / ".devcontainer.json").write_text('{"image": "ubuntu", "containerEnv": {"A": "${localEnv:HOME}"}}')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2 and "containerEnv.A: uses a ${…} variable" in out.stderr
+
+
+def test_a_devcontainer_that_picks_the_image_for_credentials_needs_trust(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text('[agents.keyed]\ncommand = ["sh"]\npass_env = ["TEST_KEY"]\n')
+    monkeypatch.setenv("TEST_KEY", "secret-value")
+    (repo / ".devcontainer.json").write_text('{"image": "ghcr.io/stranger/agent:1"}')
+    mgr = SessionManager()
+    plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="keyed")
+    assert plan.needs_trust
+    assert "the repository's .devcontainer.json chooses image 'ghcr.io/stranger/agent:1'" in plan.notes[-1]
+    assert "Trusted" in mgr.trust_repo(str(repo))
+    assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="keyed").needs_trust
+    (repo / ".devcontainer.json").write_text('{"image": "ghcr.io/stranger/agent:2"}')
+    assert mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="keyed").needs_trust
+
+
+def test_cancel_during_a_build_leaves_nothing(
+    dhome: Path, repo: Path, image: str, docker_client: Any
+) -> None:
+    _dockerfile_repo(repo, image, extra="RUN sleep 30\n")
+    mgr = SessionManager()
+
+    def interrupt(event: Any) -> None:
+        if event.step == "build" and "sleep 30" in event.message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mgr.create(repo=str(repo), prompt="x", agent="echo", progress=interrupt)
+    assert leftovers(docker_client, dhome) == []
+    subprocess.run(["true"], check=True)
