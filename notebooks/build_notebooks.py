@@ -382,6 +382,160 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+NOTEBOOKS["07-images.ipynb"] = [
+    (
+        "md",
+        "# Images: browse a registry, build from the repository, use its devcontainer.json\n\n"
+        "Where a session's image comes from, and how clauderon-nb makes sure it is there before anything is "
+        "created. This notebook runs a registry of its own on this machine (Debian's `docker-registry`, with "
+        "a password), so it needs a Docker engine; see `docs/images.md` for the details.",
+    ),
+    ("code", SETUP),
+    ("code", "%load_ext clauderon_nb"),
+    (
+        "md",
+        "A registry with a password, three tags of one repository and one of another, and a `docker login` "
+        "for it (a `config.json` in `$DOCKER_CONFIG`, as the docker command writes it).",
+    ),
+    (
+        "code",
+        "import docker\nfrom clauderon_demo import DemoRegistry\n\n"
+        "registry = DemoRegistry.start()\nregistry.login()\nengine = docker.from_env()\n"
+        'for tag in ("1.0", "1.1", "2.0"):\n    registry.push(engine, demo.image, "team/tools", tag)\n'
+        'registry.push(engine, demo.image, "team/base", "latest")\n'
+        'print(f"registry {registry.host}: team/tools and team/base pushed; docker login done")',
+    ),
+    (
+        "md",
+        "## Browse\n\n`%clauderon images REGISTRY` lists its repositories (where the registry allows a catalog; "
+        "Docker Hub and GHCR do not, so name the repository there). `REGISTRY/REPOSITORY` lists its tags with "
+        "digest, size and created time. The same works as `clauderon-nb images …`. Basic auth and the "
+        "bearer-token flow of Docker Hub and GHCR both work.",
+    ),
+    ("code", "%clauderon images {registry.host}"),
+    (
+        "md",
+        "With an admin policy, every image is marked allowed or not: here only the 1.x tags are allowed.",
+    ),
+    (
+        "code",
+        "import os\n"
+        'policy = demo.write("policy.toml", f\'allowed_images = ["{registry.host}/team/tools:1.*"]\\n\')\n'
+        'os.environ["CLAUDERON_POLICY"] = str(policy)',
+    ),
+    ("code", "%clauderon images {registry.host}/team/tools"),
+    (
+        "md",
+        "`%clauderon images` alone shows the policy's images and the engine's own. The form's and the "
+        "terminal UI's image fields offer all of these as suggestions (loaded in the background; typing "
+        "`REGISTRY/REPOSITORY:` fetches that repository's tags).",
+    ),
+    ("code", 'del os.environ["CLAUDERON_POLICY"]'),
+    (
+        "md",
+        "## The image check\n\nBefore any worktree or container is made, the image is checked: on the engine "
+        "for `never` and `if-not-present`, and in its registry (a manifest request with your credentials) "
+        "for `always` and for Kubernetes sessions. A missing tag, a missing repository, refused credentials "
+        "and an unreachable registry are four different lines, each naming the image. `--dry-run` runs the "
+        "same check and says what it found.",
+    ),
+    (
+        "code",
+        "from clauderon_nb import ClauderonError, SessionManager\n\n"
+        "def check(image):\n"
+        "    try:\n"
+        '        plan = SessionManager().plan(repo=demo.repo, prompt="x", image=image, pull_policy="always", '
+        "check_image=True)\n"
+        '        print("ok:", plan.image_check)\n'
+        "    except ClauderonError as exc:\n"
+        '        print("error:", exc)\n\n'
+        'check(f"{registry.host}/team/tools:1.1")\n'
+        'check(f"{registry.host}/team/tools:9.9")\n'
+        'check(f"{registry.host}/team/nothing:1")\n'
+        'check("127.0.0.1:9/team/tools:1.1")  # nothing listens on port 9\n'
+        'registry.config_json(registry.workdir / "docker-config", password="an-old-password")\n'
+        'check(f"{registry.host}/team/tools:1.1")\n'
+        "registry.login()  # the right password again",
+    ),
+    (
+        "md",
+        "Offline or air-gapped, `registry_check = false` in `docker-config.toml` (`[image]`) or "
+        "`k8s-config.toml` turns the registry request off; the dry run says so.",
+    ),
+    (
+        "md",
+        "## Build from the repository\n\n`[build]` in `.clauderon.toml` (or `--build` / the form's *Build from "
+        "Dockerfile* field) builds the session image with the engine from the repository's committed files. "
+        "The tag is a hash of the context, the Dockerfile, the build args and the target, so an unchanged "
+        "repository is never built twice.",
+    ),
+    (
+        "code",
+        "demo.commit(\n"
+        "    {\n"
+        '        "Dockerfile": f"FROM {demo.image}\\nARG GREETING\\nRUN echo \\"$GREETING\\" > /greeting\\n",\n'
+        '        ".clauderon.toml": \'[build]\\ndockerfile = "Dockerfile"\\nargs = { GREETING = "hello from the '
+        "build\" }\\n',\n"
+        "    },\n"
+        '    "Build the session image from the repository",\n'
+        ")\n"
+        'plan = SessionManager().plan(repo=demo.repo, prompt="x", check_image=True)\n'
+        'print(plan.settings.image, "from", plan.origins["image"].replace(str(demo.repo), "<repo>"))\n'
+        "print(plan.image_check)",
+    ),
+    (
+        "code",
+        'def show_build(event):\n    if event.step == "build" and not event.detail:\n        print(event.message)\n\n'
+        'first = SessionManager().create(repo=demo.repo, prompt="Use the built image", name="built", '
+        "progress=show_build)",
+    ),
+    (
+        "code",
+        'again = SessionManager().create(repo=demo.repo, prompt="Again", name="built-again", progress=show_build)\n'
+        'print(first.settings["image"] == again.settings["image"])',
+    ),
+    (
+        "md",
+        "An admin policy turns builds off unless it says `allow_builds = true`, and built images must still "
+        "match `allowed_images` (`localhost/clauderon-build/*` on Docker).",
+    ),
+    (
+        "md",
+        "## devcontainer.json\n\nA repository's `.devcontainer/devcontainer.json` (comments and trailing commas "
+        "allowed) is a settings layer of its own, `devcontainer`, just below `.clauderon.toml`. Its `image` or "
+        "`build`, `containerEnv`, `containerUser`/`remoteUser` and `postCreateCommand` are used; keys it sets "
+        "that clauderon-nb does not support are listed once as ignored.",
+    ),
+    (
+        "code",
+        "demo.commit(\n"
+        "    {\n"
+        '        ".clauderon.toml": None,\n'
+        '        ".devcontainer/devcontainer.json": """{\n'
+        "  // the editor reads this file too\n"
+        '  "build": { "dockerfile": "../Dockerfile", "context": "..", "args": { "GREETING": "from devcontainer" } },\n'
+        '  "containerEnv": { "PROJECT_MODE": "dev" },\n'
+        '  "containerUser": "1000:1000",\n'
+        '  "postCreateCommand": "echo preparing the workspace && cat /greeting",\n'
+        '  "features": { "ghcr.io/devcontainers/features/node:1": {} },\n'
+        '  "forwardPorts": [8888],\n'
+        "}\n"
+        '""",\n'
+        "    },\n"
+        '    "A dev container",\n'
+        ")",
+    ),
+    ("code", "%clauderon config --repo {demo.repo} --backend docker"),
+    (
+        "code",
+        '%clauderon create --repo {demo.repo} --name dev --prompt "Work in the dev container"\n'
+        'demo.wait_for_logs("dev")',
+    ),
+    ("code", "%clauderon logs dev"),
+    ("code", TEARDOWN + "\nregistry.stop()"),
+]
+
+
 def build(name: str, cells: list[tuple[str, str]]) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

@@ -130,6 +130,21 @@ class Demo:
         print(f"# {name}\n{text}", end="" if text.endswith("\n") else "\n")
         return path
 
+    def commit(self, files: dict[str, str | None], message: str) -> None:
+        """Write (or, for None, remove) files in the demo repository and commit them, showing each."""
+        for name, text in files.items():
+            path = self.repo / name
+            if text is None:
+                path.unlink(missing_ok=True)
+                print(f"# removed {name}")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"# {name}\n{text}", end="" if text.endswith("\n") else "\n")
+        git = ["git", "-c", "user.name=Demo", "-c", "user.email=demo@example.invalid"]
+        subprocess.run([*git, "add", "-A"], cwd=self.repo, check=True)
+        subprocess.run([*git, "commit", "-q", "-m", message], cwd=self.repo, check=True)
+
     def wait_for_logs(self, name: str, timeout: float = 20) -> None:
         """Wait until a just-started agent has printed its first line (output arrives asynchronously)."""
         import time
@@ -147,19 +162,124 @@ class Demo:
         from clauderon_nb import SessionManager
 
         mgr = SessionManager(self.home, admin=True)  # the demo's own records, whoever made them: by id
+        built = set()
         for session in mgr.store.all():
+            if session.settings.get("build"):
+                built.add(str(session.settings["image"]))
             mgr.delete(session.id)
-        if self.image:
+        for image in [*sorted(built), *([self.image] if self.image else [])]:
             import docker
 
             with contextlib.suppress(docker.errors.DockerException):
-                docker.from_env().api.remove_image(self.image, force=True)
+                docker.from_env().api.remove_image(image, force=True)
         shutil.rmtree(self.home.parent, ignore_errors=True)
         if self._old_home is None:
             os.environ.pop("CLAUDERON_HOME", None)
         else:
             os.environ["CLAUDERON_HOME"] = self._old_home
-        print("Removed the demo sessions, image, repository and home.")
+        print("Removed the demo sessions, images, repository and home.")
+
+
+# --- a local registry with a password ------------------------------------------------------------
+
+
+def docker_config_json(directory: Path, host: str, user: str, password: str) -> Path:
+    """A Docker config.json holding one registry's credentials, as ``docker login`` writes it."""
+    import base64
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path = directory / "config.json"
+    path.write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    return path
+
+
+@dataclass
+class DemoRegistry:
+    """Debian's ``docker-registry`` on a free loopback port with an htpasswd login (bcrypt), and a
+    ``docker login`` for it in ``$DOCKER_CONFIG`` when ``login`` is asked for. ``stop()`` removes it all."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)
+    workdir: Path
+    process: Any = field(repr=False)
+    _old_docker_config: str | None = field(default=None, repr=False)
+    _logged_in: bool = False
+
+    @classmethod
+    def start(cls, workdir: Path | None = None) -> DemoRegistry:
+        """Start the registry; ``FileNotFoundError`` names what is not installed."""
+        import secrets
+        import socket
+        import time
+
+        binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
+        if binary is None or htpasswd is None:
+            raise FileNotFoundError("docker-registry or htpasswd (apt-get install docker-registry apache2-utils)")
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="clauderon-registry-"))
+        user, password = "clauderon", secrets.token_urlsafe(16)
+        users = workdir / "htpasswd"
+        users.write_text(
+            subprocess.run([htpasswd, "-Bbn", user, password], capture_output=True, text=True, check=True).stdout
+        )
+        port = _free_port()
+        config = workdir / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n"
+            f"auth:\n  htpasswd:\n    realm: clauderon\n    path: {users}\n"
+        )
+        log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - the registry writes it while it runs
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-300:]}")
+        return cls(f"127.0.0.1:{port}", user, password, workdir, proc)
+
+    def config_json(self, directory: Path, password: str | None = None) -> Path:
+        return docker_config_json(directory, self.host, self.user, password or self.password)
+
+    def login(self) -> None:
+        """``docker login`` for this process: a config.json in a ``$DOCKER_CONFIG`` of its own."""
+        self.config_json(self.workdir / "docker-config")
+        self._old_docker_config, self._logged_in = os.environ.get("DOCKER_CONFIG"), True
+        os.environ["DOCKER_CONFIG"] = str(self.workdir / "docker-config")
+
+    def push(self, client: Any, local: str, repository: str, tag: str) -> str:
+        """Push the local image ``local`` as ``HOST/repository:tag``; returns that reference."""
+        name = f"{self.host}/{repository}"
+        client.api.tag(local, name, tag)
+        auth = {"username": self.user, "password": self.password}
+        for event in client.api.push(name, tag=tag, stream=True, decode=True, auth_config=auth):
+            if "error" in event:
+                raise RuntimeError(f"push {name}:{tag}: {event['error']}")
+        client.api.remove_image(f"{name}:{tag}")  # the registry has it; the engine's copy is not needed
+        return f"{name}:{tag}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self._logged_in:
+            if self._old_docker_config is None:
+                os.environ.pop("DOCKER_CONFIG", None)
+            else:
+                os.environ["DOCKER_CONFIG"] = self._old_docker_config
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 # --- a real JupyterHub with the clauderon service ----------------------------------------------
@@ -228,6 +348,8 @@ class DemoHub:
         data_dir.mkdir(parents=True)
         (data_dir / "config.toml").write_text(agents)
         (data_dir / "docker-config.toml").write_text(docker_config)
+        # The demo's images live on this machine only (no registry to check them in).
+        (data_dir / "k8s-config.toml").write_text("registry_check = false\n")
         policy = workdir / "policy.toml"
         policy.write_text("")
         (workdir / "jupyterhub_config.py").write_text(

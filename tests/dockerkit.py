@@ -7,15 +7,10 @@ loopback port with an htpasswd file. Everything made here is removed again.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
-import secrets
-import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,11 +40,7 @@ class Registry:
 
     def config_json(self, directory: Path, password: str | None = None) -> Path:
         """A Docker config.json holding this registry's credentials."""
-        directory.mkdir(parents=True, exist_ok=True)
-        token = base64.b64encode(f"{self.user}:{password or self.password}".encode()).decode()
-        path = directory / "config.json"
-        path.write_text(json.dumps({"auths": {self.host: {"auth": token}}}))
-        return path
+        return demo.docker_config_json(directory, self.host, self.user, password or self.password)
 
 
 class Kit:
@@ -125,47 +116,18 @@ def free_port() -> int:
 
 
 def start_registry(workdir: Path) -> Iterator[Registry]:
-    binary = shutil.which("docker-registry")
-    htpasswd = shutil.which("htpasswd")
-    if binary is None or htpasswd is None:
-        need("docker-registry or htpasswd is not installed (apt-get install docker-registry apache2-utils)")
-    assert binary is not None and htpasswd is not None
-    user, password = "clauderon", secrets.token_urlsafe(16)
-    users = workdir / "htpasswd"
-    users.write_text(
-        subprocess.run([htpasswd, "-Bbn", user, password], capture_output=True, text=True, check=True).stdout
-    )
-    port = free_port()
-    config = workdir / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-        f"auth:\n  htpasswd:\n    realm: clauderon-test\n    path: {users}\n"
-    )
-    log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        else:
-            pass
-        if proc.poll() is not None:
-            need(f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-300:]}")
-        yield Registry(host=f"127.0.0.1:{port}", user=user, password=password)
+        started = demo.DemoRegistry.start(workdir)
+    except FileNotFoundError as exc:
+        need(f"{exc} is not installed")
+    except RuntimeError as exc:
+        need(str(exc))
+    try:
+        yield Registry(host=started.host, user=started.user, password=started.password)
     finally:
-        proc.terminate()
+        started.process.terminate()
         try:
-            proc.wait(timeout=10)
+            started.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            started.process.kill()
+            started.process.wait()

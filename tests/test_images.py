@@ -81,7 +81,7 @@ def leftovers(docker_client: Any, home: Path) -> list[str]:
 def test_registry_client_finds_and_sorts_what_is_missing(
     auth: str, pushed: dict[str, str], registry: dockerkit.Registry
 ) -> None:
-    host, repository = repository_of(pushed["tools:1"])
+    _, repository = repository_of(pushed["tools:1"])
     with registrykit.token_front(registry) as front:
         reg = registry if auth == "basic" else front.registry()
         client = RegistryClient(reg.host, Credentials(reg.user, reg.password, "test"))
@@ -95,7 +95,9 @@ def test_registry_client_finds_and_sorts_what_is_missing(
         for name, call in {
             "tag": lambda: client.manifest(repository, "9"),
             "repository": lambda: client.manifest("nobody/nothing", "1"),
-            "denied": lambda: RegistryClient(reg.host, Credentials(reg.user, "wrong", "test")).manifest(repository, "1"),
+            "denied": lambda: RegistryClient(reg.host, Credentials(reg.user, "wrong", "test")).manifest(
+                repository, "1"
+            ),
             "anonymous": lambda: RegistryClient(reg.host).manifest(repository, "1"),
             "unreachable": lambda: RegistryClient(f"127.0.0.1:{dockerkit.free_port()}").manifest(repository, "1"),
         }.items():
@@ -136,7 +138,7 @@ def test_four_image_errors_are_one_line_each_and_leave_nothing(
     _check_on(dhome)
     with registrykit.token_front(registry) as front:
         reg = registry if auth == "basic" else front.registry()
-        host, repository = repository_of(pushed["tools:1"])
+        _, repository = repository_of(pushed["tools:1"])
         login(reg)
         base = ["create", "--repo", str(repo), "--prompt", "x", "--agent", "echo", "--pull-policy", "always"]
         cases = {
@@ -166,8 +168,18 @@ def test_dry_run_reports_the_digest_and_the_check_can_be_turned_off(
     digest = RegistryClient(registry.host, Credentials(registry.user, registry.password, "t")).manifest(
         *repository_of(pushed["tools:2"])[1:], "2"
     )
-    out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", pushed["tools:2"], "--pull-policy", "always",
-              "--dry-run")
+    out = cli(
+        "create",
+        "--repo",
+        str(repo),
+        "--prompt",
+        "x",
+        "--image",
+        pushed["tools:2"],
+        "--pull-policy",
+        "always",
+        "--dry-run",
+    )
     assert out.returncode == 0, out.stderr
     assert f"  image: found in registry, digest {digest.digest}; create pulls it" in out.stdout
     # The engine's own copy answers for if-not-present.
@@ -205,7 +217,7 @@ def test_images_lists_repositories_and_tags_marked_by_the_policy(
     with registrykit.token_front(registry) as front:
         reg = registry if auth == "basic" else front.registry()
         login(reg)
-        host, repository = repository_of(pushed["tools:1"])
+        _, repository = repository_of(pushed["tools:1"])
         policy = tmp_path / "policy.toml"
         policy.write_text(f'allowed_images = ["{reg.host}/{repository}:1"]\n')
         env = {"CLAUDERON_POLICY": str(policy)}
@@ -230,7 +242,7 @@ def test_images_overview_and_suggestions(
     dhome: Path, pushed: dict[str, str], registry: dockerkit.Registry, login: Callable[..., Path], image: str
 ) -> None:
     login(registry)
-    host, repository = repository_of(pushed["tools:1"])
+    _, repository = repository_of(pushed["tools:1"])
     mgr = SessionManager()
     listing = mgr.images()
     names = [r.name for r in listing.rows if r.kind == "local"]
@@ -247,7 +259,7 @@ def test_images_overview_and_suggestions(
 def _dockerfile_repo(repo: Path, base: str, extra: str = "") -> None:
     (repo / "docker").mkdir(exist_ok=True)
     (repo / "docker" / "Dockerfile").write_text(
-        f"FROM {base} AS base\nARG GREETING=hello\nRUN echo \"$GREETING\" > /greeting\n{extra}"
+        f'FROM {base} AS base\nARG GREETING=hello\nRUN echo "$GREETING" > /greeting\n{extra}'
         "FROM base AS dev\nRUN echo dev > /stage\n"
     )
     (repo / ".clauderon.toml").write_text(
@@ -297,9 +309,7 @@ def test_build_from_the_repository_is_tagged_by_hash_and_never_rebuilt(
             mgr.delete(name)
 
 
-def test_a_failed_build_is_one_line_and_leaves_nothing(
-    dhome: Path, repo: Path, image: str, docker_client: Any
-) -> None:
+def test_a_failed_build_is_one_line_and_leaves_nothing(dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
     _dockerfile_repo(repo, image, extra="RUN echo about to fail && exit 7\n")
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "echo")
     assert out.returncode == 1
@@ -405,10 +415,8 @@ def test_devcontainer_build_env_user_and_post_create_reach_the_container(
 def test_a_failing_post_create_command_fails_the_create_with_its_output(
     dhome: Path, repo: Path, image: str, docker_client: Any
 ) -> None:
-    _devcontainer_repo(
-        repo, image, '{"image": "%s", "postCreateCommand": ["sh", "-c", "echo installing; echo broken >&2; exit 4"]}'
-        % image,
-    )
+    post = ["sh", "-c", "echo installing; echo broken >&2; exit 4"]
+    _devcontainer_repo(repo, image, json.dumps({"image": image, "postCreateCommand": post}))
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "echo")
     assert out.returncode == 1
     line = out.stderr.strip()
@@ -445,9 +453,7 @@ def test_a_devcontainer_that_picks_the_image_for_credentials_needs_trust(
     assert mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="keyed").needs_trust
 
 
-def test_cancel_during_a_build_leaves_nothing(
-    dhome: Path, repo: Path, image: str, docker_client: Any
-) -> None:
+def test_cancel_during_a_build_leaves_nothing(dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
     _dockerfile_repo(repo, image, extra="RUN sleep 30\n")
     mgr = SessionManager()
 

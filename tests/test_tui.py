@@ -218,8 +218,9 @@ def test_it_starts_and_renders_in_a_real_terminal(home: Path, tmp_path: Path) ->
         subprocess.run([*tmux, "send-keys", "-t", session, "F2"], check=True)
         screen = wait("Image")
         assert "Advanced Container Settings" in screen
-        # Tab to the memory limit (repo, prompt, backend, agent, name, the section, help, image, pull, cpu, memory).
-        for _ in range(11):
+        # Tab to the memory limit (repo, prompt, backend, agent, name, the section, help, image, build, pull, cpu,
+        # memory).
+        for _ in range(12):
             subprocess.run([*tmux, "send-keys", "-t", session, "Tab"], check=True)
             time.sleep(0.05)
         subprocess.run([*tmux, "send-keys", "-t", session, "2x"], check=True)

@@ -151,6 +151,7 @@ class ConfigView:
         text = f"Effective settings for the {self.resolution.settings.backend.value} backend:\n" + "\n".join(
             format_rows(self.rows())
         )
+        text += "".join(f"\n  note: {note}" for note in self.resolution.notes)
         if self.bounds:
             width = max(len(k) for k, _, _ in self.bounds)
             vwidth = max(len(v) for _, v, _ in self.bounds)
@@ -167,6 +168,7 @@ class ConfigView:
         return (
             f"<div><b>Effective settings</b> for the {html.escape(self.resolution.settings.backend.value)} backend"
             f"{html_rows(self.rows())}"
+            + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.resolution.notes)
             + (f"<b>Admin policy bounds for you</b><table>{bounds}</table>" if bounds else "")
             + "</div>"
         )
@@ -231,14 +233,14 @@ class ImageTable:
     listing: ImageListing
 
     def _rows(self) -> list[tuple[str, ...]]:
-        from ..model.units import human_memory
+        from ..model.units import approx_size
 
         return [
             (
                 r.name,
                 r.kind,
                 (r.digest or "-")[:19],
-                human_memory(r.size) if r.size else "-",
+                approx_size(r.size) if r.size else "-",
                 (r.created or "-")[:19].replace("T", " "),
                 _ALLOWED[r.allowed],
             )

@@ -172,6 +172,15 @@ def human_cpu(millicores: int) -> str:
     return f"{millicores}m"
 
 
+def approx_size(num_bytes: float) -> str:
+    """A size as people read it, rounded: ``"512 B"``, ``"1.0 MiB"``, ``"2.3 GiB"`` (not for parsing back)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes} B"
+
+
 def human_memory(num_bytes: int) -> str:
     """Short display form: ``"4g"``, ``"512m"``; exact, so it parses back to the same bytes."""
     if num_bytes == 0:

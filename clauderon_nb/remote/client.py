@@ -24,6 +24,7 @@ from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.redact import redact_url, strip_credentials
 from ..model.session import Session
+from ..model.units import approx_size
 from .wire import API, Endpoint, error_from_body, session_from_json
 
 if TYPE_CHECKING:
@@ -341,7 +342,7 @@ class RemoteManager:
                         f"{limit} bytes (max_upload_size)",
                         field="repo",
                     )
-                report(ProgressEvent("upload", f"sending the repository ({_size(size)})"))
+                report(ProgressEvent("upload", f"sending the repository ({approx_size(size)})"))
             return self._post_create(body, bundle if send else None, report)
 
     def _post_create(self, body: dict[str, Any], bundle: Path | None, report: ProgressCallback) -> Session:
@@ -496,14 +497,6 @@ def _stream(response: http.client.HTTPResponse) -> Iterator[str]:
             yield block.decode("utf-8", errors="replace")
     finally:
         response.close()
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
 
 
 def _request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> CreateSessionRequest:
