@@ -18,6 +18,7 @@ import pytest
 from clauderon_nb import BackendError, SessionManager
 from clauderon_nb.backends.registry import Credentials, RegistryClient, RegistryError
 from clauderon_nb.errors import ConfigError, PolicyError
+from clauderon_nb.image import parse_image
 
 from . import dockerkit, registrykit
 from .conftest import git
@@ -465,3 +466,193 @@ def test_cancel_during_a_build_leaves_nothing(dhome: Path, repo: Path, image: st
         mgr.create(repo=str(repo), prompt="x", agent="echo", progress=interrupt)
     assert leftovers(docker_client, dhome) == []
     subprocess.run(["true"], check=True)
+
+
+# --- Kubernetes: the check in the registry, and builds pushed for the cluster ----------------------
+
+
+@pytest.fixture
+def k8s(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from clauderon_nb.backends.kubernetes import KubernetesBackend
+
+    from .k8s_standin import serve
+
+    monkeypatch.setattr(KubernetesBackend, "poll_interval", 0.01)
+    with serve(tmp_path) as (standin, kubeconfig):
+        (home / "config.toml").write_text('[agents.echo]\ncommand = ["sh", "-c", "echo hi; exec sleep 600"]\n')
+        (home / "k8s-config.toml").write_text(f'kubeconfig = "{kubeconfig}"\nnamespace = "team-a"\n')
+        yield standin
+        assert standin.schema_errors == [], standin.schema_errors
+
+
+def test_kubernetes_checks_the_registry_before_any_object(
+    k8s: Any, home: Path, repo: Path, pushed: dict[str, str], registry: dockerkit.Registry, login: Callable[..., Path]
+) -> None:
+    login(registry)
+    (home / "k8s-config.toml").write_text((home / "k8s-config.toml").read_text() + "registry_check = true\n")
+    _, repository = repository_of(pushed["tools:1"])
+    mgr = SessionManager()
+    base = {"repo": str(repo), "prompt": "x", "backend": "kubernetes", "agent": "echo"}
+    plan = mgr.plan(**base, image=pushed["tools:1"], check_image=True)
+    assert plan.image_check and plan.image_check.startswith("found in registry, digest sha256:")
+    with pytest.raises(RegistryError) as err:
+        mgr.create(**base, image=f"{registry.host}/{repository}:9")
+    assert err.value.kind == "tag" and str(err.value).startswith(f"check image: image {registry.host}/{repository}:9")
+    assert not [o for o in k8s.objects if o[0] != "events"]
+    assert mgr.list() == []
+    # Nodes pull with their own Secrets: a registry that refuses this user is not checked, and says so.
+    (home / "k8s-config.toml").write_text((home / "k8s-config.toml").read_text() + 'image_pull_secrets = ["regcred"]\n')
+    login(registry, password="wrong")
+    plan = mgr.plan(**base, image=pushed["tools:1"], check_image=True)
+    assert plan.image_check and "not checked" in plan.image_check and "image_pull_secrets regcred" in plan.image_check
+
+
+def test_a_kubernetes_build_is_pushed_and_the_pod_uses_its_digest(
+    k8s: Any,
+    home: Path,
+    repo: Path,
+    image: str,
+    registry: dockerkit.Registry,
+    login: Callable[..., Path],
+    kit: dockerkit.Kit,
+) -> None:
+    login(registry)
+    config = (home / "k8s-config.toml").read_text()
+    _dockerfile_repo(repo, image)
+    mgr = SessionManager()
+    base = {"repo": str(repo), "prompt": "x", "backend": "kubernetes", "agent": "echo"}
+    with pytest.raises(ConfigError, match=r"set build_push_registry in k8s-config\.toml"):
+        mgr.plan(**base)
+    (home / "k8s-config.toml").write_text(config + f'build_push_registry = "{registry.host}/team"\n')
+    plan = mgr.plan(**base, check_image=True)
+    tag = plan.settings.image
+    assert tag.startswith(f"{registry.host}/team/clauderon-build/repo:")
+    assert plan.image_check and "with the Docker engine and pushes it" in plan.image_check
+    kit.images.add(tag)
+    events: list[Any] = []
+    first = mgr.create(**base, name="k1", progress=events.append)
+    digest = RegistryClient(registry.host, Credentials(registry.user, registry.password, "t")).manifest(
+        tag.split("/", 1)[1].rsplit(":", 1)[0], tag.rsplit(":", 1)[1]
+    )
+    assert first.settings["image"] == f"{tag}@{digest.digest}"
+    (pod,) = [b for b in k8s.bodies("Pod") if b["metadata"]["name"].startswith("clauderon-k1")]
+    assert pod["spec"]["containers"][0]["image"] == f"{tag}@{digest.digest}"
+    assert any(e.message == f"pushing {tag}" for e in events)
+    events.clear()
+    second = mgr.create(**base, name="k2", progress=events.append)
+    assert second.settings["image"] == first.settings["image"]
+    assert [e.message for e in events if e.step == "build"] == [
+        f"image {tag} is pushed already (unchanged docker/Dockerfile)"
+    ]
+    for name in ("k1", "k2"):
+        mgr.delete(name)
+
+
+# --- through the clauderon service -------------------------------------------------------------------
+
+
+@pytest.mark.hub
+def test_the_service_browses_checks_and_builds_under_its_policy(
+    hub: Any, repo: Path, image: str, kit: dockerkit.Kit, docker_client: Any
+) -> None:
+    from clauderon_nb.remote.client import RemoteManager
+    from clauderon_nb.remote.wire import Endpoint
+
+    alice = RemoteManager(Endpoint(hub.service_url, hub.tokens["alice"]))
+    other = kit.build("other", "1")
+    try:
+        hub.policy.write_text(f'allowed_images = ["{image}"]\n')
+        listing = alice.images()
+        local = {r.name: r.allowed for r in listing.rows if r.kind == "local"}
+        assert local == {
+            str(parse_image(image)): True
+        }  # the service's engine: only what alice may use, never others' images
+        assert other not in str(listing.to_json())
+        plan = alice.plan(repo=str(repo), prompt="x", agent="echo", image=image, check_image=True)
+        assert plan.image_check and plan.image_check.startswith("present locally, image id sha256:")
+        assert image in alice.image_suggestions("")
+        # Builds: off under a policy file until it says allow_builds = true, and the result must be allowed.
+        _dockerfile_repo(repo, image)
+        assert "Trusted" in alice.trust_repo(str(repo))  # the repository's file picks the build
+        with pytest.raises(PolicyError, match="image builds are off") as err:
+            alice.create(repo=str(repo), prompt="x", agent="echo")
+        assert err.value.field == "build"
+        hub.policy.write_text('allow_builds = true\nallowed_images = ["localhost/clauderon-build/*"]\n')
+        session = alice.create(repo=str(repo), prompt="x", agent="echo", name="built")
+        kit.images.add(session.settings["image"])
+        assert session.settings["image"].startswith("localhost/clauderon-build/")
+        container = docker_client.api.containers(filters={"label": f"clauderon.io/session-id={session.id}"})[0]
+        assert _exec(docker_client, container["Id"], "cat", "/greeting") == "built"
+        alice.delete("built")
+    finally:
+        hub.policy.write_text("")
+
+
+# --- suggestions in the form and the terminal UI ------------------------------------------------------
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_form_suggests_engine_images_and_a_typed_repositorys_tags(
+    dhome: Path,
+    repo: Path,
+    image: str,
+    pushed: dict[str, str],
+    registry: dockerkit.Registry,
+    login: Callable[..., Path],
+) -> None:
+    from clauderon_nb.frontends.widgets import CreateSessionForm
+
+    login(registry)
+    _, repository = repository_of(pushed["tools:1"])
+    form = CreateSessionForm(SessionManager())
+    box = form.fields["image"]
+    _until(lambda: image in box.options)  # loaded in a thread, after the form is shown
+    box.value = f"{registry.host}/{repository}:"
+    _until(lambda: f"{registry.host}/{repository}:2" in box.options)
+    assert f"{registry.host}/{repository}:1" in box.options and image in box.options
+
+
+def test_the_tui_suggests_engine_images_and_a_typed_repositorys_tags(
+    dhome: Path,
+    repo: Path,
+    image: str,
+    pushed: dict[str, str],
+    registry: dockerkit.Registry,
+    login: Callable[..., Path],
+) -> None:
+    import asyncio
+    import time
+
+    pytest.importorskip("textual")
+    from textual.widgets import Input
+
+    from clauderon_nb.frontends.tui import ClauderonTUI
+
+    login(registry)
+    _, repository = repository_of(pushed["tools:1"])
+
+    async def scenario() -> None:
+        app = ClauderonTUI(SessionManager(), interval=0)
+        async with app.run_test(size=(110, 48)) as pilot:
+            await pilot.press("n")
+            field = app.screen.query_one("#f-image", Input)
+
+            async def until(value: str) -> None:
+                deadline = time.monotonic() + 20
+                while await field.suggester.get_suggestion(value) is None if field.suggester else True:  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, f"no suggestion for {value!r}"
+                    await pilot.pause(0.1)
+
+            await until(image[:12])
+            field.value = f"{registry.host}/{repository}:"
+            await until(f"{registry.host}/{repository}:2")
+
+    asyncio.run(scenario())

@@ -87,10 +87,22 @@ def repo_slug(repo: Path, remote_name: str | None = None) -> str:
     return slugify(name, limit=40) or "repo"
 
 
-def build_tag(repo: Path, commit: str, build: BuildConfig, push_registry: str | None, name: str | None = None) -> str:
+PENDING = "pending"  # the tag of a build whose commit has not arrived yet (the service, before the upload)
+
+
+def build_tag(
+    repo: Path,
+    commit: str,
+    build: BuildConfig,
+    push_registry: str | None,
+    name: str | None = None,
+    pending_ok: bool = False,
+) -> str:
     """``localhost/clauderon-build/<repo>:<key>`` on an engine; ``<push_registry>/clauderon-build/<repo>:<key>``
-    for a cluster."""
+    for a cluster. ``pending_ok``: a commit not in ``repo`` yet gives the tag ``pending``."""
     prefix = f"{push_registry.rstrip('/')}/{BUILD_REPOSITORY}" if push_registry else LOCAL_BUILD_PREFIX
+    if pending_ok and _object(repo, commit, ".")[0] != "tree":
+        return f"{prefix}/{repo_slug(repo, name)}:{PENDING}"
     return f"{prefix}/{repo_slug(repo, name)}:{build_key(repo, commit, build)}"
 
 

@@ -191,7 +191,7 @@ class RemoteManager:
 
     def _body(self, request: CreateSessionRequest) -> tuple[dict[str, Any], Any, dict[str, str]]:
         """The JSON the service gets, the repository, and where each sent value came from."""
-        from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted
+        from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files
         from ..sessions.bundles import repo_key
         from ..sessions.gitrepo import inspect_repo_cached, remote_url_cached
         from .wire import request_json
@@ -220,10 +220,13 @@ class RemoteManager:
             )
         chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
         if chosen and not is_trusted(self.home, repo.root):
-            what = ", ".join(f"{k} {str(getattr(res.settings, k))!r}" for k in chosen)
+            from ..model.display import show_value
+
+            what = ", ".join(f"{k} {show_value(k, getattr(res.settings, k))!r}" for k in chosen)
+            files = " and ".join(p.relative_to(repo.root).as_posix() for p in repo_files(repo.root))
             raise ConfigError(
-                f"the repository's .clauderon.toml chooses {what}, which would receive your credentials; review "
-                f"the file, then trust it once with `clauderon-nb trust {repo.root}` (or %clauderon trust), "
+                f"the repository's {files} chooses {what}, which would receive your credentials; review "
+                f"it, then trust it once with `clauderon-nb trust {repo.root}` (or %clauderon trust), "
                 "or override it with flags",
                 field="image",
             )

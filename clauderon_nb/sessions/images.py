@@ -151,9 +151,8 @@ class ImageBrowser:
         notes = []
         if self.local is not None:
             try:
-                for tag in self.local():
-                    canonical = str(parse_image(tag)) if _parses(tag) else tag
-                    rows.append(ImageRow(canonical, "local", allowed=self._allowed(canonical)))
+                for tag in map(canonical_image, self.local()):
+                    rows.append(ImageRow(tag, "local", allowed=self._allowed(tag)))
             except ClauderonError as exc:
                 notes.append(f"local images: {exc}")
         notes.append("browse a registry with: images REGISTRY (its repositories) or images REGISTRY/REPOSITORY (tags)")
@@ -220,12 +219,12 @@ class ImageBrowser:
         return [f"{registry}/{repository}:{t}" for t in sorted(tags, key=_tag_order, reverse=True)]
 
 
-def _parses(tag: str) -> bool:
+def canonical_image(tag: str) -> str:
+    """An engine's tag in canonical form (what the policy matches), or as it is when it does not parse."""
     try:
-        parse_image(tag)
+        return str(parse_image(tag))
     except ValueError:
-        return False
-    return True
+        return tag
 
 
 def _tag_order(tag: str) -> tuple[Any, ...]:

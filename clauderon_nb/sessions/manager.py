@@ -182,7 +182,7 @@ class SessionManager:
         from ..config.environment import docker_engine_present
         from ..config.files import load_system_config, load_user_config
         from ..config.policy import load_policy
-        from .images import ImageBrowser
+        from .images import ImageBrowser, canonical_image
 
         policy = load_policy().for_user(self.owner, self.groups)
         auth = (
@@ -193,10 +193,11 @@ class SessionManager:
         if docker_engine_present():
 
             def local() -> builtins.list[str]:
-                tags = self.backend("docker").local_images()  # type: ignore[attr-defined]
+                tags = list(self.backend("docker").local_images())  # type: ignore[attr-defined]
                 if self.shared:  # the service's engine: only what this user may use, never others' builds
-                    tags = [t for t in tags if policy.first("allowed_images") and policy.image_allowed(t)]
-                return list(tags)
+                    allowed = policy.first("allowed_images") is not None
+                    tags = [t for t in tags if allowed and policy.image_allowed(canonical_image(t))]
+                return tags
 
         return ImageBrowser(policy, auth, local)
 

@@ -97,7 +97,10 @@ class Planner:
             frontend_origin=self.defaults_origin,
             system=load_system_config(),
             devcontainer=Devcontainer() if self.shared else load_devcontainer(repo.root),
-            build_tag=lambda build, backend, registry: build_tag(repo.root, repo.commit, build, registry),
+            # On the service a plan may come before the repository is uploaded: its build is then "pending".
+            build_tag=lambda build, backend, registry: build_tag(
+                repo.root, repo.commit, build, registry, pending_ok=self.shared
+            ),
         )
 
     def worktrees(self, owner: str) -> Path:
