@@ -57,7 +57,8 @@ def check_vs_pull(image: str) -> None:
             out = subprocess.run(
                 [*cli, *args, "--image", missing, "--pull-policy", "always"], env=env, capture_output=True, text=True
             )
-            assert out.returncode == 1 and "not found" in out.stderr, out.stderr
+            assert out.returncode == 1, out.stderr
+            assert "not found" in out.stderr, out.stderr
 
         def pull() -> None:
             out = subprocess.run([docker_cli(), "pull", "-q", missing], env=env, capture_output=True, text=True)
@@ -101,8 +102,10 @@ def build_vs_prebuilt(home: Path, repo: Path, image: str) -> None:
         rebuilt_not = median_time(unchanged, REPEAT)
         from_image = median_time(prebuilt, REPEAT)
         print(f"first create (builds): {first:.2f} s")
-        print(f"create, unchanged Dockerfile: {rebuilt_not * 1000:.0f} ms; create from the prebuilt image: "
-              f"{from_image * 1000:.0f} ms")
+        print(
+            f"create, unchanged Dockerfile: {rebuilt_not * 1000:.0f} ms; create from the prebuilt image: "
+            f"{from_image * 1000:.0f} ms"
+        )
         print(f"  ratio: {rebuilt_not / from_image:.2f}x (target: <= 1.1)")
     finally:
         for session in mgr.list():

@@ -480,12 +480,14 @@ NOTEBOOKS["07-images.ipynb"] = [
         '    "Build the session image from the repository",\n'
         ")\n"
         'plan = SessionManager().plan(repo=demo.repo, prompt="x", check_image=True)\n'
-        'print(plan.settings.image, "from", plan.origins["image"].replace(str(demo.repo), "<repo>"))\n'
+        'print(plan.settings.image, "-", plan.origins["image"].replace(str(demo.repo), "<repo>"))\n'
         "print(plan.image_check)",
     ),
     (
         "code",
-        'def show_build(event):\n    if event.step == "build" and not event.detail:\n        print(event.message)\n\n'
+        "def show_build(event):  # the build's steps, without each line of its output\n"
+        '    if event.step == "note" or (event.step == "build" and not event.detail):\n'
+        "        print(event.message)\n\n"
         'first = SessionManager().create(repo=demo.repo, prompt="Use the built image", name="built", '
         "progress=show_build)",
     ),
@@ -528,8 +530,10 @@ NOTEBOOKS["07-images.ipynb"] = [
     ("code", "%clauderon config --repo {demo.repo} --backend docker"),
     (
         "code",
-        '%clauderon create --repo {demo.repo} --name dev --prompt "Work in the dev container"\n'
-        'demo.wait_for_logs("dev")',
+        'dev = SessionManager().create(repo=demo.repo, prompt="Work in the dev container", name="dev", '
+        "progress=show_build)\n"
+        'demo.wait_for_logs("dev")\n'
+        "dev",
     ),
     ("code", "%clauderon logs dev"),
     ("code", TEARDOWN + "\nregistry.stop()"),
