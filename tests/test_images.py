@@ -656,3 +656,69 @@ def test_the_tui_suggests_engine_images_and_a_typed_repositorys_tags(
             await until(f"{registry.host}/{repository}:2")
 
     asyncio.run(scenario())
+
+
+# --- a registry that answers oddly ------------------------------------------------------------------
+
+
+def test_odd_registry_answers_are_one_line_and_credentials_stay_with_their_host() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: dict[str, list[str | None]] = {"storage": []}
+    config = json.dumps({"created": "2026-01-02T03:04:05Z"}).encode()
+    digest = "sha256:" + "a" * 64
+
+    class Storage(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen["storage"].append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(config)))
+            self.end_headers()
+            self.wfile.write(config)
+
+    storage = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+
+    class Odd(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def reply(self, status: int, body: bytes, **headers: str) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k.replace("_", "-"), v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != "Basic dTpw":  # u:p
+                self.reply(401, b"", WWW_Authenticate='Basic realm="odd"')
+            elif "/tags/list" in self.path:
+                self.reply(200, b"<html>not json</html>")
+            elif "/manifests/" in self.path:
+                manifest = {"config": {"digest": digest, "size": 10}, "layers": [{"size": 90, "digest": digest}]}
+                self.reply(200, json.dumps(manifest).encode(), Docker_Content_Digest=digest)
+            elif "/blobs/" in self.path:
+                self.reply(307, b"", Location=f"http://127.0.0.1:{storage.server_address[1]}/blob")
+            else:
+                self.reply(404, b"")
+
+    odd = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (storage, odd)]
+    for t in threads:
+        t.start()
+    try:
+        client = RegistryClient(f"127.0.0.1:{odd.server_address[1]}", Credentials("u", "p", "test"))
+        info = client.tag_info("team/app", "1")
+        assert (info.digest, info.size, info.created) == (digest, 100, "2026-01-02T03:04:05Z")
+        assert seen["storage"] == [None]  # the redirect to storage elsewhere carries no credentials
+        with pytest.raises(RegistryError, match=r"sent a malformed tag list$"):
+            client.tags("team/app")
+    finally:
+        for s in (storage, odd):
+            s.shutdown()
+            s.server_close()

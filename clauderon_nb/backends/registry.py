@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import BackendError
 from ..model.image import DEFAULT_REGISTRY, normalize_registry
+from ..model.redact import redact_url
 
 #: What a manifest request accepts: single-platform manifests and multi-platform indexes, Docker and OCI.
 MANIFEST_TYPES = (
@@ -31,7 +32,9 @@ MANIFEST_TYPES = (
 )
 _INDEX_TYPES = MANIFEST_TYPES[:2]
 DEFAULT_TIMEOUT = 5.0
+MAX_BODY = 8 * 1024 * 1024  # a manifest, a tag list or an image config; more is not a registry answer
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_DIGEST = re.compile(r"sha(256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})")
 
 
 class RegistryError(BackendError):
@@ -140,19 +143,31 @@ class RegistryClient:
             return http.client.HTTPSConnection(host, timeout=self.timeout, context=ssl.create_default_context())
         return http.client.HTTPConnection(host, timeout=self.timeout)
 
-    def _send(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], redirects: int = 3
+    ) -> tuple[int, dict[str, str], bytes]:
         parts = urllib.parse.urlsplit(url)
         conn = self._connect(parts.scheme, parts.netloc)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
             conn.request(method, target or "/", headers={"User-Agent": "clauderon-nb", **headers})
             response = conn.getresponse()
-            body = response.read(8 * 1024 * 1024) if method != "HEAD" else b""
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+            body = response.read(MAX_BODY) if method != "HEAD" else b""
+            status, got = response.status, {k.lower(): v for k, v in response.getheaders()}
         except (OSError, http.client.HTTPException) as exc:
             raise RegistryError("unreachable", f"registry {self.registry} is unreachable ({_reason(exc)})") from None
         finally:
             conn.close()
+        location = got.get("location")
+        if status in (301, 302, 303, 307, 308) and location and method == "GET" and redirects > 0:
+            # Blobs are often served from storage elsewhere: follow, without credentials for another host.
+            nxt = urllib.parse.urljoin(url, location)
+            new = urllib.parse.urlsplit(nxt)
+            if new.scheme not in ("http", "https") or (new.scheme == "http" and parts.scheme == "https"):
+                raise RegistryError("other", f"registry {self.registry} redirected to an unsafe address")
+            keep = {k: v for k, v in headers.items() if k != "Authorization" or new.netloc == parts.netloc}
+            return self._send(method, nxt, keep, redirects - 1)
+        return status, got, body
 
     def request(
         self, method: str, path: str, *, accept: tuple[str, ...] = (), scope: str | None = None
@@ -199,10 +214,11 @@ class RegistryClient:
         """The bearer-token flow: ask the realm for a token for ``scope``, with the credentials if any."""
         realm = params.get("realm", "")
         parts = urllib.parse.urlsplit(realm)
+        shown = redact_url(realm)[:200]
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RegistryError("denied", f"registry {self.registry} names an unusable token realm {realm!r}")
+            raise RegistryError("denied", f"registry {self.registry} names an unusable token realm {shown!r}")
         if parts.scheme == "http" and not is_loopback(parts.netloc):
-            raise RegistryError("denied", f"registry {self.registry} names a token realm over plain http: {realm}")
+            raise RegistryError("denied", f"registry {self.registry} names a token realm over plain http: {shown}")
         query = [("service", params["service"])] if params.get("service") else []
         wanted = scope or params.get("scope")
         if wanted:
@@ -261,7 +277,7 @@ class RegistryClient:
             raise error
         if status == 200:
             digest = headers.get("docker-content-digest")
-            if not digest:
+            if not digest or not _DIGEST.fullmatch(digest):
                 status, headers, body = self.request("GET", path, accept=MANIFEST_TYPES, scope=scope)
                 import hashlib
 
@@ -293,7 +309,7 @@ class RegistryClient:
             status, headers, body = self.request("GET", path, scope=scope)
             if status != 200:
                 raise self._error(status, body, repository, "-")
-            out += [str(t) for t in (json.loads(body or b"{}").get("tags") or [])]
+            out += [str(t) for t in (_json(body, self.registry, "tag list").get("tags") or [])]
             path = _next_page(headers.get("link"))
         return out[:limit]
 
@@ -312,7 +328,7 @@ class RegistryClient:
                 )
             if status != 200:
                 raise RegistryError("other", f"registry {self.registry} answered HTTP {status} for the catalog")
-            out += [str(r) for r in (json.loads(body or b"{}").get("repositories") or [])]
+            out += [str(r) for r in (_json(body, self.registry, "catalog").get("repositories") or [])]
             path = _next_page(headers.get("link"))
         return out[:limit]
 
@@ -325,9 +341,14 @@ class RegistryClient:
         if status != 200:
             raise self._error(status, body, repository, tag)
         digest = headers.get("docker-content-digest")
-        data = json.loads(body or b"{}")
+        try:
+            return self._describe(repository, tag, digest, _json(body, self.registry, "manifest"), scope)
+        except (AttributeError, KeyError, TypeError, ValueError):  # a manifest of an unexpected shape
+            return TagInfo(tag, digest)
+
+    def _describe(self, repository: str, tag: str, digest: str | None, data: dict[str, Any], scope: str) -> TagInfo:
         if data.get("mediaType") in _INDEX_TYPES or "manifests" in data:
-            entries = data.get("manifests") or []
+            entries = [m for m in data.get("manifests") or [] if _DIGEST.fullmatch(str(m.get("digest", "")))]
             chosen = next(
                 (m for m in entries if (m.get("platform") or {}).get("architecture") == "amd64"),
                 entries[0] if entries else None,
@@ -339,25 +360,36 @@ class RegistryClient:
             )
             if status != 200:
                 return TagInfo(tag, digest)
-            data = json.loads(body or b"{}")
+            data = _json(body, self.registry, "manifest")
         config = data.get("config") or {}
         layers = data.get("layers") or []
         size = sum(int(x.get("size") or 0) for x in [config, *layers]) if layers else None
         created = None
-        if config.get("digest"):
+        if _DIGEST.fullmatch(str(config.get("digest", ""))):
             status, _, blob = self.request("GET", f"/{repository}/blobs/{config['digest']}", scope=scope)
             if status == 200:
                 try:
-                    created = json.loads(blob).get("created")
-                except ValueError:
+                    created = _json(blob, self.registry, "image config").get("created")
+                except RegistryError:
                     created = None
         return TagInfo(tag, digest, size, created if isinstance(created, str) else None)
+
+
+def _json(body: bytes, registry: str, what: str) -> dict[str, Any]:
+    """A registry's JSON answer as a dict; a ``RegistryError`` when it is not one."""
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise RegistryError("other", f"registry {registry} sent a malformed {what}")
+    return data
 
 
 def _error_codes(body: bytes) -> set[str]:
     try:
         return {str(e.get("code", "")) for e in json.loads(body or b"{}").get("errors") or []}
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, UnicodeDecodeError):
         return set()
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..model.build import BuildConfig
 from ..model.image import parse_image
+from .cache import remember, stat_key
 from .tomlfile import display_path, readable_file
 
 CANDIDATES = (".devcontainer/devcontainer.json", ".devcontainer.json")
@@ -78,10 +79,15 @@ def find_devcontainer(repo_root: Path) -> Path | None:
 
 
 def load_devcontainer(repo_root: Path) -> Devcontainer:
-    """The repository's devcontainer.json as settings; a file that is there but wrong is a ``ConfigError``."""
+    """The repository's devcontainer.json as settings; a file that is there but wrong is a ``ConfigError``.
+    Kept until the file changes (a form plans on every keystroke)."""
     path = find_devcontainer(repo_root)
     if path is None or not readable_file(path, what="the devcontainer file", missing_ok=True):
         return Devcontainer()
+    return remember(("devcontainer", str(path), stat_key(path)), lambda: _load(repo_root, path))
+
+
+def _load(repo_root: Path, path: Path) -> Devcontainer:
     where = display_path(path)
     if path.stat().st_size > MAX_FILE:
         raise ConfigError(f"{where}: larger than {MAX_FILE // 1024} KiB; not a devcontainer.json")

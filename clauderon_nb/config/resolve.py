@@ -467,6 +467,11 @@ def resolve(
         given = [f for f in CONTAINER_FIELDS if f in inputs.session]
         if given:
             raise ConfigError(local_backend_refusal(given[0], origins["backend"]), field=given[0])
+        if dev.values:
+            notes.append(
+                f"{dev.where} is not used: the local backend runs the agent as a plain process, with no container "
+                "(choose --backend docker or kubernetes to use it)"
+            )
         settings = ResolvedSettings(backend=backend, agent=agent_name)
         return Resolution(settings, sources, origins, agent_config, tuple(notes))
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .redact import looks_secret_env
+
 #: Where built images are tagged on a Docker engine (``localhost/`` marks a local build, as Podman does).
 LOCAL_BUILD_PREFIX = "localhost/clauderon-build"
 BUILD_REPOSITORY = "clauderon-build"
@@ -48,8 +50,11 @@ class BuildConfig(BaseModel):
             return {}
         if isinstance(value, str):
             return {"dockerfile": value}
-        if value is False or value is None:
-            raise ValueError("build: expected a Dockerfile path or a [build] table")
+        if not isinstance(value, (dict, BuildConfig)):
+            raise ValueError(
+                f"build {value!r}: expected a Dockerfile path relative to the repository, or a [build] table "
+                "with context, dockerfile, args, target"
+            )
         return value
 
     @field_validator("context", mode="before")
@@ -71,6 +76,11 @@ class BuildConfig(BaseModel):
         for key, item in value.items():
             if not isinstance(key, str) or not _ARG_NAME.fullmatch(key):
                 raise ValueError(f"build.args key {key!r}: expected a build argument name such as NODE_VERSION")
+            if looks_secret_env(key):
+                raise ValueError(
+                    f"build.args.{key}: looks like a secret, and build arguments stay readable in the image's "
+                    "history; give the build no secrets (the agent gets its credentials from pass_env)"
+                )
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise ValueError(f"build.args.{key}: expected text or a number")
             out[key] = str(item)
