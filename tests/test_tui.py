@@ -220,9 +220,10 @@ def test_it_starts_and_renders_in_a_real_terminal(home: Path, tmp_path: Path) ->
         assert "Advanced Container Settings" in screen
         # Tab to the memory limit (repo, prompt, backend, agent, name, the section, help, image, build, pull, cpu,
         # memory).
+        time.sleep(0.5)  # the section has just opened: let it settle before moving the focus
         for _ in range(12):
             subprocess.run([*tmux, "send-keys", "-t", session, "Tab"], check=True)
-            time.sleep(0.05)
+            time.sleep(0.1)
         subprocess.run([*tmux, "send-keys", "-t", session, "2x"], check=True)
         screen = wait("memory_limit '2x': unknown unit 'x'")
         assert "Memory limit" in screen
