@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,9 +124,4 @@ def start_registry(workdir: Path) -> Iterator[Registry]:
     try:
         yield Registry(host=started.host, user=started.user, password=started.password)
     finally:
-        started.process.terminate()
-        try:
-            started.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
+        started.stop()

@@ -54,22 +54,22 @@ def build_key(repo: Path, commit: str, build: BuildConfig) -> str:
     return _KEYS[memo]
 
 
+def _committed(repo: Path, commit: str, path: str, kind: str, key: str) -> str:
+    """The id of ``path`` at ``commit``, which must be a ``kind`` (tree or blob); else a ``ConfigError``."""
+    found, object_id = _object(repo, commit, path)
+    if found != kind:
+        what = "folder" if kind == "tree" else "file"
+        raise ConfigError(
+            f"build.{key} {path!r}: no such {what} in the repository at commit {commit[:12]} "
+            "(builds use committed files; commit it first)",
+            field="build",
+        )
+    return object_id
+
+
 def _build_key(repo: Path, commit: str, build: BuildConfig) -> str:
-    short = commit[:12]
-    kind, tree = _object(repo, commit, build.context)
-    if kind != "tree":
-        raise ConfigError(
-            f"build.context {build.context!r}: no such folder in the repository at commit {short} "
-            "(builds use committed files; commit it first)",
-            field="build",
-        )
-    kind, blob = _object(repo, commit, build.dockerfile_path)
-    if kind != "blob":
-        raise ConfigError(
-            f"build.dockerfile {build.dockerfile_path!r}: no such file in the repository at commit {short} "
-            "(builds use committed files; commit it first)",
-            field="build",
-        )
+    tree = _committed(repo, commit, build.context, "tree", "context")
+    blob = _committed(repo, commit, build.dockerfile_path, "blob", "dockerfile")
     what = [tree, blob, dockerfile_in_context(build), sorted(build.args.items()), build.target]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
 
