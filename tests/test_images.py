@@ -515,6 +515,7 @@ def test_a_kubernetes_build_is_pushed_and_the_pod_uses_its_digest(
     registry: dockerkit.Registry,
     login: Callable[..., Path],
     kit: dockerkit.Kit,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     login(registry)
     config = (home / "k8s-config.toml").read_text()
@@ -544,6 +545,12 @@ def test_a_kubernetes_build_is_pushed_and_the_pod_uses_its_digest(
     assert [e.message for e in events if e.step == "build"] == [
         f"image {tag} is pushed already (unchanged docker/Dockerfile)"
     ]
+    # A start re-checks the policy: the pinned digest is clauderon's own, the policy judged the tag.
+    policy = home / "policy.toml"
+    policy.write_text(f'allow_builds = true\nallowed_images = ["{registry.host}/team/clauderon-build/*"]\n')
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    mgr.stop("k1")
+    assert mgr.start("k1").status.value == "running"
     for name in ("k1", "k2"):
         mgr.delete(name)
 

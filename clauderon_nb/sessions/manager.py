@@ -761,7 +761,9 @@ def stored_settings(session: Session) -> dict[str, Any]:
             elif key.startswith("memory_") or key == "workspace_size":
                 out[key] = parse_memory(value, key)
             elif key == "image":
-                out[key] = str(parse_image(value, key))
+                ref = parse_image(value, key)
+                # A built image is pinned to the digest clauderon pushed; the policy judged its tag.
+                out[key] = str(replace(ref, digest=None) if raw.get("build") and ref.tag else ref)
             elif key == "pull_policy":
                 out[key] = PullPolicy.parse(value, key)
             elif key == "network":
