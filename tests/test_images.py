@@ -590,6 +590,12 @@ def test_the_service_browses_checks_and_builds_under_its_policy(
         assert session.settings["image"].startswith("localhost/clauderon-build/")
         container = docker_client.api.containers(filters={"label": f"clauderon.io/session-id={session.id}"})[0]
         assert _exec(docker_client, container["Id"], "cat", "/greeting") == "built"
+        # A build holds its owner's repository: nobody names it as an image, nobody sees it listed.
+        assert session.settings["image"].startswith("localhost/clauderon-build/alice-")
+        bob = RemoteManager(Endpoint(hub.service_url, hub.tokens["bob"]))
+        with pytest.raises(PolicyError, match="images built by clauderon are used through their build"):
+            bob.create(repo=str(repo), prompt="x", agent="echo", image=session.settings["image"])
+        assert not [r for r in bob.images().rows if r.kind == "local" and "clauderon-build" in r.name]
         alice.delete("built")
     finally:
         hub.policy.write_text("")

@@ -80,6 +80,12 @@ def dockerfile_in_context(build: BuildConfig) -> str:
     return OUTSIDE_DOCKERFILE if rel.startswith("../") or rel == ".." else rel
 
 
+def is_built_image(image: str) -> bool:
+    """Whether ``image`` is one clauderon built (``…/clauderon-build/…``)."""
+    path = image.split("@", 1)[0].split("/")[1:-1] if "/" in image else []
+    return BUILD_REPOSITORY in path or image.startswith(f"{BUILD_REPOSITORY}/")
+
+
 def repo_slug(repo: Path, remote_name: str | None = None) -> str:
     """The repository's name as an image path component."""
     name = remote_name or repo.name
@@ -97,10 +103,14 @@ def build_tag(
     push_registry: str | None,
     name: str | None = None,
     pending_ok: bool = False,
+    owner_part: str | None = None,
 ) -> str:
     """``localhost/clauderon-build/<repo>:<key>`` on an engine; ``<push_registry>/clauderon-build/<repo>:<key>``
-    for a cluster. ``pending_ok``: a commit not in ``repo`` yet gives the tag ``pending``."""
+    for a cluster. ``pending_ok``: a commit not in ``repo`` yet gives the tag ``pending``. ``owner_part``: on the
+    shared service, a path component of the owner's (``…/clauderon-build/<owner>/<repo>:<key>``)."""
     prefix = f"{push_registry.rstrip('/')}/{BUILD_REPOSITORY}" if push_registry else LOCAL_BUILD_PREFIX
+    if owner_part:
+        prefix = f"{prefix}/{owner_part}"
     if pending_ok and _object(repo, commit, ".")[0] != "tree":
         return f"{prefix}/{repo_slug(repo, name)}:{PENDING}"
     return f"{prefix}/{repo_slug(repo, name)}:{build_key(repo, commit, build)}"

@@ -179,6 +179,7 @@ class SessionManager:
     # --- images -------------------------------------------------------------
 
     def _image_browser(self) -> ImageBrowser:
+        from ..backends.buildctx import is_built_image
         from ..config.environment import docker_engine_present
         from ..config.files import load_system_config, load_user_config
         from ..config.policy import load_policy
@@ -194,9 +195,15 @@ class SessionManager:
 
             def local() -> builtins.list[str]:
                 tags = list(self.backend("docker").local_images())  # type: ignore[attr-defined]
-                if self.shared:  # the service's engine: only what this user may use, never others' builds
+                if self.shared:  # the service's engine: only what this user may use, never anyone's builds
                     allowed = policy.first("allowed_images") is not None
-                    tags = [t for t in tags if allowed and policy.image_allowed(canonical_image(t))]
+                    tags = [
+                        t
+                        for t in tags
+                        if allowed
+                        and not is_built_image(canonical_image(t))
+                        and policy.image_allowed(canonical_image(t))
+                    ]
                 return tags
 
         return ImageBrowser(policy, auth, local)

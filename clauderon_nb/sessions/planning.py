@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends.buildctx import build_tag
+from ..backends.buildctx import build_tag, is_built_image
 from ..config.agents import agent_command, agent_env, all_agents
 from ..config.devcontainer import Devcontainer, load_devcontainer
 from ..config.files import (
@@ -36,7 +36,7 @@ from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.display import show_value
 from ..model.limits import MAX_ARG_BYTES
-from ..model.naming import stable_name, worktree_root
+from ..model.naming import owner_folder, stable_name, worktree_root
 from ..model.pull_policy import PullPolicy
 from ..model.redact import SECRET_MASK, redact_url
 from ..model.request import CreateSessionRequest
@@ -99,7 +99,12 @@ class Planner:
             devcontainer=Devcontainer() if self.shared else load_devcontainer(repo.root),
             # On the service a plan may come before the repository is uploaded: its build is then "pending".
             build_tag=lambda build, backend, registry: build_tag(
-                repo.root, repo.commit, build, registry, pending_ok=self.shared
+                repo.root,
+                repo.commit,
+                build,
+                registry,
+                pending_ok=self.shared,
+                owner_part=owner_folder(self.owner) if self.shared else None,
             ),
         )
 
@@ -136,6 +141,13 @@ class Planner:
             raise ConfigError(
                 f"gpus 'all' ({res.origins.get('gpus')}): Kubernetes schedules a number of GPUs; ask for a number",
                 field="gpus",
+            )
+        if self.shared and settings.build is None and is_built_image(str(settings.image)):
+            raise PolicyError(
+                f"image {settings.image} ({res.origins.get('image')}): images built by clauderon are used through "
+                "their build (--build, or [build] in .clauderon.toml), never named: they hold their owner's "
+                "repository",
+                field="image",
             )
         user = settings.container_user
         if (
