@@ -575,6 +575,8 @@ def test_the_service_browses_checks_and_builds_under_its_policy(
             str(parse_image(image)): True
         }  # the service's engine: only what alice may use, never others' images
         assert other not in str(listing.to_json())
+        with pytest.raises(PolicyError, match=r"images 10\.0\.0\.1:5000: the admin policy allows no images from"):
+            alice.images("10.0.0.1:5000/internal/app")  # the service asks no host the policy does not name
         plan = alice.plan(repo=str(repo), prompt="x", agent="echo", image=image, check_image=True)
         assert plan.image_check and plan.image_check.startswith("present locally, image id sha256:")
         assert image in alice.image_suggestions("")

@@ -112,10 +112,35 @@ def split_target(target: str) -> tuple[str, str | None]:
 class ImageBrowser:
     """Lists images for one user: ``policy`` marks them, ``registry_auth`` and ``docker login`` authenticate."""
 
-    def __init__(self, policy: Any, registry_auth: Any = None, local: Callable[[], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Any,
+        registry_auth: Any = None,
+        local: Callable[[], list[str]] | None = None,
+        only_allowed_registries: bool = False,
+    ) -> None:
         self.policy = policy
         self.registry_auth = registry_auth
         self.local = local
+        #: On the service: browse only registries the policy allows images from (the service's own
+        #: requests and credentials are not for any host a user names).
+        self.only_allowed_registries = only_allowed_registries
+
+    def _check_registry(self, registry: str) -> None:
+        found = self.policy.first("allowed_images")
+        if not self.only_allowed_registries or found is None:
+            return
+        import fnmatch
+
+        hosts = [pattern.split("/", 1)[0] for pattern in found[0]]
+        if not any(fnmatch.fnmatchcase(registry.lower(), host.lower()) for host in hosts):
+            from ..errors import PolicyError
+
+            raise PolicyError(
+                f"images {registry}: the admin policy allows no images from this registry "
+                f"(allowed_images: {', '.join(found[0]) or 'none'}; {found[1].where_for('allowed_images')})",
+                field="image",
+            )
 
     def _allowed(self, image: str) -> bool | None:
         if self.policy.first("allowed_images") is None:
@@ -138,6 +163,7 @@ class ImageBrowser:
         if not target:
             return self.overview()
         registry, repository = split_target(target)
+        self._check_registry(registry)
         if repository is None:
             return self.catalog(registry)
         return self.tags(registry, repository)
@@ -206,7 +232,8 @@ class ImageBrowser:
         repo_part = base.rsplit(":", 1)[0] if ":" in base.split("/")[-1] else base
         try:
             registry, repository = split_target(repo_part)
-        except ConfigError:
+            self._check_registry(registry)
+        except ClauderonError:
             return []
         if repository is None:
             return []

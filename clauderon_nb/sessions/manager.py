@@ -206,7 +206,7 @@ class SessionManager:
                     ]
                 return tags
 
-        return ImageBrowser(policy, auth, local)
+        return ImageBrowser(policy, auth, local, only_allowed_registries=self.shared)
 
     def images(self, target: str | None = None) -> ImageListing:
         """``images``: with no target the policy's and the engine's images; ``REGISTRY``: its repositories;
