@@ -464,8 +464,8 @@ NOTEBOOKS["07-images.ipynb"] = [
     ),
     (
         "md",
-        "## Build from the repository\n\n`[build]` in `.clauderon.toml` (or `--build` / the form's *Build from "
-        "Dockerfile* field) builds the session image with the engine from the repository's committed files. "
+        "## Build from the repository\n\n`[build]` in `.clauderon.toml` (or `--build` / the form's "
+        "*Dockerfile* field) builds the session image with the engine from the repository's committed files. "
         "The tag is a hash of the context, the Dockerfile, the build args and the target, so an unchanged "
         "repository is never built twice.",
     ),

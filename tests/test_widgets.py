@@ -28,7 +28,7 @@ def test_built_from_the_request_model(home: Path, repo: Path) -> None:
     inside = {w.children[0].description for w in advanced_box.children[1:]}
     assert inside == {
         "Image",
-        "Build from Dockerfile",
+        "Dockerfile",
         "Pull policy",
         "CPU limit",
         "Memory limit",

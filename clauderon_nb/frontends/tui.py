@@ -54,6 +54,11 @@ What a session image needs (docs/images.md):
 Containers run with init and a TTY, so `docker attach` / `kubectl attach -it` reach the agent.
 Pin what you run: ghcr.io/team/dev:1@sha256:<digest>.
 
+The image field suggests the engine's images; type REGISTRY/REPOSITORY: for its tags
+(`clauderon-nb images REGISTRY/REPOSITORY` lists them with digest, size and age).
+The Dockerfile field builds the image from the repository's committed files (tagged by their
+hash: an unchanged repository is never rebuilt); a .devcontainer/devcontainer.json is used too.
+
 Press Escape to close."""
 _EMPTY = "No sessions. Press n for a new one."
 

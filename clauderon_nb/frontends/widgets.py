@@ -265,6 +265,9 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         local = plan.backend == "local"
         for name in CONTAINER_FIELDS:
             self.fields[name].disabled = local and not self.fields[name].value
+        shown = {row[0] for row in plan.rows()}
+        if "build" not in shown and isinstance(self.fields.get("build"), W.Text):
+            self.fields["build"].placeholder = "none — the image above (e.g. Dockerfile: build it from the repository)"
         for key, value, source, origin in plan.rows():
             widget = self.fields.get(key)
             if origin in ("", "this request"):

@@ -75,7 +75,7 @@ FIELDS: tuple[FieldHint, ...] = (
         "DOCKERFILE",
         advanced=True,
         container_only=True,
-        label="Build from Dockerfile",
+        label="Dockerfile",
         const="Dockerfile",
     ),
     FieldHint(
