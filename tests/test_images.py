@@ -737,3 +737,24 @@ def test_odd_registry_answers_are_one_line_and_credentials_stay_with_their_host(
         for s in (storage, odd):
             s.shutdown()
             s.server_close()
+
+
+def test_the_forms_dry_run_checks_the_image_as_the_flag_does(
+    dhome: Path, repo: Path, pushed: dict[str, str], registry: dockerkit.Registry, login: Callable[..., Path]
+) -> None:
+    from clauderon_nb.frontends.widgets import CreateSessionForm
+
+    login(registry)
+    _check_on(dhome)
+    _, repository = repository_of(pushed["tools:1"])
+    form = CreateSessionForm(SessionManager())
+    values = {"repo": str(repo), "prompt": "x", "backend": "docker", "agent": "echo", "pull_policy": "always"}
+    for name, value in {**values, "image": pushed["tools:1"]}.items():
+        form.fields[name].value = value
+    form.dry_run.value = True
+    assert form.create() is None
+    assert "found in registry, digest sha256:" in form.result.value
+    form.fields["image"].value = f"{registry.host}/{repository}:9"
+    assert form.create() is None
+    assert "tag &#x27;9&#x27; not found" in form.result.value or "tag '9' not found" in form.result.value
+    assert SessionManager().list() == []

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model.progress import ProgressCallback
 from ..model.session import Session, Status
 from ..render.spec import LABEL_PREFIX, SessionSpec
+
+if TYPE_CHECKING:
+    from .images import ImageCheck
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ class SessionBackend(Protocol):
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> SessionSpec | None:
         """Everything that can fail before anything is created (engine, resources, image, a build).
         Returns the spec to create when it changed (an image pinned to a pushed digest), else None."""
+
+    def check_image(self, spec: SessionSpec) -> ImageCheck:
+        """Whether the session's image is there (engine or registry), as a dry run says it; raises the
+        create's error when it is not."""
+        ...
 
     def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
         """The names of what ``create`` will make, stored before it makes them (write-ahead)."""

@@ -18,6 +18,7 @@ from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
 from ..render.spec import SessionSpec
 from .base import Observed
+from .images import ImageCheck
 
 
 def _alive(pid: int, marker: str) -> bool:
@@ -62,6 +63,10 @@ def _tail(path: Path, lines: int | None) -> str:
 class LocalBackend:
     name = "local"
     local_worktree = True
+
+    def check_image(self, spec: SessionSpec) -> ImageCheck:
+        """A local process has no image."""
+        return ImageCheck("", "unchecked", detail="none: the agent runs as a local process")
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
         progress(ProgressEvent("check", f"looking for {spec.command[0]}"))

@@ -8,7 +8,7 @@ Loaded only by ``clauderon-nb tui`` (``pip install 'clauderon-nb[tui]'``).
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -38,6 +38,9 @@ from ..model.progress import ProgressEvent, progress_fraction
 from ..model.session import Session, Status
 from .commandline import magic_line
 from .connect import Manager
+
+if TYPE_CHECKING:
+    from ..model.request import CreateSessionRequest
 from .views import age_text, owner_totals
 
 ADVANCED_TITLE = "Advanced Container Settings"
@@ -342,8 +345,19 @@ class CreateScreen(Screen[None]):
         self.app.push_screen(ImageHelp())
 
     def action_dry_run(self) -> None:
+        """The plan, with the image checked as ``--dry-run`` does (in a thread: a registry may be slow)."""
         if self.validate() and self.plan is not None:
-            self.app.push_screen(PlanScreen(repr(self.plan)))
+            from ..model.request import CreateSessionRequest
+
+            self._dry_run(CreateSessionRequest(**self.values()))
+
+    @work(thread=True, exclusive=True, group="dry-run")
+    def _dry_run(self, request: CreateSessionRequest) -> None:
+        try:
+            text = repr(self.manager.plan(request, check_image=True))
+        except ClauderonError as exc:
+            text = f"{self.plan!r}\n\nimage check: {exc}"
+        self.app.call_from_thread(self.app.push_screen, PlanScreen(text))
 
     def action_cancel(self) -> None:
         if self._creating:

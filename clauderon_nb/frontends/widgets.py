@@ -302,8 +302,13 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         if not self.validate() or self.plan is None:
             return None
         request = self.request()
-        if self.dry_run.value:
-            self.result.value = self.plan._repr_html_()
+        if self.dry_run.value:  # as --dry-run: the image is checked too (on a click, never while typing)
+            try:
+                checked = self.manager.plan(request, check_image=True)
+            except ClauderonError as exc:
+                self.result.value = _error_html(str(exc))
+                return None
+            self.result.value = checked._repr_html_()
             return None
         self.create_button.disabled = True
         self.progress.value = 0.0

@@ -169,7 +169,7 @@ class SessionManager:
             from ..errors import EngineUnavailable
 
             try:
-                found = self.backend(plan.backend).check_image(plan.session_spec)  # type: ignore[attr-defined]
+                found = self.backend(plan.backend).check_image(plan.session_spec)
                 line = found.line()
             except EngineUnavailable as exc:  # a dry run still shows the plan; the create would say this
                 line = f"not checked: {exc}"
