@@ -101,6 +101,18 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def _key_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of a file model as a dotted path (``image.registry_check``), tables included."""
+    out: list[str] = []
+    for name in model.model_fields:
+        path = f"{prefix}{name}"
+        out.append(path)
+        inner = _model_at(model, (name,))
+        if inner is not None and inner is not model:
+            out += _key_paths(inner, f"{path}.")
+    return out
+
+
 def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not isinstance(p, int))
 
@@ -114,6 +126,9 @@ def describe_file_error(exc: ValidationError, model: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
         hint = did_you_mean(str(loc[-1]), parent.model_fields if parent else [])
+        if not hint:  # the right key in the wrong table: registry_check at the top instead of under [image]
+            elsewhere = [p for p in _key_paths(model) if p.rsplit(".", 1)[-1] == str(loc[-1])]
+            hint = f" (did you mean '{elsewhere[0]}'?)" if elsewhere else ""
         return f"unknown key '{key}'{hint}"
     ctx = err.get("ctx") or {}
     if kind == "value_error" and "error" in ctx:
