@@ -758,3 +758,21 @@ def test_the_forms_dry_run_checks_the_image_as_the_flag_does(
     assert form.create() is None
     assert "tag &#x27;9&#x27; not found" in form.result.value or "tag '9' not found" in form.result.value
     assert SessionManager().list() == []
+
+
+def test_registry_auth_config_file_serves_the_browser_and_a_misplaced_switch_is_pointed_to(
+    home: Path, repo: Path, pushed: dict[str, str], registry: dockerkit.Registry, tmp_path: Path
+) -> None:
+    _, repository = repository_of(pushed["tools:1"])
+    with registrykit.token_front(registry) as front:
+        robot = front.registry().config_json(tmp_path / "robot")
+        (home / "docker-config.toml").write_text(
+            f'[image.registry_auth]\nregistry = "{front.host}"\nconfig_file = "{robot}"\n'
+        )
+        out = cli("images", f"{front.host}/{repository}", "--json")
+        assert out.returncode == 0, out.stderr
+        assert {r["name"].rsplit(":", 1)[1] for r in json.loads(out.stdout)["rows"]} == {"1", "2"}
+    (home / "docker-config.toml").write_text("registry_check = false\n")
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2
+    assert "unknown key 'registry_check' (did you mean 'image.registry_check'?)" in out.stderr
