@@ -30,13 +30,12 @@ class ImageCheck:
     detail: str = ""
 
     def line(self) -> str:
-        digest = f", digest {self.digest}" if self.digest else ""
-        if self.found == "local":
-            digest = f", image id {self.digest}" if self.digest else ""
-            return f"present locally{digest}" + (f"; {self.detail}" if self.detail else "")
-        if self.found == "registry":
-            return f"found in registry{digest}" + (f"; {self.detail}" if self.detail else "")
-        return self.detail
+        """``found in registry, digest sha256:…; create pulls it`` and the like."""
+        head = {"local": "present locally", "registry": "found in registry"}.get(self.found)
+        if head is None:  # built, build, unchecked: the detail says it all
+            return self.detail + (f", digest {self.digest}" if self.digest else "")
+        label = "image id" if self.found == "local" else "digest"
+        return head + (f", {label} {self.digest}" if self.digest else "") + (f"; {self.detail}" if self.detail else "")
 
 
 def in_registry(image: str, auth: RegistryAuth | None = None) -> Manifest:
@@ -47,7 +46,3 @@ def in_registry(image: str, auth: RegistryAuth | None = None) -> Manifest:
         return client.manifest(ref.repository, ref.pull_tag)
     except RegistryError as exc:
         raise RegistryError(exc.kind, f"image {image}: {exc.detail}", step=STEP) from None
-
-
-def registry_check_off(where: str) -> ImageCheck:
-    return ImageCheck("", "unchecked", detail=f"not checked in its registry (registry_check = false in {where})")
