@@ -31,6 +31,7 @@ class TokenFront:
     readable: set[str] = field(default_factory=set)  # repositories this user may pull; empty: all
     tokens: dict[str, set[str]] = field(default_factory=dict)  # token -> granted scopes
     token_requests: list[str] = field(default_factory=list)  # the scopes asked for, in order
+    refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # an identity token (OAuth2)
 
     def registry(self) -> Registry:
         """This front as a ``Registry`` (its host, and the credentials it takes)."""
@@ -115,6 +116,19 @@ def _handler(front: TokenFront) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             self._send(response.status, body, keep)
+
+        def do_POST(self) -> None:
+            """OAuth2: an identity token (what ``docker login`` stores for some registries) for an access token."""
+            length = int(self.headers.get("Content-Length") or 0)
+            form = dict(re.findall(r"([^&=]+)=([^&]*)", self.rfile.read(length).decode()))
+            scope = form.get("scope", "").replace("%3A", ":").replace("%2A", "*").replace("%2F", "/")
+            front.token_requests.append(scope)
+            if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != front.refresh_token:
+                self._send(401, b'{"error": "invalid_grant"}')
+                return
+            token = secrets.token_urlsafe(24)
+            front.tokens[token] = {scope} if scope else set()
+            self._send(200, json.dumps({"access_token": token}).encode(), {"Content-Type": "application/json"})
 
         def do_GET(self) -> None:
             if self.path.startswith("/token"):

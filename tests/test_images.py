@@ -776,3 +776,23 @@ def test_registry_auth_config_file_serves_the_browser_and_a_misplaced_switch_is_
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
     assert out.returncode == 2
     assert "unknown key 'registry_check' (did you mean 'image.registry_check'?)" in out.stderr
+
+
+def test_an_identity_token_from_docker_login_is_exchanged_for_an_access_token(
+    pushed: dict[str, str], registry: dockerkit.Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clauderon_nb.backends.images import in_registry
+
+    _, repository = repository_of(pushed["tools:1"])
+    with registrykit.token_front(registry) as front:
+        config = tmp_path / "oauth" / "config.json"
+        config.parent.mkdir()
+        entry = {"auth": "PHRva2VuPjo=", "identitytoken": front.refresh_token}  # "<token>:", as docker writes it
+        config.write_text(json.dumps({"auths": {front.host: entry}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(config.parent))
+        assert in_registry(f"{front.host}/{repository}:1").digest.startswith("sha256:")
+        entry["identitytoken"] = "revoked"
+        config.write_text(json.dumps({"auths": {front.host: entry}}))
+        with pytest.raises(RegistryError) as err:
+            in_registry(f"{front.host}/{repository}:1")
+        assert err.value.kind == "denied" and "revoked" not in str(err.value)

@@ -144,13 +144,13 @@ class RegistryClient:
         return http.client.HTTPConnection(host, timeout=self.timeout)
 
     def _send(
-        self, method: str, url: str, headers: dict[str, str], redirects: int = 3
+        self, method: str, url: str, headers: dict[str, str], redirects: int = 3, data: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urllib.parse.urlsplit(url)
         conn = self._connect(parts.scheme, parts.netloc)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            conn.request(method, target or "/", headers={"User-Agent": "clauderon-nb", **headers})
+            conn.request(method, target or "/", body=data, headers={"User-Agent": "clauderon-nb", **headers})
             response = conn.getresponse()
             body = response.read(MAX_BODY) if method != "HEAD" else b""
             status, got = response.status, {k.lower(): v for k, v in response.getheaders()}
@@ -225,14 +225,22 @@ class RegistryClient:
             query.append(("scope", wanted))
         headers: dict[str, str] = {}
         creds = self.credentials
-        if creds is not None and not creds.identity_token:
-            raw = f"{creds.username}:{creds.secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-        elif creds is not None:  # an identity token is exchanged with a POST (OAuth2 refresh token)
-            query.append(("grant_type", "refresh_token"))
-        sep = "&" if parts.query else "?"
-        url = realm + (sep + urllib.parse.urlencode(query) if query else "")
-        status, _, body = self._send("GET", url, headers)
+        if creds is not None and creds.identity_token:  # an OAuth2 refresh token: exchanged with a form POST
+            form = [
+                *query,
+                ("grant_type", "refresh_token"),
+                ("client_id", "clauderon-nb"),
+                ("refresh_token", creds.secret),
+            ]
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            status, _, body = self._send("POST", realm, headers, data=urllib.parse.urlencode(form).encode())
+        else:
+            if creds is not None:
+                raw = f"{creds.username}:{creds.secret}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            sep = "&" if parts.query else "?"
+            url = realm + (sep + urllib.parse.urlencode(query) if query else "")
+            status, _, body = self._send("GET", url, headers)
         if status in (401, 403):
             raise RegistryError("denied", self._denied(f"the token service of {self.registry} refused"))
         if status != 200:
@@ -425,7 +433,3 @@ def client_for(registry: str, config_file: Path | None = None, config_registry: 
     if creds is None and use_file is not None:
         raise RegistryError("denied", f"{use_file} has no credentials for {registry}", step="registry auth")
     return RegistryClient(registry, creds)
-
-
-def as_json(info: TagInfo) -> dict[str, Any]:
-    return {"tag": info.tag, "digest": info.digest, "size": info.size, "created": info.created}
