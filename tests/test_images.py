@@ -432,6 +432,9 @@ def test_devcontainer_mistakes_name_the_file_and_key(home: Path, repo: Path) -> 
     (repo / ".devcontainer.json").write_text('{"image": "ubuntu", // no end')
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
     assert out.returncode == 2 and ".devcontainer.json: not valid JSON with comments" in out.stderr
+    (repo / ".devcontainer.json").write_text("[" * 50000 + "]" * 50000)
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2 and ".devcontainer.json: nested too deeply" in out.stderr
     (repo / ".devcontainer.json").write_text('{"image": "ubuntu", "containerEnv": {"A": "${localEnv:HOME}"}}')
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
     assert out.returncode == 2 and "containerEnv.A: uses a ${…} variable" in out.stderr

@@ -99,6 +99,8 @@ def _load(repo_root: Path, path: Path) -> Devcontainer:
         raise ConfigError(f"{where}: not UTF-8 text") from None
     except ValueError as exc:
         raise ConfigError(f"{where}: not valid JSON with comments ({' '.join(str(exc).split())[:160]})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a devcontainer.json") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a JSON object at the top level")
     folder = posixpath.dirname(path.relative_to(repo_root).as_posix())  # "" or ".devcontainer"
