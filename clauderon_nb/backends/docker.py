@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config.environment import docker_socket
@@ -24,6 +24,7 @@ from .base import Observed, orphan_session
 from .engine_socket import get_json
 from .images import STEP as CHECK_IMAGE
 from .images import ImageCheck, in_registry
+from .registry import select_credentials
 
 if TYPE_CHECKING:
     from ..model.build import BuildConfig
@@ -41,6 +42,23 @@ def _explain(exc: Exception) -> str:
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
     return " ".join(str(text).split())
+
+
+def _events(
+    stream: Any, step: str, field: str | None = None, explain: Callable[[str], str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The decoded events of a pull, build or push stream. The engine reports failures *inside* the stream
+    (``{"error": …}``), and a dropped connection ends it: both become one ``BackendError`` line."""
+    try:
+        for event in stream:
+            if "error" in event:
+                detail = " ".join(str((event.get("errorDetail") or {}).get("message") or event["error"]).split())
+                raise BackendError(explain(detail) if explain else detail, step=step, field=field)
+            yield event
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the connection dropped while streaming
+        raise BackendError(_explain(exc), step=step) from None
 
 
 class DockerBackend:
@@ -146,17 +164,8 @@ class DockerBackend:
         ref = parse_image(spec.settings.image)
         if not same_registry(auth.registry, ref.registry):
             return None  # credentials for another registry: the engine user's `docker login` applies
-        from docker import auth as docker_auth
-
-        try:
-            config = docker_auth.load_config(config_path=str(auth.config_file))
-            hub = ref.registry == "docker.io"  # docker-py finds Docker Hub's entry under its index name
-            creds = docker_auth.resolve_authconfig(config, registry=None if hub else auth.registry)
-        except Exception as exc:  # noqa: BLE001 - any unreadable config is one error line
-            raise BackendError(f"cannot read {auth.config_file}: {_explain(exc)}", step="registry auth") from None
-        if not creds:
-            raise BackendError(f"{auth.config_file} has no credentials for {auth.registry}", step="registry auth")
-        return dict(creds)
+        creds = select_credentials(ref.registry, auth.config_file, auth.registry)
+        return creds.engine_auth() if creds else None
 
     def image_present(self, image: str) -> bool:
         import docker
@@ -222,51 +231,41 @@ class DockerBackend:
                 network_mode=network,
                 labels={f"{LABEL_PREFIX}build": "true"},
             )
-            try:
-                for event in stream:
-                    if "error" in event:
-                        detail = " ".join(str(event.get("errorDetail", {}).get("message") or event["error"]).split())
-                        output = f"; last output: {' | '.join(last[-3:])}" if last else ""
-                        raise BackendError(f"{detail}{output}", step=step, field="build")
-                    aux = event.get("aux") or {}
-                    image_id = str(aux.get("ID") or image_id)
-                    for line in str(event.get("stream") or "").splitlines():
-                        if line.strip():
-                            last.append(line.strip())
-                            progress(ProgressEvent("build", line.strip(), detail=True))
-            except BackendError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the connection dropped while streaming
-                raise BackendError(_explain(exc), step=step) from None
+
+            def with_output(detail: str) -> str:
+                return detail + (f"; last output: {' | '.join(last[-3:])}" if last else "")
+
+            for event in _events(stream, step, field="build", explain=with_output):
+                aux = event.get("aux") or {}
+                image_id = str(aux.get("ID") or image_id)
+                for line in str(event.get("stream") or "").splitlines():
+                    if line.strip():
+                        last.append(line.strip())
+                        progress(ProgressEvent("build", line.strip(), detail=True))
         if not self.image_present(tag):
             raise BackendError(f"the build finished without an image {tag}", step=step, field="build")
         return image_id or self._image_ids.get(tag, "")
 
     def push(self, tag: str, progress: ProgressCallback) -> str:
         """Push ``tag`` with the ``docker login`` credentials of its registry; returns its digest."""
-        from .registry import credentials_for
-
         ref = parse_image(tag)
         step = f"push image {tag}"
-        creds = credentials_for(ref.registry)
-        auth = {"username": creds.username, "password": creds.secret} if creds else None
+        creds = select_credentials(ref.registry)
         progress(ProgressEvent("build", f"pushing {tag}"))
         stream = self._api(
-            step, self.client.api.push, ref.name, tag=ref.tag, stream=True, decode=True, auth_config=auth
+            step,
+            self.client.api.push,
+            ref.name,
+            tag=ref.tag,
+            stream=True,
+            decode=True,
+            auth_config=creds.engine_auth() if creds else None,
         )
         digest = None
-        try:
-            for event in stream:
-                if "error" in event:
-                    detail = event.get("errorDetail", {}).get("message") or event["error"]
-                    raise BackendError(" ".join(str(detail).split()), step=step, field="build")
-                digest = (event.get("aux") or {}).get("Digest") or digest
-                if event.get("status") and event.get("id"):
-                    progress(ProgressEvent("build", f"{event['id']}: {event['status']}", detail=True))
-        except BackendError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the connection dropped while streaming
-            raise BackendError(_explain(exc), step=step) from None
+        for event in _events(stream, step, field="build"):
+            digest = (event.get("aux") or {}).get("Digest") or digest
+            if event.get("status") and event.get("id"):
+                progress(ProgressEvent("build", f"{event['id']}: {event['status']}", detail=True))
         if not digest:
             raise BackendError("the registry sent no digest for the pushed image", step=step)
         return str(digest)
@@ -279,26 +278,18 @@ class DockerBackend:
         stream = self._api(
             step, self.client.api.pull, ref.name, tag=ref.pull_tag, stream=True, decode=True, auth_config=auth
         )
-        try:
-            for event in stream:
-                if "error" in event:  # the engine reports failures inside the stream
-                    detail = event.get("errorDetail", {}).get("message") or event["error"]
-                    raise BackendError(" ".join(str(detail).split()), step=step)
-                detail = event.get("progressDetail") or {}
-                progress(
-                    ProgressEvent(
-                        "pull",
-                        str(event.get("status", "")),
-                        layer=event.get("id"),
-                        current=detail.get("current"),
-                        total=detail.get("total"),
-                        detail=True,
-                    )
+        for event in _events(stream, step):
+            detail = event.get("progressDetail") or {}
+            progress(
+                ProgressEvent(
+                    "pull",
+                    str(event.get("status", "")),
+                    layer=event.get("id"),
+                    current=detail.get("current"),
+                    total=detail.get("total"),
+                    detail=True,
                 )
-        except BackendError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - connection errors while streaming
-            raise BackendError(_explain(exc), step=step) from None
+            )
 
     def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
         """What a create will make, recorded before it is made (write-ahead)."""

@@ -59,6 +59,12 @@ class Credentials:
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, source={self.source!r})"
 
+    def engine_auth(self) -> dict[str, str]:
+        """As the Docker engine takes them for a pull or a push (docker-py's ``auth_config``)."""
+        if self.identity_token:
+            return {"identitytoken": self.secret}
+        return {"username": self.username, "password": self.secret}
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -106,7 +112,9 @@ def credentials_for(registry: str, config_file: Path | None = None) -> Credentia
         found = docker_auth.resolve_authconfig(config, registry=None if registry == DEFAULT_REGISTRY else registry)
     except Exception as exc:  # noqa: BLE001 - an unreadable config or a failing helper is one line
         detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
-        raise RegistryError("denied", f"cannot read the credentials for {registry} from {where}: {detail}") from None
+        raise RegistryError(
+            "denied", f"cannot read the credentials for {registry} from {where}: {detail}", step="registry auth"
+        ) from None
     if not found:
         return None
     values = {str(k).lower(): v for k, v in dict(found).items()}
@@ -423,13 +431,20 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
-def client_for(registry: str, config_file: Path | None = None, config_registry: str | None = None) -> RegistryClient:
-    """A client for ``registry`` with the credentials of ``config_file`` when it is for that registry
-    (``[image.registry_auth]``), else those of ``docker login``."""
+def select_credentials(
+    registry: str, config_file: Path | None = None, config_registry: str | None = None
+) -> Credentials | None:
+    """The credentials for ``registry``: those of ``config_file`` when it is for that registry
+    (``[image.registry_auth]``; a file without them is an error), else those of ``docker login``."""
     from ..model.image import same_registry
 
     use_file = config_file if config_file and config_registry and same_registry(config_registry, registry) else None
     creds = credentials_for(registry, use_file)
     if creds is None and use_file is not None:
         raise RegistryError("denied", f"{use_file} has no credentials for {registry}", step="registry auth")
-    return RegistryClient(registry, creds)
+    return creds
+
+
+def client_for(registry: str, config_file: Path | None = None, config_registry: str | None = None) -> RegistryClient:
+    """A client for ``registry`` with the credentials ``select_credentials`` finds."""
+    return RegistryClient(registry, select_credentials(registry, config_file, config_registry))
