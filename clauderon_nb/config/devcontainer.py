@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..model.build import BuildConfig
 from ..model.image import parse_image
+from ..model.redact import is_env_name, looks_secret_env
 from .cache import remember, stat_key
 from .tomlfile import display_path, readable_file
 
@@ -43,7 +44,6 @@ _EDITOR_KEYS = {
     "remoteEnv",
 }
 _USED = {"image", "build", "dockerFile", "context", "containerEnv", "containerUser", "remoteUser", "postCreateCommand"}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 MAX_FILE = 1024 * 1024
 
@@ -129,10 +129,14 @@ def _take(data: dict[str, Any], folder: str, values: dict[str, Any]) -> None:
         values["image"] = str(parse_image(data["image"], "image"))
     env = data.get("containerEnv")
     if env is not None:
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in env.items()
-        ):
+        if not isinstance(env, dict) or not all(is_env_name(k) and isinstance(v, str) for k, v in env.items()):
             raise ValueError("containerEnv: expected an object of variable names to text values")
+        secret = next((k for k in env if looks_secret_env(k)), None)
+        if secret is not None:
+            raise ValueError(
+                f"containerEnv.{secret}: looks like a secret, which clauderon-nb never takes from a repository's "
+                "file; list the variable in an agent's pass_env (its value then comes from your environment)"
+            )
         if any("${" in v for v in env.values()):
             bad = next(k for k, v in env.items() if "${" in v)
             raise ValueError(

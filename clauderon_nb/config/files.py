@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from ..model.fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import DEFAULTABLE_FIELDS
-from ..model.redact import has_credentials, redact_url
+from ..model.redact import has_credentials, is_env_name, redact_url
 from ..model.request import CreateSessionRequest
 from ..model.units import parse_memory
 from .environment import clauderon_home as clauderon_home  # re-exported
@@ -21,7 +21,7 @@ from .tomlfile import load_toml, readable_file
 
 
 def _env_name(value: Any, info: ValidationInfo) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+    if not is_env_name(value):
         raise ValueError(
             f"{info.field_name} {value!r}: expected an environment variable name such as ANTHROPIC_API_KEY"
         )

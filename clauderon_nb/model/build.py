@@ -9,12 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .redact import looks_secret_env
+from .image import BUILD_REPOSITORY
+from .redact import is_env_name, looks_secret_env
 
 #: Where built images are tagged on a Docker engine (``localhost/`` marks a local build, as Podman does).
-LOCAL_BUILD_PREFIX = "localhost/clauderon-build"
-BUILD_REPOSITORY = "clauderon-build"
-_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LOCAL_BUILD_PREFIX = f"localhost/{BUILD_REPOSITORY}"
 _TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -74,7 +73,7 @@ class BuildConfig(BaseModel):
             raise ValueError(f'build.args {value!r}: expected a table of NAME = "value"')
         out: dict[str, str] = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not _ARG_NAME.fullmatch(key):
+            if not is_env_name(key):
                 raise ValueError(f"build.args key {key!r}: expected a build argument name such as NODE_VERSION")
             if looks_secret_env(key):
                 raise ValueError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 SECRET_MASK = "***"
 
@@ -31,6 +31,14 @@ def redact_text(text: str) -> str:
 def has_credentials(url: str) -> bool:
     """True when ``url`` carries a user or password."""
     return bool(_URL_USERINFO.search(url))
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: object) -> TypeGuard[str]:
+    """An environment variable (or build argument) name: ``ANTHROPIC_API_KEY``, ``NODE_VERSION``."""
+    return isinstance(name, str) and _ENV_NAME.fullmatch(name) is not None
 
 
 def looks_secret_env(name: str) -> bool:
