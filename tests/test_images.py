@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,7 @@ def test_dry_run_reports_the_digest_and_the_check_can_be_turned_off(
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", "127.0.0.1:1/x/y:1", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "not checked in its registry (registry_check = false); create pulls it" in out.stdout
-    assert "registry_check  off" in out.stdout.replace("  (user", "(user") or "registry_check" in out.stdout
+    assert re.search(r"\n  registry_check +off +\(user: ", out.stdout), out.stdout
 
 
 def test_never_and_if_not_present_ask_the_engine_first(dhome: Path, repo: Path, image: str) -> None:
@@ -250,7 +251,7 @@ def test_images_overview_and_suggestions(
     assert all(r.allowed is None for r in listing.rows)  # no policy: nothing to mark
     found = mgr.image_suggestions(f"{registry.host}/{repository}:")
     assert f"{registry.host}/{repository}:1" in found and f"{registry.host}/{repository}:2" in found
-    assert image in found or any(image.split("/", 1)[1] in s for s in found)
+    assert image in found  # as the engine names it, as a user types it
 
 
 # --- builds -----------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def test_build_flag_and_a_dockerfile_that_is_not_committed(dhome: Path, repo: Pa
     git("commit", "-qm", "df", cwd=repo)
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert "build           Dockerfile (context .)" in out.stdout or "Dockerfile (context .)" in out.stdout
+    assert re.search(r"\n  build +Dockerfile \(context \.\) +\(session\)", out.stdout), out.stdout
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "../Dockerfile")
     assert out.returncode == 2 and "build.dockerfile '../Dockerfile': points outside the repository" in out.stderr
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--build", "--image", image)
@@ -435,6 +436,10 @@ def test_devcontainer_mistakes_name_the_file_and_key(home: Path, repo: Path) -> 
     (repo / ".devcontainer.json").write_text("[" * 50000 + "]" * 50000)
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
     assert out.returncode == 2 and ".devcontainer.json: nested too deeply" in out.stderr
+    (repo / ".devcontainer.json").write_text('{"image": "ubuntu", "containerEnv": {"NPM_TOKEN": "npm_abc123"}}')
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
+    assert out.returncode == 2 and "containerEnv.NPM_TOKEN: looks like a secret" in out.stderr
+    assert "npm_abc123" not in out.stderr + out.stdout
     (repo / ".devcontainer.json").write_text('{"image": "ubuntu", "containerEnv": {"A": "${localEnv:HOME}"}}')
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--backend", "docker", "--dry-run")
     assert out.returncode == 2 and "containerEnv.A: uses a ${…} variable" in out.stderr

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ConfigError
-from ..model.build import BUILD_REPOSITORY, LOCAL_BUILD_PREFIX, BuildConfig
+from ..model.build import LOCAL_BUILD_PREFIX, BuildConfig
+from ..model.image import BUILD_REPOSITORY
 from ..model.naming import slugify
 
 OUTSIDE_DOCKERFILE = ".clauderon.Dockerfile"  # where a Dockerfile from outside the context goes in the tar
@@ -78,12 +79,6 @@ def dockerfile_in_context(build: BuildConfig) -> str:
     """The Dockerfile's path inside the context tar."""
     rel = posixpath.relpath(build.dockerfile_path, build.context)
     return OUTSIDE_DOCKERFILE if rel.startswith("../") or rel == ".." else rel
-
-
-def is_built_image(image: str) -> bool:
-    """Whether ``image`` is one clauderon built (``…/clauderon-build/…``)."""
-    path = image.split("@", 1)[0].split("/")[1:-1] if "/" in image else []
-    return BUILD_REPOSITORY in path or image.startswith(f"{BUILD_REPOSITORY}/")
 
 
 def repo_slug(repo: Path, remote_name: str | None = None) -> str:

@@ -154,10 +154,10 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true", help="print JSON")
     trust = sub.add_parser(
         "trust",
-        help="trust a repository's .clauderon.toml (needed when it picks the image or agent)",
-        description="Trust the current content of a repository's .clauderon.toml. It is untrusted input: when it "
-        "chooses the image or agent that would receive your credentials, create asks for this first; any change "
-        "to the file asks again.",
+        help="trust a repository's .clauderon.toml and devcontainer.json (needed when they pick the image or agent)",
+        description="Trust the current content of a repository's .clauderon.toml and devcontainer.json. They are "
+        "untrusted input: when they choose the image, build, agent, environment, user or post-create command of a "
+        "session that would receive your credentials, create asks for this first; any change to them asks again.",
     )
     trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
     fetch = named("fetch", "bring a session's branch into your repository as clauderon/NAME")

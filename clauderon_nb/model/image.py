@@ -58,6 +58,16 @@ class ImageRef:
         return self.digest or self.tag or "latest"
 
 
+#: The repository path under which clauderon tags the images it builds (``localhost/clauderon-build/…``).
+BUILD_REPOSITORY = "clauderon-build"
+
+
+def is_built_image(image: str) -> bool:
+    """Whether ``image`` (canonical) is one clauderon built: a ``clauderon-build`` component in its path."""
+    path = image.split("@", 1)[0].split("/")[1:-1] if "/" in image else []
+    return BUILD_REPOSITORY in path or image.startswith(f"{BUILD_REPOSITORY}/")
+
+
 def normalize_registry(host: str) -> str:
     """One spelling per registry: a URL becomes its host, and Docker Hub's aliases become ``docker.io``.
 

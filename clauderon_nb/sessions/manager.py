@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.environment import clauderon_home, docker_engine_present
 from ..errors import BackendError, ClauderonError, ConfigError, PolicyError, did_you_mean
 from ..model.choices import Backend
-from ..model.image import parse_image
+from ..model.image import is_built_image, parse_image
 from ..model.naming import current_owner, is_dns_label, name_from_prompt, worktree_root
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.pull_policy import PullPolicy
@@ -179,7 +179,6 @@ class SessionManager:
     # --- images -------------------------------------------------------------
 
     def _image_browser(self) -> ImageBrowser:
-        from ..backends.buildctx import is_built_image
         from ..config.environment import docker_engine_present
         from ..config.files import load_system_config, load_user_config
         from ..config.policy import load_policy
@@ -757,6 +756,7 @@ class SessionManager:
 
 def stored_settings(session: Session) -> dict[str, Any]:
     """A record's settings, parsed again with the model's own parsers (the store is untrusted)."""
+
     raw = dict(session.settings)
     out: dict[str, Any] = {"backend": Backend.parse(session.backend)}
     try:
@@ -769,8 +769,10 @@ def stored_settings(session: Session) -> dict[str, Any]:
                 out[key] = parse_memory(value, key)
             elif key == "image":
                 ref = parse_image(value, key)
-                # A built image is pinned to the digest clauderon pushed; the policy judged its tag.
-                out[key] = str(replace(ref, digest=None) if raw.get("build") and ref.tag else ref)
+                # A built image is pinned to the digest clauderon pushed; the policy judged its tag. (The store
+                # is untrusted: only a clauderon-build name loses its digest here, never any other image.)
+                built = raw.get("build") and ref.tag and is_built_image(str(ref))
+                out[key] = str(replace(ref, digest=None) if built else ref)
             elif key == "pull_policy":
                 out[key] = PullPolicy.parse(value, key)
             elif key == "network":

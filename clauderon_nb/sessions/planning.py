@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends.buildctx import build_tag, is_built_image
+from ..backends.buildctx import build_tag
 from ..config.agents import agent_command, agent_env, all_agents
 from ..config.devcontainer import Devcontainer, load_devcontainer
 from ..config.files import (
@@ -35,6 +35,7 @@ from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files, t
 from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.display import show_value
+from ..model.image import is_built_image
 from ..model.limits import MAX_ARG_BYTES
 from ..model.naming import owner_folder, stable_name, worktree_root
 from ..model.pull_policy import PullPolicy
