@@ -61,9 +61,7 @@ class SessionTable:
         if not self.sessions:
             return "No sessions."
         head = (*(("OWNER",) if self.owners else ()), "NAME", "STATUS", "BACKEND", "IMAGE", "CPU", "MEMORY", "ERROR")
-        rows = [head, *self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+        return text_table([head, *self._rows()])
 
     def _repr_html_(self) -> str:
         if not self.sessions:
@@ -81,6 +79,12 @@ class SessionTable:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [session_dict(s) for s in self.sessions]
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows (the first a header) in aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def age_text(seconds: float) -> str:
@@ -252,10 +256,7 @@ class ImageTable:
         rows = self._rows()
         if rows:
             head = ("IMAGE", "KIND", "DIGEST", "SIZE", "CREATED", "POLICY")
-            widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-            lines += [
-                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]
-            ]
+            lines += ["  " + line for line in text_table([head, *rows]).splitlines()]
         else:
             lines.append("  (none)")
         if self.listing.rule:

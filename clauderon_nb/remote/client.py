@@ -32,20 +32,15 @@ if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
     from ..render.plan import PlanView
     from ..sessions.culling import CullAction
+    from ..sessions.images import ImageListing
     from ..sessions.planning import Options
 
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 #: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
 #: a preset is sent as the values it gave.
 SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f != "preset")
-CLIENT_SOURCES = (
-    "session",
-    "preset",
-    "repo",
-    "devcontainer",
-    "kernel",
-    "user",
-)  # not "system": the service has its own
+#: The sources a client sends values from (not "system": the service has its own /etc/clauderon).
+CLIENT_SOURCES = ("session", "preset", "repo", "devcontainer", "kernel", "user")
 
 
 class ServiceClient:
@@ -289,13 +284,11 @@ class RemoteManager:
         except (KeyError, TypeError):
             raise ClauderonError("the clauderon service sent malformed options") from None
 
-    def images(self, target: str | None = None) -> Any:
+    def images(self, target: str | None = None) -> ImageListing:
         """The service's image browser (its credentials, your policy)."""
-        import urllib.parse
-
         from ..sessions.images import ImageListing
 
-        query = f"?target={urllib.parse.quote(target, safe='')}" if target else ""
+        query = f"?target={quote(target, safe='')}" if target else ""
         data = self.client.json("GET", f"/images{query}")
         try:
             return ImageListing.from_json(data)
@@ -303,10 +296,10 @@ class RemoteManager:
             raise ClauderonError("the clauderon service sent a malformed image list") from None
 
     def image_suggestions(self, typed: str = "") -> builtins.list[str]:
-        import urllib.parse
-
-        data = self.client.json("GET", f"/images?suggest=1&typed={urllib.parse.quote(typed, safe='')}")
-        return [str(i) for i in (data or {}).get("images") or []]
+        """The service's suggestions for an image field (its engine's images, a typed repository's tags)."""
+        data = self.client.json("GET", f"/images?suggest=1&typed={quote(typed, safe='')}")
+        images = data.get("images") if isinstance(data, dict) else None
+        return [str(i) for i in images] if isinstance(images, list) else []
 
     # --- create -------------------------------------------------------------
 

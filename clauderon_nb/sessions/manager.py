@@ -756,7 +756,6 @@ class SessionManager:
 
 def stored_settings(session: Session) -> dict[str, Any]:
     """A record's settings, parsed again with the model's own parsers (the store is untrusted)."""
-
     raw = dict(session.settings)
     out: dict[str, Any] = {"backend": Backend.parse(session.backend)}
     try:
