@@ -33,7 +33,6 @@ MOVED = {
     "plan": "render.plan",
     "store": "sessions.store",
     "gitrepo": "sessions.gitrepo",
-    "worktree": "sessions.worktree",
     "manager": "sessions.manager",
     "cli_parser": "frontends.parser",
     "commands": "frontends.commands",

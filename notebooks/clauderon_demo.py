@@ -628,7 +628,7 @@ c.JupyterHub.load_roles = [
         "groups": ["clauderon-users"],
     }},
     {{"name": "clauderon-admins", "scopes": ["custom:clauderon:admin"], "users": ["carol"]}},
-    {{"name": "clauderon-service", "scopes": ["read:users:name"], "services": ["clauderon"]}},
+    {{"name": "clauderon-service", "scopes": ["read:users"], "services": ["clauderon"]}},
     {{
         "name": "server",
         "scopes": [

@@ -102,6 +102,9 @@ command = ["sh", "-c", "sleep 1; echo failing; exit 3"]
 
 [agents.missing]
 command = ["no-such-agent-binary", "{prompt}"]
+
+[agents.committer]
+command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
 """
 
 
@@ -160,9 +163,6 @@ def dhome(home: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> It
 SERVICE_AGENTS = (
     TEST_AGENTS
     + r"""
-[agents.committer]
-command = ["sh", "-c", "cd /workspace && echo work > agent.txt && git add agent.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent work' && echo committed && exec sleep 600"]
-
 [agents.quiet]
 command = ["sh", "-c", "printf '%s' \"$CLAUDERON_PROMPT\" > /tmp/prompt; echo started; exec sleep 600"]
 

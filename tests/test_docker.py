@@ -44,9 +44,16 @@ def branch_exists(repo: Path, name: str) -> bool:
     return subprocess.run(["git", "show-ref", "--quiet", f"refs/heads/clauderon/{name}"], cwd=repo).returncode == 0
 
 
+def agent_ids() -> str:
+    """The uid:gid a session's agent runs as on this machine: yours, or 1000 when you are root."""
+    import os
+
+    return f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 else "1000:1000"
+
+
 def assert_nothing_left(client: Any, home: Path, repo: Path, name: str) -> None:
     assert not container_exists(client, name), "container left behind"
-    assert not (home / "worktrees" / name).exists(), "worktree left behind"
+    assert not (home / "workspaces" / name).exists(), "workspace left behind"
     assert not branch_exists(repo, name), "branch left behind"
     mgr = SessionManager()
     assert mgr.store.find(name, mgr.owner) is None, "record left behind"
@@ -92,18 +99,21 @@ def test_lifecycle_limits_labels_mounts(dhome: Path, repo: Path, image: str, doc
     assert host["CpuShares"] == 256
     assert host["Init"] is True
     assert host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["PidsLimit"] == 1024
+    assert not host.get("Privileged")
     labels = info["Config"]["Labels"]
     assert labels["clauderon.io/managed"] == "true"
     assert labels["clauderon.io/session-id"] == s.id
     assert labels["clauderon.io/session-name"] == "life"
     assert labels["clauderon.io/owner"] == mgr.owner
     assert labels["clauderon.io/backend"] == "docker"
-    import os
-
-    assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    assert info["Config"]["User"] == agent_ids()
+    # the session's own workspace is the only mount: never the repository or its .git
     mounts = {m["Destination"]: m["Source"] for m in info["Mounts"]}
-    assert mounts["/workspace"] == str(dhome / "worktrees" / "life")
-    # git works inside: the worktree's .git file points into the repository's .git, which is mounted too
+    assert mounts == {"/workspace": str(dhome / "workspaces" / "life")}
+    # git works inside: the workspace has a git directory of its own, on the session's branch
     logs = wait_for_logs(mgr, "life", "init")
     assert "clauderon/life" in logs
     # settings are persisted with the session
@@ -395,18 +405,14 @@ class TestOutsideChanges:
 
     def test_delete_keeps_a_branch_with_new_commits(self, dhome: Path, repo: Path, image: str) -> None:
         mgr = SessionManager()
-        s = mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="work", image=image)
-        wt = Path(s.worktree)
-        (wt / "new.txt").write_text("agent work\n")
-        subprocess.run(
-            ["git", "-c", "user.name=a", "-c", "user.email=a@b.invalid", "add", "new.txt"], cwd=wt, check=True
-        )
-        subprocess.run(
-            ["git", "-c", "user.name=a", "-c", "user.email=a@b.invalid", "commit", "-qm", "work"], cwd=wt, check=True
-        )
+        s = mgr.create(repo=str(repo), prompt="x", backend="docker", agent="committer", name="work", image=image)
+        wait_for_logs(mgr, "work", "committed")
+        assert not branch_exists(repo, "work")  # the agent's branch lives in its workspace until brought back
         assert mgr.delete("work") == "branch clauderon/work kept: it has 1 new commit"
         assert branch_exists(repo, "work")
-        assert not wt.exists()
+        log = subprocess.run(["git", "log", "--format=%s", "clauderon/work"], cwd=repo, capture_output=True, text=True)
+        assert log.stdout.split("\n")[:2] == ["agent work", "init"]
+        assert not Path(s.worktree).exists()
         subprocess.run(["git", "branch", "-D", "clauderon/work"], cwd=repo, check=True, capture_output=True)
 
 

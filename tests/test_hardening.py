@@ -6,7 +6,6 @@ each test cleans up what it made.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -274,7 +273,8 @@ def test_4x10_concurrent_creates_with_one_prompt_then_concurrent_deletes(
     sessions = mgr.list()
     assert len({s.name for s in sessions}) == 40
     assert all(s.status is Status.RUNNING for s in sessions)
-    assert len(branches(repo)) == 40
+    assert len(list((dhome / "workspaces").iterdir())) == 40
+    assert branches(repo) == []  # each branch lives in its session's workspace until it is brought back
     names = [s.name for s in sessions]
     deleters = [
         subprocess.Popen([sys.executable, "-c", DELETE_SOME, *names[i::4]], stderr=subprocess.PIPE, text=True)
@@ -285,16 +285,19 @@ def test_4x10_concurrent_creates_with_one_prompt_then_concurrent_deletes(
     assert mgr.list() == []
     assert branches(repo) == []
     assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+    assert list((dhome / "workspaces").iterdir()) == []
     assert git("worktree", "list", cwd=repo).count("\n") == 0
 
 
-def test_worktree_folder_in_the_way_leaves_no_branch(home: Path, repo: Path) -> None:
+def test_a_workspace_folder_in_the_way_is_left_alone(home: Path, repo: Path) -> None:
     (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
-    (home / "worktrees" / "wf").mkdir(parents=True)
-    with pytest.raises(BackendError, match=r"create worktree: the worktree folder .* already exists"):
+    (home / "workspaces" / "wf").mkdir(parents=True)
+    (home / "workspaces" / "wf" / "notes.txt").write_text("mine\n")
+    with pytest.raises(BackendError, match=r"create workspace: the workspace folder of session 'wf' already exists"):
         SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="quick", name="wf")
     assert branches(repo) == []
     assert SessionManager().list() == []
+    assert (home / "workspaces" / "wf" / "notes.txt").read_text() == "mine\n"  # not ours: never removed
 
 
 def test_an_existing_branch_of_that_name_is_never_touched(home: Path, repo: Path) -> None:
@@ -305,43 +308,31 @@ def test_an_existing_branch_of_that_name_is_never_touched(home: Path, repo: Path
     assert branches(repo) == ["clauderon/mine"]
 
 
-def test_the_worktree_lock_serialises(home: Path, repo: Path) -> None:
-    """A create waits while another process holds the repository's lock, then succeeds."""
-    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
-    lock = repo / ".git" / "clauderon-worktrees.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    script = (
-        "from clauderon_nb import SessionManager; import sys; "
-        "SessionManager().create(repo=sys.argv[1], prompt='x', backend='local', agent='quick', name='lk')"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(repo)])
-    time.sleep(1.0)
-    assert proc.poll() is None  # waiting for the lock
-    assert not (home / "worktrees" / "lk").exists()
-    os.close(fd)
-    assert proc.wait(timeout=60) == 0
-    SessionManager().delete("lk")
-
-
 # --- 4. no half-done deletes ------------------------------------------------------
 
 
-def test_failed_delete_step_is_finished_by_the_next_delete(home: Path, repo: Path) -> None:
+def test_failed_delete_step_is_finished_by_the_next_delete(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clauderon_nb.sessions.workspace as workspace
+
     (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="hd")
-    shutil.rmtree(home / "worktrees" / "hd")
-    git("worktree", "prune", cwd=repo)
-    git("checkout", "-q", "clauderon/hd", cwd=repo)  # the branch is in use: deleting it fails
-    with pytest.raises(BackendError, match="delete branch"):
+    real = workspace.remove_tree
+
+    def fails(path: Path) -> None:
+        raise BackendError("the disk went away", step="remove workspace")
+
+    monkeypatch.setattr(workspace, "remove_tree", fails)  # the process was stopped; removing its files fails
+    with pytest.raises(BackendError, match="remove workspace: the disk went away"):
         mgr.delete("hd")
     session = mgr.get("hd")
     assert session.status is Status.FAILED  # not stuck in deleting
     assert "run delete again" in (session.error or "")
-    git("checkout", "-q", "main", cwd=repo)
+    monkeypatch.setattr(workspace, "remove_tree", real)
     assert mgr.delete("hd") is None
-    assert mgr.list() == [] and branches(repo) == []
+    assert mgr.list() == [] and branches(repo) == [] and not (home / "workspaces" / "hd").exists()
 
 
 def test_base_commit_is_a_hash_and_renaming_the_branch_does_not_break_delete(home: Path, repo: Path) -> None:
@@ -351,8 +342,9 @@ def test_base_commit_is_a_hash_and_renaming_the_branch_does_not_break_delete(hom
     base = s.runtime["base_commit"]
     assert len(base) == 40 and set(base) <= set("0123456789abcdef")
     git("branch", "-m", "main", "trunk", cwd=repo)
-    git("-C", str(home / "worktrees" / "rn"), "commit", "-q", "--allow-empty", "-m", "work", cwd=repo)
+    git("-C", str(home / "workspaces" / "rn"), "commit", "-q", "--allow-empty", "-m", "work", cwd=repo)
     assert mgr.delete("rn") == "branch clauderon/rn kept: it has 1 new commit"
+    assert git("log", "--format=%s", "-1", "clauderon/rn", cwd=repo) == "work"
 
 
 def test_worktree_removed_by_hand_is_reported_and_start_refuses(home: Path, repo: Path) -> None:
@@ -360,7 +352,7 @@ def test_worktree_removed_by_hand_is_reported_and_start_refuses(home: Path, repo
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="gone")
     mgr.stop("gone")
-    shutil.rmtree(home / "worktrees" / "gone")
+    shutil.rmtree(home / "workspaces" / "gone")
     (session,) = mgr.list()
     assert "was removed outside clauderon" in (session.error or "")
     with pytest.raises(BackendError) as exc:
@@ -500,8 +492,8 @@ def test_a_deleted_store_shows_labelled_containers_as_orphans(
     assert note is not None and "orphan" in note
     assert containers_of(docker_client, s.id) == []
     assert mgr.list() == []
-    git("worktree", "remove", "--force", str(dhome / "worktrees" / "orph"), cwd=repo)
-    git("branch", "-D", "clauderon/orph", cwd=repo)
+    assert (dhome / "workspaces" / "orph" / ".git").is_dir()  # no record says whose: kept for the user to look at
+    shutil.rmtree(dhome / "workspaces" / "orph")
 
 
 # --- 7. input limits, checked up front -------------------------------------------------
@@ -593,7 +585,7 @@ def test_an_engine_that_does_not_see_the_worktree_fails_before_start(
     plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="echo", name="elsewhere", image=image)
     empty = tmp_path / "what-the-engine-sees"
     empty.mkdir()
-    spec = dataclasses.replace(plan.session_spec, worktree=empty)
+    spec = dataclasses.replace(plan.session_spec, workspace=empty)
     with pytest.raises(BackendError) as exc:
         DockerBackend().create(spec, {}, no_progress)
     message = str(exc.value)
@@ -619,32 +611,6 @@ def test_falling_back_to_the_local_backend_is_said(home: Path, repo: Path, tmp_p
 
 
 # --- 10. trust boundaries of the workspace ----------------------------------------------
-
-GIT_ATTACK = (
-    "git rev-parse --git-common-dir > /dev/null; d=$(git rev-parse --path-format=absolute --git-common-dir); "
-    'echo "#!/bin/sh" > "$d/hooks/post-checkout" && echo hook=written || echo hook=refused; '
-    'echo "[core] fsmonitor = touch /tmp/x" >> "$d/config" && echo config=written || echo config=refused; '
-    "git -c user.name=a -c user.email=a@b commit -q --allow-empty -m agent && echo commit=ok; exec sleep 600"
-)
-
-
-@pytest.mark.docker
-def test_an_agent_cannot_write_git_hooks_or_config(dhome: Path, repo: Path, image: str) -> None:
-    with open(dhome / "config.toml", "a") as fh:
-        fh.write(f"\n[agents.attack]\ncommand = ['sh', '-c', '{GIT_ATTACK}']\n")
-    config_before = (repo / ".git" / "config").read_text()
-    mgr = SessionManager()
-    mgr.create(repo=str(repo), prompt="x", backend="docker", agent="attack", name="atk", image=image)
-    deadline = time.monotonic() + 20
-    while "commit=" not in str(mgr.logs("atk")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    logs = str(mgr.logs("atk"))
-    assert "hook=refused" in logs and "config=refused" in logs
-    assert "commit=ok" in logs  # the agent still works on its branch
-    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
-    assert (repo / ".git" / "config").read_text() == config_before
-    assert mgr.delete("atk") == "branch clauderon/atk kept: it has 1 new commit"
-    git("branch", "-D", "clauderon/atk", cwd=repo)
 
 
 def test_a_repository_file_that_picks_the_image_needs_trust(

@@ -70,7 +70,7 @@ def repository_of(ref: str) -> tuple[str, str]:
 def leftovers(docker_client: Any, home: Path) -> list[str]:
     owner = os.environ.get("JUPYTERHUB_USER", "")
     containers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
-    worktrees = list((home / "worktrees").glob("*")) if (home / "worktrees").exists() else []
+    worktrees = list((home / "workspaces").glob("*")) if (home / "workspaces").exists() else []
     records = SessionManager().list() if (home / "sessions.sqlite").exists() else []
     return [*(c["Id"] for c in containers), *map(str, worktrees), *(s.name for s in records)]
 

@@ -355,17 +355,39 @@ def test_namespace_template_never_maps_two_owners_to_one_namespace(a: str, b: st
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", part) and len(part) <= 22
 
 
-def test_a_tampered_pod_manifest_is_not_started(k8s: StandIn, repo: Path) -> None:
+def test_start_renders_the_pod_again_and_a_forged_record_cannot_shape_it(k8s: StandIn, repo: Path) -> None:
+    """The store is untrusted: start renders the pod from the stored settings, parsed and checked again,
+    never from a stored manifest. A forged manifest is ignored; forged settings are refused."""
     mgr = SessionManager()
     session = create(repo=repo, name="tm")
+    (pod,) = k8s.bodies("Pod")
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True and pod["spec"]["securityContext"]["runAsUser"] > 0
+    for container in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        }
     mgr.stop("tm")
-    manifest = session.runtime["pod_manifest"]
-    manifest["spec"]["containers"][0]["securityContext"] = {"privileged": True}
-    manifest["spec"]["volumes"].append({"name": "root", "hostPath": {"path": "/"}})
-    mgr.store.update(session.id, runtime={**session.runtime, "pod_manifest": manifest})
-    with pytest.raises(BackendError, match="recorded pod manifest of session 'tm' was changed"):
-        mgr.start("tm")
-    assert len(k8s.bodies("Pod")) == 1  # nothing was submitted
+    forged = {
+        **pod,
+        "spec": {**pod["spec"], "hostNetwork": True, "volumes": [{"name": "r", "hostPath": {"path": "/"}}]},
+    }
+    mgr.store.update(session.id, runtime={**session.runtime, "pod_manifest": forged})
+    assert mgr.start("tm").status is Status.RUNNING
+    assert k8s.bodies("Pod")[-1] == pod  # rendered again: the forged manifest played no part
+    mgr.stop("tm")
+    for settings, message in (
+        ({**session.settings, "run_as_user": 0}, "runs as a non-root uid"),
+        ({**session.settings, "image": "not an image!"}, "stored settings are damaged"),
+        ({**session.settings, "tolerations": [{"operator": "Sometimes"}]}, "stored settings are damaged"),
+    ):
+        mgr.store.update(session.id, settings=settings)
+        with pytest.raises(ClauderonError, match=message):
+            mgr.start("tm")
+    assert len(k8s.bodies("Pod")) == 2  # nothing more was submitted
+    mgr.store.update(session.id, settings=session.settings)
     mgr.delete("tm")
 
 

@@ -101,7 +101,7 @@ def test_tail_takes_ascii_digits_only(home: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ("run_as_user = 0", "run_as_user 0: expected a whole number from 1 to 2147483647"),
+        ("run_as_user = 2147483648", "run_as_user 2147483648: expected a uid, a whole number from 0 to 2147483647"),
         ("run_as_user = -5", "run_as_user -5"),
         ("run_as_user = 99999999999", "run_as_user 99999999999"),
         ("run_as_user = true", "run_as_user True"),

@@ -1,4 +1,4 @@
-"""The local backend: the agent as a plain process in the session's worktree."""
+"""The local backend: the agent as a plain process in the session's workspace."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_lifecycle(lhome: Path, repo: Path) -> None:
     wait(lambda: "cwd=" in str(mgr.logs("loc")))
     logs = str(mgr.logs("loc"))
     assert f"argv=[{prompt}]" in logs
-    assert f"cwd={lhome / 'worktrees' / 'loc'}" in logs
+    assert f"cwd={lhome / 'workspaces' / 'loc'}" in logs
     assert str(mgr.logs("loc", tail=1)).startswith("cwd=")
     pid = s.runtime["pid"]
     assert mgr.stop("loc").status is Status.STOPPED
@@ -59,7 +59,7 @@ def test_lifecycle(lhome: Path, repo: Path) -> None:
     new_pid = mgr.get("loc").runtime["pid"]
     mgr.delete("loc")
     wait(lambda: not Path(f"/proc/{new_pid}").exists())
-    assert not (lhome / "worktrees" / "loc").exists()
+    assert not (lhome / "workspaces" / "loc").exists()
     assert not (lhome / "logs" / "loc.log").exists()
     assert mgr.list() == []
 
@@ -100,7 +100,7 @@ def test_agent_not_on_path(lhome: Path, repo: Path) -> None:
     with pytest.raises(BackendError, match=r"check agent: agent command 'no-such-agent-binary' is not on PATH"):
         SessionManager().create(repo=str(repo), prompt="x", backend="local", agent="missing", name="miss")
     assert SessionManager().list() == []
-    assert not (lhome / "worktrees" / "miss").exists()
+    assert not (lhome / "workspaces" / "miss").exists()
 
 
 def test_container_settings_refused(lhome: Path, repo: Path) -> None:

@@ -75,25 +75,24 @@ def test_docker_kwargs_exact(repo: Path, home: Path) -> None:
         },
         "environment": {"CLAUDERON_PROMPT": 'say "hi"; $(rm -rf /) `id`\nnext', "CLAUDERON_SESSION_ID": sid},
         "working_dir": "/workspace",
-        "user": f"{os.getuid()}:{os.getgid()}",
+        # yours, or 1000 when you are root: never root in the container without the policy's allow_root
+        "user": f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 else "1000:1000",
         "init": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
         "tty": True,
         "stdin_open": True,
         "network_mode": "bridge",
-        "volumes": {
-            str(home / "worktrees" / "my-task"): {"bind": "/workspace", "mode": "rw"},
-            str(repo / ".git"): {"bind": str(repo / ".git"), "mode": "rw"},
-            # what runs code on the host at the user's next git command stays out of the agent's reach
-            str(repo / ".git" / "hooks"): {"bind": str(repo / ".git" / "hooks"), "mode": "ro"},
-            str(repo / ".git" / "config"): {"bind": str(repo / ".git" / "config"), "mode": "ro"},
-        },
+        # the session's own workspace, nothing else of the host: never the repository or its .git
+        "volumes": {str(home / "workspaces" / "my-task"): {"bind": "/workspace", "mode": "rw"}},
         "nano_cpus": 500_000_000,
         "mem_limit": 64 * 1024**2,
         "cpu_shares": 256,
         "mem_reservation": 32 * 1024**2,
+        "pids_limit": 1024,
     }
     assert p.session_spec.branch == "clauderon/my-task"
-    assert not (home / "worktrees").exists()  # planning creates nothing
+    assert not (home / "workspaces").exists()  # planning creates nothing
 
 
 def test_docker_network_and_the_docker_client_accepts_the_kwargs(repo: Path, write: Write) -> None:

@@ -589,12 +589,17 @@ def test_an_unreachable_engine_is_503(hub: hubkit.Hub, repo: Path, image: str) -
     from clauderon_nb.errors import EngineUnavailable
 
     with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
-        mgr.create(repo=str(repo), prompt="x", image=image, agent="echo")  # its bundle is kept
+        mgr.create(repo=str(repo), prompt="x", image=image, agent="echo")
+    from clauderon_nb.sessions.bundles import make_bundle
+    from clauderon_nb.sessions.gitrepo import inspect_repo
+
+    bundle = repo.parent / "noengine.bundle"
+    assert make_bundle(inspect_repo(repo), [], bundle)  # the failed create kept nothing: send it again
     request = urllib.request.Request(
         hub.noengine_url + "api/v1/sessions",
-        data=json.dumps(body).encode(),
+        data=json.dumps(body).encode() + b"\n" + bundle.read_bytes(),
         method="POST",
-        headers={"Authorization": f"token {hub.tokens['alice']}", "Content-Type": "application/json"},
+        headers={"Authorization": f"token {hub.tokens['alice']}", "Content-Type": "application/x-clauderon-create"},
     )
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=30)
@@ -759,25 +764,50 @@ def test_metrics_are_prometheus_text_for_admins(hub: hubkit.Hub, policy: Path, r
     assert "clauderon_image_pull_duration_seconds" in families and "clauderon_culls" in families
 
 
-def test_sessions_of_a_deleted_hub_account_are_stopped_and_listed_for_the_admin(
-    hub: hubkit.Hub, repo: Path, image: str
-) -> None:
+def _dave(hub: hubkit.Hub) -> RemoteManager:
+    """A fresh hub account named dave, with access to the service."""
     import contextlib
 
     with contextlib.suppress(urllib.error.HTTPError):
         hub.call("POST", "/users/dave", {})
     hub.call("POST", "/groups/clauderon-users/users", {"users": ["dave"]})  # the group holds the access role
     token = hub.token("dave", scopes=["access:services!service=clauderon"])
-    dave = RemoteManager(Endpoint(hub.service_url, token))
-    dave.create(repo=str(repo), prompt="mine", agent="echo", image=image, name="left")
+    return RemoteManager(Endpoint(hub.service_url, token))
+
+
+def _dave_folders(hub: hubkit.Hub) -> list[Path]:
+    from clauderon_nb.model.naming import owner_folder
+
+    return [p for p in (hub.data_dir / d / owner_folder("dave") for d in ("repos", "workspaces")) if p.exists()]
+
+
+def test_everything_of_a_deleted_hub_account_is_removed(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    dave = _dave(hub)
+    dave.create(repo=str(repo), prompt="mine", agent="committer", image=image, name="left")
+    assert _dave_folders(hub)  # a repository copy and a workspace
     hub.call("DELETE", "/users/dave")
     admin = remote(hub, "admin")
     actions = [a for a in admin.cull() if a.owner == "dave"]
-    assert [(a.name, a.reason) for a in actions] == [("left", "owner_deleted")]
-    (left,) = [s for s in admin.list(all_owners=True) if s.owner == "dave"]
-    assert left.status.value == "stopped"
-    assert left.error == "stopped by the clauderon service: its owner's hub account was deleted"
-    admin.delete("dave/left")
+    assert [(a.name, a.action, a.reason) for a in actions] == [("left", "delete", "owner_deleted")]
+    assert [s for s in admin.list(all_owners=True) if s.owner == "dave"] == []
+    assert _dave_folders(hub) == []  # nothing of the account is kept for a new one of the same name
+    # The name comes back as a new account: it starts empty.
+    assert _dave(hub).list() == []
+
+
+def test_a_name_given_to_a_new_account_never_inherits_the_old_one(hub: hubkit.Hub, repo: Path, image: str) -> None:
+    """Deleted and recreated between two culler passes: the first request of the new account finds nothing."""
+    old = _dave(hub)
+    old.create(repo=str(repo), prompt="old account's work", agent="echo", image=image, name="heirloom")
+    hub.call("DELETE", "/users/dave")
+    new = _dave(hub)
+    assert new.list() == []
+    with pytest.raises(ClauderonError, match="no session named 'heirloom'"):
+        new.get("heirloom")
+    assert _dave_folders(hub) == []
+    status, answer = raw(hub, "GET", "/sessions?all=1", hub.tokens["admin"])
+    assert status == 200 and [s for s in answer["sessions"] if s["owner"] == "dave"] == []
+    hub.call("DELETE", "/users/dave")
 
 
 def test_the_admin_session_list_widget_shows_owners_filters_and_totals(hub: hubkit.Hub, repo: Path, image: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model.progress import ProgressCallback
@@ -48,11 +49,22 @@ def orphan_session(
     )
 
 
+class Workspace(Protocol):
+    """A session's workspace folder on this host, being made while the backend makes its object."""
+
+    path: Path
+
+    def ready(self, uid: int, gid: int) -> bool:
+        """Wait until it is made and give it to the agent's uid; False when this process may not chown (the
+        backend must)."""
+        ...
+
+
 class SessionBackend(Protocol):
     name: str
-    #: True when the session works in a local git worktree (docker, local); False when the
+    #: True when the session works in a workspace folder on this host (docker, local); False when the
     #: backend clones the repository itself (kubernetes).
-    local_worktree: bool
+    local_workspace: bool
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> SessionSpec | None:
         """Everything that can fail before anything is created (engine, resources, image, a build).
@@ -75,19 +87,27 @@ class SessionBackend(Protocol):
         ...
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
+        self,
+        spec: SessionSpec,
+        secrets: Mapping[str, str],
+        progress: ProgressCallback,
+        *,
+        wait: bool = True,
+        workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Create and start the session's object; returns its id and runtime bookkeeping.
 
-        ``wait``: watch the object come up and fail if it does not.
+        ``wait``: watch the object come up and fail if it does not. ``workspace``: the folder to give the
+        agent (``local_workspace`` backends), ready once ``ready`` returns.
         """
         ...
 
     def remove(self, session: Session) -> None:
         """Remove every object of the session, found by its labels or recorded names (idempotent)."""
 
-    def start(self, session: Session) -> dict[str, Any]:
-        """Start a stopped session; returns updated runtime bookkeeping."""
+    def start(self, session: Session, spec: SessionSpec | None = None) -> dict[str, Any]:
+        """Start a stopped session; returns updated runtime bookkeeping. ``spec``: the session rendered again
+        from its stored settings (the backends that render their object again on start need it)."""
         ...
 
     def stop(self, session: Session) -> None: ...

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..model.build import LOCAL_BUILD_PREFIX, BuildConfig
 from ..model.image import BUILD_REPOSITORY
 from ..model.naming import slugify
+from .git import git_argv, git_env, run_git
 
 OUTSIDE_DOCKERFILE = ".clauderon.Dockerfile"  # where a Dockerfile from outside the context goes in the tar
 
@@ -30,13 +31,7 @@ OUTSIDE_DOCKERFILE = ".clauderon.Dockerfile"  # where a Dockerfile from outside 
 def _object(repo: Path, commit: str, path: str) -> tuple[str, str]:
     """(type, id) of ``path`` at ``commit``; ("", "") when it is not there."""
     spec = f"{commit}^{{tree}}" if path == "." else f"{commit}:{path}"
-    result = subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "--batch-check=%(objecttype) %(objectname)"],
-        input=spec + "\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_git(["cat-file", "--batch-check=%(objecttype) %(objectname)"], repo, stdin=spec + "\n")
     parts = result.stdout.split()
     return (parts[0], parts[1]) if result.returncode == 0 and len(parts) == 2 else ("", "")
 
@@ -116,15 +111,16 @@ def context_tar(repo: Path, commit: str, build: BuildConfig) -> IO[bytes]:
     spec = f"{commit}^{{tree}}" if build.context == "." else f"{commit}:{build.context}"
     out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
     result = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", spec], stdout=out, stderr=subprocess.PIPE
+        git_argv(["archive", "--format=tar", spec]), cwd=repo, stdout=out, stderr=subprocess.PIPE, env=git_env()
     )
     if result.returncode != 0:
         out.close()
-        detail = " ".join(result.stderr.decode(errors="replace").split())[:200]
-        raise ConfigError(f"build.context {build.context!r}: git archive failed ({detail})", field="build")
+        raise ConfigError(
+            f"build.context {build.context!r}: git could not archive it at commit {commit[:12]}", field="build"
+        )
     if dockerfile_in_context(build) == OUTSIDE_DOCKERFILE:
         data = subprocess.run(
-            ["git", "-C", str(repo), "show", f"{commit}:{build.dockerfile_path}"], capture_output=True, check=True
+            git_argv(["show", f"{commit}:{build.dockerfile_path}"]), cwd=repo, capture_output=True, env=git_env()
         ).stdout
         out.seek(0)
         merged = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller

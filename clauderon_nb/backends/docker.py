@@ -6,10 +6,11 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config.environment import docker_socket
-from ..errors import BackendError, EngineUnavailable
+from ..errors import BackendError, EngineUnavailable, PolicyError
 from ..model.display import show_value
 from ..model.image import parse_image, same_registry
 from ..model.naming import label_safe, object_name
@@ -20,7 +21,7 @@ from ..model.session import Session, Status
 from ..model.units import human_cpu
 from ..render.docker import render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
-from .base import Observed, orphan_session
+from .base import Observed, Workspace, orphan_session
 from .engine_socket import get_json
 from .images import STEP as CHECK_IMAGE
 from .images import ImageCheck, in_registry
@@ -63,7 +64,7 @@ def _events(
 
 class DockerBackend:
     name = "docker"
-    local_worktree = True
+    local_workspace = True
 
     def __init__(self) -> None:
         self._client: docker.DockerClient | None = None
@@ -296,14 +297,17 @@ class DockerBackend:
         return {"container": spec.object_name}
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
+        self,
+        spec: SessionSpec,
+        secrets: Mapping[str, str],
+        progress: ProgressCallback,
+        *,
+        wait: bool = True,
+        workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         import docker
         from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
-        # Each protected path is bind-mounted read-only, which needs its source: git makes hooks/ itself,
-        # but a repository cloned without templates may lack it.
-        (spec.git_common_dir / "hooks").mkdir(exist_ok=True)
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))
         api = self.client.api
@@ -314,8 +318,15 @@ class DockerBackend:
             raise BackendError(_explain(exc), step="create container") from None
         cid = str(created["Id"])
         try:  # from here on, any failure or interrupt removes the container again
+            uid, gid = self._agent_ids(cid, spec)
+            in_workspace = not spec.command[0].startswith("/") and "/" in spec.command[0]
+            if not in_workspace:  # while the workspace is still being made
+                self._check_command(cid, spec)
+            if workspace is not None and not workspace.ready(uid, gid):
+                self.hand_over(workspace.path, uid, gid, str(spec.settings.image))
             self._check_workspace(cid, spec)
-            self._check_command(cid, spec)
+            if in_workspace:
+                self._check_command(cid, spec)
             progress(ProgressEvent("start", f"starting container {spec.object_name}"))
             try:
                 api.start(cid)
@@ -326,7 +337,98 @@ class DockerBackend:
         except BaseException:
             self._remove(cid)
             raise
-        return cid, {"container": spec.object_name}
+        return cid, {"container": spec.object_name, "uid": uid, "gid": gid}
+
+    def _agent_ids(self, cid: str, spec: SessionSpec) -> tuple[int, int]:
+        """The uid and gid the container runs as: the spec's, or a devcontainer's named user looked up in
+        the image's /etc/passwd (read as data from the created container). Root only where allowed."""
+        user = spec.settings.container_user
+        if not user or re.fullmatch(r"[0-9]+(:[0-9]+)?", user):
+            return spec.uid, spec.gid
+        name, _, group = user.partition(":")
+        found = _passwd_entry(self._read_small_file(cid, "/etc/passwd", "check user"), name)
+        if found is None:
+            raise BackendError(
+                f"containerUser {name!r} is not in image {spec.settings.image}'s /etc/passwd; use a user the "
+                "image has, or a numeric uid",
+                step="check user",
+                field="image",
+            )
+        uid, gid = found
+        if group.isdigit():
+            gid = int(group)
+        if uid == 0 and not spec.root_allowed:
+            raise PolicyError(
+                f"containerUser {name!r} is uid 0 (root) in image {spec.settings.image}; a session's container "
+                "runs as a non-root uid unless the admin policy says allow_root = true",
+                field="image",
+            )
+        return uid, gid
+
+    def _read_small_file(self, cid: str, path: str, step: str) -> bytes:
+        """A small regular file of the container's filesystem, read through the engine (never followed
+        on this host); empty when it is missing or not a regular file."""
+        import io
+        import tarfile
+
+        import docker
+
+        try:
+            stream, _ = self.client.api.get_archive(cid, path)
+            data = b"".join(stream)
+        except docker.errors.NotFound:
+            return b""
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step=step) from None
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None or not member.isfile() or member.size > 1024 * 1024:
+                return b""
+            handle = tar.extractfile(member)
+            return handle.read() if handle else b""
+
+    def hand_over(self, path: Path, uid: int, gid: int, image: str) -> None:
+        """Give a fresh workspace to the agent's uid when this process may not chown (a service that does
+        not run as root): a throwaway container of the session's image, with only CHOWN, does it."""
+        self._helper(image, path, ["chown", "-R", f"{uid}:{gid}", WORKSPACE], "0:0", ["CHOWN"], "prepare workspace")
+
+    def clear_workspace(self, path: Path, uid: int, image: str) -> None:
+        """Empty a workspace this process may not (the agent's files, another uid's): a throwaway container
+        running as the agent's uid removes them inside the sandbox."""
+        script = f"chmod -R u+rwX {WORKSPACE} 2>/dev/null; rm -rf {WORKSPACE}/* {WORKSPACE}/.[!.]* {WORKSPACE}/..?*"
+        self._helper(image, path, ["sh", "-c", script], f"{uid}:{uid}", [], "remove workspace")
+
+    def _helper(self, image: str, path: Path, command: list[str], user: str, caps: list[str], step: str) -> None:
+        api = self.client.api
+        host = api.create_host_config(
+            binds={str(path): {"bind": WORKSPACE, "mode": "rw"}},
+            network_mode="none",
+            cap_drop=["ALL"],
+            cap_add=caps or None,
+            security_opt=["no-new-privileges:true"],
+            pids_limit=64,
+        )
+        created = self._api(
+            step,
+            api.create_container,
+            image,
+            command=command,
+            user=user,
+            host_config=host,
+            labels={f"{LABEL_PREFIX}managed": "helper"},
+        )
+        cid = str(created["Id"])
+        try:
+            self._api(step, api.start, cid)
+            result = self._api(step, api.wait, cid, timeout=300)
+            if (result or {}).get("StatusCode") != 0:
+                raise BackendError(
+                    f"a helper container of image {image} failed (exit code {(result or {}).get('StatusCode')}); "
+                    "the image needs sh, chown, chmod and rm",
+                    step=step,
+                )
+        finally:
+            self._remove(cid)
 
     def _wait_post_create(self, cid: str, spec: SessionSpec, progress: ProgressCallback) -> None:
         """Wait for the devcontainer's postCreateCommand: done (the agent starts) or failed (the create
@@ -369,7 +471,7 @@ class DockerBackend:
         if self._exists_in(cid, f"{WORKSPACE}/.git", "check workspace"):
             return
         raise BackendError(
-            f"/workspace in the container is empty: the Docker engine does not see {spec.worktree} at that path "
+            "/workspace in the container is empty: the Docker engine does not see the session's workspace folder "
             "on its own host (the engine runs elsewhere than this notebook, e.g. DockerSpawner with the socket "
             "mounted); set CLAUDERON_HOME and the repository to paths that exist alike on both sides",
             step="check workspace",
@@ -433,7 +535,7 @@ class DockerBackend:
         for row in self.containers(session):
             self._remove(str(row["Id"]))
 
-    def start(self, session: Session) -> dict[str, Any]:
+    def start(self, session: Session, spec: SessionSpec | None = None) -> dict[str, Any]:
         rows = self.containers(session)
         if not rows:
             raise BackendError(
@@ -542,6 +644,15 @@ class DockerBackend:
         prefix = f"docker -H {shlex.quote(redact_url(host))}" if host else "docker"
         container = session.runtime.get("container") or object_name(session.name, session.owner)
         return f"{prefix} attach {shlex.quote(str(container))}"
+
+
+def _passwd_entry(passwd: bytes, name: str) -> tuple[int, int] | None:
+    """(uid, gid) of ``name`` in an /etc/passwd file's bytes."""
+    for line in passwd.decode("utf-8", errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 4 and parts[0] == name and parts[2].isdigit() and parts[3].isdigit():
+            return int(parts[2]), int(parts[3])
+    return None
 
 
 def _observed(state: str, status: str) -> Observed:

@@ -18,10 +18,11 @@ from ..model.image import parse_image
 from ..model.naming import label_safe, object_name
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
+from ..model.redact import strip_credentials
 from ..model.session import Session, Status
 from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
 from ..render.spec import LABEL_PREFIX, SessionSpec
-from .base import Observed
+from .base import Observed, Workspace
 from .images import ImageCheck, in_registry
 from .registry import RegistryError
 
@@ -69,7 +70,7 @@ def _api_error(exc: Any, verb: str, resource: str, namespace: str) -> str:
 
 class KubernetesBackend:
     name = "kubernetes"
-    local_worktree = False
+    local_workspace = False
     poll_interval = 1.0  # seconds between pod status checks while waiting
 
     def __init__(self) -> None:
@@ -209,6 +210,15 @@ class KubernetesBackend:
             "context": s.context,
             "pod": spec.object_name,
             "planned": {"PersistentVolumeClaim": kinds.get("PersistentVolumeClaim"), "Secret": kinds.get("Secret")},
+            # What the pod is rendered from again on start besides the settings (no secret values).
+            "render": {
+                "remote_url": strip_credentials(spec.remote_url or ""),
+                "remote_in_secret": spec.remote_in_secret,
+                "fetch": bool(spec.workspace_url),
+                "base_branch": spec.base_branch,
+                "secret_env": list(spec.secret_env),
+                "container_env": dict(s.container_env or {}),
+            },
         }
 
     def survey(
@@ -219,7 +229,13 @@ class KubernetesBackend:
         ), []  # pods live in namespaces of their own; their records say where (see docs/troubleshooting.md)
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
+        self,
+        spec: SessionSpec,
+        secrets: Mapping[str, str],
+        progress: ProgressCallback,
+        *,
+        wait: bool = True,
+        workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         s = spec.settings
         kubeconfig = str(s.kubeconfig) if s.kubeconfig else None
@@ -242,9 +258,7 @@ class KubernetesBackend:
                     manifest,
                 )
                 created.append((kind, name))
-                if kind == "Pod":
-                    runtime["pod_manifest"] = manifest  # no secret values: they live in the Secret
-                elif kind == "PersistentVolumeClaim":
+                if kind == "PersistentVolumeClaim":
                     runtime["pvc"] = name
                 elif kind == "Secret":
                     runtime["secret"] = name
@@ -361,17 +375,19 @@ class KubernetesBackend:
             time.sleep(self.poll_interval)
         raise BackendError(f"pod {pod} is still terminating after 120s", step="stop pod")
 
-    def start(self, session: Session) -> dict[str, Any]:
-        """Recreate the pod on the kept PVC (and Secret) and wait for it to run."""
+    def start(self, session: Session, spec: SessionSpec | None = None) -> dict[str, Any]:
+        """Create the pod again on the kept PVC (and Secret) and wait for it to run. The pod is rendered
+        again from ``spec`` (the stored settings, parsed and checked again): never replayed from the store."""
+        if spec is None:
+            raise BackendError("a Kubernetes session starts from its settings; none were given", step="start pod")
         kubeconfig, context, namespace = self._where(session)
         api = self.core(kubeconfig, context)
-        manifest = session.runtime.get("pod_manifest")
-        if not manifest:
-            raise BackendError("the pod manifest was not recorded", step="start pod")
-        check_manifest(manifest, session)
+        (pod,) = [m for m in render_kubernetes(spec) if m["kind"] == "Pod"]
+        if pod["metadata"]["name"] != session.runtime.get("pod"):
+            raise BackendError(f"session {session.name!r} has a damaged record; delete it", step="start pod")
         # An ephemeral workspace starts empty again: the init container clones afresh.
-        self._call("start pod", "create", "pods", namespace, api.create_namespaced_pod, namespace, manifest)
-        timeout = float(session.settings.get("pod_start_timeout") or 300)
+        self._call("start pod", "create", "pods", namespace, api.create_namespaced_pod, namespace, pod)
+        timeout = float(spec.settings.pod_start_timeout or 300)
         try:
             self._wait_running(api, namespace, str(session.runtime["pod"]), timeout, lambda _e: None)
         except BaseException:
@@ -438,37 +454,6 @@ class KubernetesBackend:
         if context:
             parts += ["--context", context]
         return " ".join([*parts, "attach", "-it", "-n", namespace, str(session.runtime["pod"]), "-c", AGENT_CONTAINER])
-
-
-def check_manifest(manifest: Any, session: Session) -> None:
-    """The stored pod manifest is untrusted: it must be the pod we rendered for this session's settings."""
-    problem = None
-    try:
-        meta, spec = manifest["metadata"], manifest["spec"]
-        containers = spec["initContainers"] + spec["containers"]
-        labels = meta.get("labels") or {}
-        if labels.get(f"{LABEL_PREFIX}session-id") != session.id or meta.get("name") != session.runtime.get("pod"):
-            problem = "it is labelled for another session"
-        elif any(c.get("image") != session.settings.get("image") for c in containers):
-            problem = "its image differs from the session's"
-        elif spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
-            problem = "it asks for host namespaces"
-        elif any(
-            (c.get("securityContext") or {}).get("privileged")
-            or (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False
-            for c in containers
-        ):
-            problem = "it asks for privileges"
-        elif any("hostPath" in v for v in spec.get("volumes") or []):
-            problem = "it mounts a host path"
-    except (KeyError, TypeError, AttributeError):
-        problem = "it is malformed"
-    if problem:
-        raise BackendError(
-            f"the recorded pod manifest of session {session.name!r} was changed ({problem}); delete the session and "
-            "create it again",
-            step="start pod",
-        )
 
 
 def _container_problem(statuses: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Local backend: the agent as a plain process in the session's worktree."""
+"""Local backend: the agent as a plain process in the session's workspace (no sandbox: it runs as you)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..errors import BackendError
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
 from ..render.spec import SessionSpec
-from .base import Observed
+from .base import Observed, Workspace
 from .images import ImageCheck
 
 
@@ -62,7 +62,7 @@ def _tail(path: Path, lines: int | None) -> str:
 
 class LocalBackend:
     name = "local"
-    local_worktree = True
+    local_workspace = True
 
     def check_image(self, spec: SessionSpec) -> ImageCheck:
         """A local process has no image."""
@@ -93,10 +93,10 @@ class LocalBackend:
         return int(proc.stdout.strip())
 
     def plan_runtime(self, spec: SessionSpec) -> dict[str, Any]:
-        logs = spec.worktree.parent.parent / "logs"
+        logs = spec.workspace.parent.parent / "logs"
         return {
             "argv": list(spec.command),
-            "cwd": str(spec.worktree),
+            "cwd": str(spec.workspace),
             "log": str(logs / f"{spec.name}.log"),
             "exit_file": str(logs / f"{spec.name}.exit"),
         }
@@ -107,9 +107,17 @@ class LocalBackend:
         return self.observe(sessions), []  # a local process carries no labels: its record is how it is found
 
     def create(
-        self, spec: SessionSpec, secrets: Mapping[str, str], progress: ProgressCallback, *, wait: bool = True
+        self,
+        spec: SessionSpec,
+        secrets: Mapping[str, str],
+        progress: ProgressCallback,
+        *,
+        wait: bool = True,
+        workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         runtime = self.plan_runtime(spec)
+        if workspace is not None:
+            workspace.ready(os.getuid(), os.getgid())  # the agent is this process's user: nothing to hand over
         progress(ProgressEvent("start", f"starting {spec.command[0]}"))
         try:
             pid = self._spawn(
@@ -120,7 +128,7 @@ class LocalBackend:
         runtime["pid"] = pid
         return f"pid-{pid}", runtime
 
-    def start(self, session: Session) -> dict[str, Any]:
+    def start(self, session: Session, spec: SessionSpec | None = None) -> dict[str, Any]:
         """Run ``runtime['argv']`` again (the manager re-derives it from the agent table, not the store)."""
         rt = dict(session.runtime)
         env = {"CLAUDERON_PROMPT": session.prompt, "CLAUDERON_SESSION_ID": session.id}

@@ -93,8 +93,17 @@ MAX_POD_START_TIMEOUT = 24 * 3600.0
 
 
 def _uid(value: Any, info: ValidationInfo) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UID:
-        raise ValueError(f"{info.field_name} {value!r}: expected a whole number from 1 to {MAX_UID} (a non-root uid)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UID:
+        raise ValueError(
+            f"{info.field_name} {value!r}: expected a uid, a whole number from 0 to {MAX_UID} "
+            "(0, root, only where the admin policy says allow_root = true)"
+        )
+    return value
+
+
+def _pids(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 4_194_304:
+        raise ValueError(f"{info.field_name} {value!r}: expected a number of processes from 16 to 4194304")
     return value
 
 
@@ -257,6 +266,7 @@ class DockerImageSection(_File):
 class DockerResources(_File):
     cpu: Cpu | None = None
     memory: Memory | None = None
+    pids: Annotated[int, BeforeValidator(_pids)] | None = None  # processes the container may run at once
 
 
 class DockerConfig(_File):
@@ -266,6 +276,7 @@ class DockerConfig(_File):
     resources: DockerResources = Field(default_factory=DockerResources)
     network: Network | None = None
     extra_env: dict[EnvName, str] = Field(default_factory=dict)
+    run_as_user: Annotated[int, BeforeValidator(_uid)] | None = None  # the agent's uid (and gid) in the container
 
 
 class KubernetesConfig(_File):

@@ -103,6 +103,12 @@ def _count(value: Any, info: ValidationInfo) -> int:
     return value
 
 
+def _positive(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{info.field_name} {value!r}: expected a whole number, 1 or more")
+    return value
+
+
 Count = Annotated[int, BeforeValidator(_count)]
 Duration = Annotated[float, BeforeValidator(_duration)]
 
@@ -117,11 +123,16 @@ class PolicyRules(BaseModel):
     # Building the session image from a repository's Dockerfile runs that repository's RUN steps on the
     # engine: off unless a policy file says allow_builds = true.
     allow_builds: bool | None = None
+    # A session's container runs as a non-root uid unless every policy file says allow_root = true.
+    allow_root: bool | None = None
+    max_pids: Annotated[int, BeforeValidator(_positive)] | None = None  # processes per session container
     max_cpu: Cpu | None = None
     max_memory: Memory | None = None
     max_workspace_size: Annotated[int, BeforeValidator(_size)] | None = None
     max_gpus: Count | None = None  # per session
     max_upload_size: Annotated[int, BeforeValidator(_bytes)] | None = None  # a workspace bundle sent to the service
+    # The service's copies of a user's repositories, all together (bytes on disk).
+    max_repo_storage: Annotated[int, BeforeValidator(_bytes)] | None = None
     allowed_backends: list[BackendName] | None = None
     allowed_pull_policies: list[Policy] | None = None
     allowed_networks: Annotated[list[str], BeforeValidator(_networks)] | None = None
@@ -142,6 +153,7 @@ class PolicyRules(BaseModel):
     max_lifetime: Duration | None = None
     idle_timeout: Duration | None = None
     delete_stopped_after: Duration | None = None
+    delete_unused_repos_after: Duration | None = None  # the service's copy of a repository no session uses
 
 
 #: How several groups combine: the most permissive value of each key.
@@ -158,7 +170,7 @@ _LISTS = (
 def _most_permissive(key: str, values: list[Any]) -> Any:
     if key in _LISTS:
         return list(dict.fromkeys(v for value in values for v in value))
-    if key in ("allow_digests", "allow_builds"):
+    if key in ("allow_digests", "allow_builds", "allow_root"):
         return any(values)
     if key in ("default_preset", "priority_class_name"):
         return values[0]  # groups in name order: the first that names one
@@ -260,6 +272,19 @@ class AdminPolicy:
         found = self.first("allowed_images")
         return [g for g in (found[0] if found else []) if not any(c in g for c in WILDCARDS)]
 
+    def allows_root(self) -> bool:
+        """Root in a session's container: only when a policy exists and every file says allow_root = true."""
+        return bool(self.files) and all(f.rules.allow_root for f in self.files)
+
+    def root_refusal(self, what: str) -> PolicyError:
+        """The one line for a session that would run as root in its container."""
+        where = ", ".join(f.where_for("allow_root") for f in self.files if not f.rules.allow_root) or "no policy file"
+        return PolicyError(
+            f"{what}: a session's container runs as a non-root uid; root needs allow_root = true in the admin "
+            f"policy ({where}); use a non-root user (run_as_user, or containerUser in devcontainer.json)",
+            field="image",
+        )
+
     def is_admin(self, owner: str) -> bool:
         return any(f.rules.admins and owner in f.rules.admins for f in self.files)
 
@@ -341,6 +366,7 @@ _MAXIMA = (
     ("memory_request", "max_memory"),
     ("workspace_size", "max_workspace_size"),
     ("gpus", "max_gpus"),
+    ("pids_limit", "max_pids"),
 )
 
 

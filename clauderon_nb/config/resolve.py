@@ -13,30 +13,39 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from ..errors import ConfigError, describe_validation_error, did_you_mean
 from ..model.build import BuildConfig
 from ..model.choices import Backend
 from ..model.display import show_value
+from ..model.fields import BackendName, Build, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, local_backend_refusal
 from ..model.pull_policy import PullPolicy
-from ..model.redact import mask_env, redact_url
+from ..model.redact import is_env_name, mask_env, redact_url
 from ..model.request import CreateSessionRequest, check_request_within_limit
 from ..model.settings_table import BACKEND_KEYS
+from ..model.units import parse_cpu
 from .agents import all_agents, find_agent
 from .devcontainer import Devcontainer
 from .environment import docker_engine_present
 from .files import (
     AgentConfig,
+    DnsLabel,
     DockerConfig,
     GeneralConfig,
     KubernetesConfig,
+    LabelMap,
     Loaded,
+    Network,
+    ObjectName,
     RegistryAuth,
+    ResourceName,
+    Toleration,
     UserConfig,
+    Workspace,
     agents_of,
     presets_of,
 )
@@ -48,6 +57,7 @@ DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
 DEFAULT_AGENT = "claude"
 DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_PIDS_LIMIT = 1024  # a Docker session's processes (a fork bomb stops here); policy max_pids bounds it
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SOURCES = ("session", "preset", "repo", "devcontainer", "kernel", "user", "system", "policy", "default")
 
@@ -90,6 +100,7 @@ class ResolvedSettings:
     node_selector: dict[str, str] | None = None
     tolerations: list[dict[str, Any]] | None = None
     priority_class_name: str | None = None
+    pids_limit: int | None = None  # Docker: processes the container may run at once
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +127,94 @@ class ResolvedSettings:
                 value = str(value)
             out[key] = value
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], secrets: dict[str, str] | None = None) -> ResolvedSettings:
+        """Settings as ``to_json`` stored them, every value parsed again (the store is untrusted input);
+        ``ValueError`` names the first bad one. Masked values (``extra_env``, ``container_env``) come back
+        from ``secrets`` when given, else as their names with empty values."""
+        try:
+            stored = _StoredSettings.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc)) from None
+        values = {k: getattr(stored, k) for k in type(stored).model_fields if k in cls.__dataclass_fields__}
+        for key in ("extra_env", "container_env"):
+            names = values.get(key)
+            if names is not None:
+                values[key] = {n: (secrets or {}).get(n, "") for n in names}
+        values["image_pull_secrets"] = tuple(values.get("image_pull_secrets") or ())
+        values["kubeconfig"] = Path(values["kubeconfig"]) if values.get("kubeconfig") else None
+        values["registry_auth"] = None  # a file path for pulls, not needed to run the session again
+        return cls(**values)
+
+
+def _millicores(value: Any, info: Any) -> int:
+    return parse_cpu(f"{value}m" if type(value) is int else value, info.field_name or "cpu")
+
+
+def _tolerations(value: Any, info: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ValueError(f"{info.field_name}: expected a list of tolerations")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise ValueError(f"{info.field_name}: expected a list of tolerations")
+        renamed = {("toleration_seconds" if k == "tolerationSeconds" else k): v for k, v in item.items()}
+        out.append(Toleration.model_validate(renamed).manifest())
+    return out
+
+
+def _names(value: Any, info: Any) -> list[str]:
+    names = list(value) if isinstance(value, (dict, list)) else None
+    if names is None or not all(is_env_name(n) for n in names):
+        raise ValueError(f"{info.field_name}: expected environment variable names")
+    return [str(n) for n in names]
+
+
+_Millicores = Annotated[int, BeforeValidator(_millicores)]
+_EnvNames = Annotated[list[str], BeforeValidator(_names)]
+_Tolerations = Annotated[list[dict[str, Any]], BeforeValidator(_tolerations)]
+
+
+class _StoredSettings(BaseModel):
+    """The stored form of ``ResolvedSettings``, field by field with the parsers of the config files."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    backend: BackendName
+    agent: Identifier
+    preset: Identifier | None = None
+    image: Image | None = None
+    build: Build | None = None
+    pull_policy: Policy | None = None
+    cpu_limit: _Millicores | None = None
+    memory_limit: Memory | None = None
+    cpu_request: _Millicores | None = None
+    memory_request: Memory | None = None
+    gpus: Gpus | None = None
+    container_env: _EnvNames | None = None
+    container_user: str | None = None
+    post_create_command: list[str] | None = None
+    registry_check: bool | None = None
+    build_push_registry: str | None = None
+    network: Network | None = None
+    extra_env: _EnvNames | None = None
+    namespace: DnsLabel | None = None
+    service_account: ObjectName | None = None
+    storage_class: ObjectName | None = None
+    workspace_size: Memory | None = None
+    image_pull_secrets: list[ObjectName] | None = None
+    git_remote_url: str | None = None
+    workspace: Workspace | None = None
+    run_as_user: int | None = None
+    pod_start_timeout: float | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    gpu_resource: ResourceName | None = None
+    node_selector: LabelMap | None = None
+    tolerations: _Tolerations | None = None
+    priority_class_name: ObjectName | None = None
+    pids_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +281,8 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
             "memory_limit": d.resources.memory,
             "network": d.network,
             "extra_env": d.extra_env or None,
+            "run_as_user": d.run_as_user,
+            "pids_limit": d.resources.pids,
         }
         return values, _where(user.docker)
     k = user.kubernetes.data
@@ -198,7 +299,7 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
 def _defaults(backend: Backend) -> dict[str, Any]:
     common: dict[str, Any] = {"image": DEFAULT_IMAGE, "pull_policy": PullPolicy.IF_NOT_PRESENT, "registry_check": True}
     if backend is Backend.DOCKER:
-        return {**common, "network": "bridge", "extra_env": {}}
+        return {**common, "network": "bridge", "extra_env": {}, "pids_limit": DEFAULT_PIDS_LIMIT}
     return {
         **common,
         "namespace": _default_namespace(),
@@ -322,6 +423,9 @@ def _policy_defaults(
         values["cpu_limit"] = policy.max_cpu()
     if policy.max_memory() is not None:
         values["memory_limit"] = policy.max_memory()
+    max_pids = policy.limit("max_pids")
+    if "pids_limit" in defaults and max_pids is not None and max_pids[0] < defaults["pids_limit"]:
+        values["pids_limit"] = max_pids[0]
     for key, rule in (("pull_policy", "allowed_pull_policies"), ("network", "allowed_networks")):
         if key in defaults and not policy.allows(rule, defaults[key]):
             allowed = policy.first(rule)

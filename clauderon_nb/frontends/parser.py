@@ -161,7 +161,12 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     )
     trust.add_argument("repo", metavar="PATH", nargs="?", default=".", help="the repository (default: .)")
     fetch = named("fetch", "bring a session's branch into your repository as clauderon/NAME")
-    fetch.add_argument("--repo", metavar="PATH", default=".", help="your repository (default: .)")
+    fetch.add_argument(
+        "--repo",
+        metavar="PATH",
+        default=None,
+        help="your repository (default: the one the session was made from; through the service: .)",
+    )
     images = sub.add_parser(
         "images",
         help="browse images: a registry's repositories and tags, the engine's images, what the policy allows",

@@ -59,11 +59,12 @@ def owner_folder(owner: str) -> str:
     return f"{slugify(owner, 20) or 'u'}-{digest}"
 
 
-def worktree_root(home: Path, owner: str, shared: bool) -> Path:
-    """The folder of an owner's worktrees; on the shared service a folder per owner (names are per owner)."""
+def workspace_root(home: Path, owner: str, shared: bool) -> Path:
+    """The folder of an owner's session workspaces; on the shared service a folder per owner (names are
+    per owner)."""
     if not shared:
-        return home / "worktrees"
-    return home / "worktrees" / owner_folder(owner)
+        return home / "workspaces"
+    return home / "workspaces" / owner_folder(owner)
 
 
 def random_suffix() -> str:

@@ -20,7 +20,16 @@ _K8S_PLUMBING = (
 #: Resolved per backend (besides backend, agent and preset), in display order.
 BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "local": (),
-    "docker": (*CONTAINER_KEYS, *DEVCONTAINER_KEYS, "registry_check", "network", "extra_env", "registry_auth"),
+    "docker": (
+        *CONTAINER_KEYS,
+        *DEVCONTAINER_KEYS,
+        "registry_check",
+        "network",
+        "extra_env",
+        "registry_auth",
+        "run_as_user",
+        "pids_limit",
+    ),
     "kubernetes": (
         *CONTAINER_KEYS,
         *DEVCONTAINER_KEYS,
@@ -38,7 +47,7 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }
 #: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
-_NOT_SHOWN = {"extra_env", "registry_auth", *_K8S_PLUMBING}
+_NOT_SHOWN = {"extra_env", "registry_auth", "run_as_user", *_K8S_PLUMBING}
 #: Shown only when set (a devcontainer's extras, a push target): most sessions have none.
 SHOWN_WHEN_SET = ("build", *DEVCONTAINER_KEYS, "build_push_registry")
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.

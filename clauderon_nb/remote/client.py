@@ -411,12 +411,12 @@ class RemoteManager:
             f"`clauderon-nb fetch {session.name}`"
         )
 
-    def fetch(self, name: str, repo: str | os.PathLike[str] = ".") -> str:
+    def fetch(self, name: str, repo: str | os.PathLike[str] | None = None) -> str:
         """Bring the session's branch into your repository as ``clauderon/<name>``; returns a one-line summary."""
         from ..sessions.bundles import fetch_branch, set_branch
         from ..sessions.gitrepo import inspect_repo
 
-        info = inspect_repo(repo)
+        info = inspect_repo("." if repo is None else repo)
         session = self.get(name)
         response = self.client.open("GET", _session_path(name) + "/bundle")
         branch = response.getheader("X-Clauderon-Branch") or session.branch

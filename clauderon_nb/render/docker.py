@@ -9,22 +9,11 @@ from ..model.redact import SECRET_MASK
 from ..model.units import docker_cpu_shares, docker_nano_cpus
 from .spec import WORKSPACE, SessionSpec, container_command, container_environment
 
-#: Inside the repository's git directory, what an agent must not change: git runs hooks and reads
-#: config (core.fsmonitor, core.hooksPath, aliases…) as the user, on the host, at their next git command.
-PROTECTED_GIT_PATHS = ("hooks", "config")
-
 
 def workspace_volumes(spec: SessionSpec) -> dict[str, dict[str, str]]:
-    """The worktree at /workspace, the repository's git directory (the worktree's .git file points
-    there, so commits work), and read-only mounts over the parts of it that run code on the host."""
-    common = spec.git_common_dir
-    volumes = {
-        str(spec.worktree): {"bind": WORKSPACE, "mode": "rw"},
-        str(common): {"bind": str(common), "mode": "rw"},
-    }
-    for name in PROTECTED_GIT_PATHS:
-        volumes[str(common / name)] = {"bind": str(common / name), "mode": "ro"}
-    return volumes
+    """The session's own workspace at /workspace, and nothing else of the host: the user's repository
+    (and the service's copy of it) is never mounted."""
+    return {str(spec.workspace): {"bind": WORKSPACE, "mode": "rw"}}
 
 
 def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -43,6 +32,9 @@ def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -
         "working_dir": WORKSPACE,
         "user": s.container_user or f"{spec.uid}:{spec.gid}",
         "init": True,
+        # Whatever the image asks: no capabilities, and no process may gain privileges (setuid binaries).
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
         "tty": True,
         "stdin_open": True,
         "network_mode": s.network,
@@ -56,6 +48,8 @@ def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -
         kwargs["cpu_shares"] = docker_cpu_shares(s.cpu_request)
     if s.memory_request is not None:
         kwargs["mem_reservation"] = s.memory_request
+    if s.pids_limit is not None:
+        kwargs["pids_limit"] = s.pids_limit
     if s.gpus:  # docker-py turns each dict into a DeviceRequest (-1: every GPU)
         kwargs["device_requests"] = [{"count": s.gpus, "capabilities": [["gpu"]]}]
     return kwargs

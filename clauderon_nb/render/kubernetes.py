@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..model.redact import SECRET_MASK, has_credentials, redact_url, strip_credentials
+from ..model.redact import SECRET_MASK, redact_url, strip_credentials
 from ..model.units import k8s_cpu, k8s_memory
 from .spec import WORKSPACE, SessionSpec, container_command, container_environment
 
@@ -48,11 +48,10 @@ _FETCH_SCRIPT = (
     'rm -f "$bundle"\n'
     'cd / && rm -rf "$dest" && mv "$dest.partial" "$dest"\n'
 )
-_CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-}
+
+
+def _container_security(root: bool) -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": not root}
 
 
 def _resources(spec: SessionSpec) -> dict[str, dict[str, str]]:
@@ -112,7 +111,7 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
     env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": n}}} for n in spec.secret_env]
     mounts = [{"name": "workspace", "mountPath": WORKSPACE, "subPath": REPO_SUBPATH}]
     remote = spec.remote_url or ""
-    remote_secret = has_credentials(remote)
+    remote_secret = spec.remote_in_secret
     secret_data = {n: secrets[n] if secrets is not None else SECRET_MASK for n in spec.secret_env}
     if spec.workspace_url:  # the one-time token: in the Secret, read by the init container only
         secret_data[WORKSPACE_TOKEN_KEY] = secrets[WORKSPACE_TOKEN_KEY] if secrets is not None else SECRET_MASK
@@ -138,7 +137,7 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         "stdin": True,
         "tty": True,
         "volumeMounts": mounts,
-        "securityContext": dict(_CONTAINER_SECURITY),
+        "securityContext": _container_security(spec.uid == 0),
     }
     resources = _resources(spec)
     if resources:
@@ -161,11 +160,10 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         ],
         "env": [remote_env],
         "volumeMounts": [{"name": "workspace", "mountPath": VOLUME_ROOT}],
-        "securityContext": dict(_CONTAINER_SECURITY),
+        "securityContext": _container_security(spec.uid == 0),
     }
     if resources:
         init["resources"] = resources
-    uid = int(s.container_user.split(":")[0]) if s.container_user else s.run_as_user or 1000
     ephemeral = s.workspace == "ephemeral"
     volume: dict[str, Any] = {"name": "workspace"}
     if ephemeral:
@@ -174,11 +172,13 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         volume["persistentVolumeClaim"] = {"claimName": pvc_name(spec)}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # The agent gets no API token: a pod that needs the API names a service account that grants it.
+        "automountServiceAccountToken": False,
         "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": uid,
-            "runAsGroup": uid,
-            "fsGroup": uid,
+            "runAsNonRoot": spec.uid != 0,
+            "runAsUser": spec.uid,
+            "runAsGroup": spec.gid,
+            "fsGroup": spec.gid,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "initContainers": [init],

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..model.naming import label_safe, object_name
+from ..model.redact import has_credentials
 
 if TYPE_CHECKING:  # the backends import this module to read a spec; only planning builds one
     from ..config.agents import AgentEnv
@@ -29,20 +30,21 @@ class SessionSpec:
     env: dict[str, str]  # not secret: CLAUDERON_PROMPT and CLAUDERON_SESSION_ID
     secret_env: tuple[str, ...]  # names only: pass_env credentials and extra_env, values given at create
     labels: dict[str, str]
-    repo_root: Path
-    git_common_dir: Path
+    repo_root: Path  # where the workspace is made from: the user's repository, or the service's copy of it
     base_branch: str
     base_commit: str
     branch: str
-    worktree: Path
+    workspace: Path  # the session's own checkout and git directory (Docker, local); the agent writes in it
     env_from_secret: str | None = None
     remote_url: str | None = field(default=None, repr=False)  # may carry credentials
     #: Kubernetes from the service without a remote: the init container fetches the workspace here,
     #: once, with the one-time token from the session's Secret.
     workspace_url: str | None = None
     service_env: tuple[str, ...] = ()  # the admin's credentials: from the creating process, never from a user
-    uid: int = 0
-    gid: int = 0
+    uid: int = 1000  # the agent's uid and gid in the container (never 0 unless the policy allows root)
+    gid: int = 1000
+    root_allowed: bool = False  # the policy's allow_root (a devcontainer's named user may turn out to be root)
+    remote_in_secret: bool = False  # the remote URL holds credentials: the pod reads it from the Secret
 
     @property
     def object_name(self) -> str:
@@ -122,14 +124,15 @@ def build_spec(
     credentials: AgentEnv,
     env_from_secret: str | None,
     repo_root: Path,
-    git_common_dir: Path,
     base_branch: str,
     base_commit: str,
-    worktree: Path,
+    workspace: Path,
     remote_url: str | None,
     uid: int,
     workspace_url: str | None = None,
     gid: int,
+    root_allowed: bool = False,
+    remote_in_secret: bool = False,
 ) -> SessionSpec:
     from ..config.agents import render_command
 
@@ -144,15 +147,16 @@ def build_spec(
         secret_env=secret_names(settings, credentials),
         labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent),
         repo_root=repo_root,
-        git_common_dir=git_common_dir,
         base_branch=base_branch,
         base_commit=base_commit,
         branch=f"clauderon/{name}",
-        worktree=worktree,
+        workspace=workspace,
         env_from_secret=env_from_secret,
         remote_url=remote_url,
         workspace_url=workspace_url,
         service_env=credentials.from_service,
         uid=uid,
         gid=gid,
+        root_allowed=root_allowed,
+        remote_in_secret=remote_in_secret or bool(remote_url and has_credentials(remote_url)),
     )

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,24 +26,24 @@ from tornado.iostream import StreamClosedError
 
 from .._version import __version__
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
-from ..model.naming import owner_folder
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.redact import has_credentials, redact_text
-from ..model.session import Status
 from ..remote.wire import API, credential_names, error_body, rename_aliases, session_json, status_of
 from ..sessions.bundles import (
     TIP_PREFIX,
     BundleError,
-    ensure_bare,
+    Incoming,
     export_branch,
     has_commit,
-    import_bundle,
     keep_tip,
+    receive_bundle,
+    service_repo,
     tips,
+    touch,
 )
 from ..sessions.culling import CullAction
 from ..sessions.gitrepo import RepoInfo, run_git
-from ..sessions.manager import Busy, NotFound, SessionManager
+from ..sessions.manager import LAYOUT, Busy, NotFound, SessionManager
 from ..sessions.quotas import QuotaError
 from ..sessions.store import NameTaken, Store
 
@@ -55,6 +55,7 @@ BUNDLE_TYPE = "application/x-git-bundle"
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 _TOKEN = re.compile(r"(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 _KEY = re.compile(r"^[0-9a-f]{8,64}$")
+ACCOUNT_CHECK_EVERY = 300.0  # seconds between the culler's questions to the hub about one owner
 
 
 class ApiError(web.HTTPError):
@@ -91,6 +92,9 @@ class Service:
     metrics_public: bool = False  # /metrics without a token (else: hub admins and the admin scope)
     _warned_scope: bool = False
     _metrics: Any = None
+    _account_cache: dict[str, str] | None = None  # owner -> when the hub created the account (accounts.json)
+    _checked: dict[str, float] = field(default_factory=dict)  # owner -> when the culler last asked the hub
+    _created: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> Any:
@@ -120,8 +124,12 @@ class Service:
             backends=self.backends,  # one engine client for the whole service
         )
 
-    def cull(self, now: float | None = None, dry_run: bool = False) -> list[CullAction]:
-        """One pass of the policy's lifetimes over every user's sessions (the timer's, or an admin's)."""
+    def cull(self, now: float | None = None, dry_run: bool = False, thorough: bool = False) -> list[CullAction]:
+        """One pass of the policy's lifetimes over every user's sessions (the timer's, or an admin's), the
+        accounts the hub deleted or gave to someone new, and repository copies no session uses.
+        ``thorough``: ask the hub about every owner now (an admin's pass), not only those not asked lately."""
+        import time
+
         mgr = SessionManager(
             self.data_dir,
             owner="clauderon-service",
@@ -132,29 +140,104 @@ class Service:
         )
         with self._cull_lock:
             actions = mgr.cull(now, dry_run)
-            actions += self._gone_owners(mgr, dry_run)
+            actions += self._gone_owners(mgr, dry_run, thorough)
+            removed = mgr.remove_unused_repos(time.time() if now is None else now, dry_run)
+        if removed:
+            logging.getLogger("clauderon").info("removed %d unused repository copies", len(removed))
         if not dry_run:
             for action in actions:
                 self.metrics.culls.labels(action.action, action.reason).inc()
         return actions
 
-    def _gone_owners(self, mgr: SessionManager, dry_run: bool) -> list[CullAction]:
-        """Stop the running sessions of owners the hub no longer knows (their accounts were deleted);
-        the sessions stay listed for the admin (``list --all``) with the reason."""
-        owners = {s.owner for s in mgr.store.all() if s.status is Status.RUNNING}
-        gone = [o for o in sorted(owners) if self._hub_user_gone(o)]
+    def _gone_owners(self, mgr: SessionManager, dry_run: bool, thorough: bool) -> list[CullAction]:
+        """Remove everything of owners whose hub account was deleted (the hub answers 404), or whose name
+        now belongs to a new account (another creation time): never handed to a new account."""
+        import time
+
+        owners = {s.owner for s in mgr.store.all()} | set(self._accounts())
         actions: list[CullAction] = []
-        for session in mgr.store.all():
-            if session.owner not in gone or session.status is not Status.RUNNING:
+        for owner in sorted(owners):
+            if not thorough and time.monotonic() - self._checked.get(owner, -1e9) < ACCOUNT_CHECK_EVERY:
                 continue
-            message = "stopped by the clauderon service: its owner's hub account was deleted"
-            actions.append(CullAction(session.id, session.owner, session.name, "stop", "owner_deleted", message))
-            if not dry_run:
-                mgr.stop_session(session, message, "clauderon-service", "owner_deleted")
+            self._checked[owner] = time.monotonic()
+            status, model = self._hub_user(owner)
+            if status == 404:
+                actions += self.purge_owner(owner, "owner_deleted", dry_run)
+            elif status == 200 and isinstance(model.get("created"), str) and not dry_run:
+                actions += self.check_account(owner, model["created"])
         return actions
 
-    def _hub_user_gone(self, name: str) -> bool:
-        """True only when the hub answers 404 for the user (any other answer: leave the sessions alone)."""
+    def purge_owner(self, owner: str, reason: str, dry_run: bool = False) -> list[CullAction]:
+        """Everything of ``owner`` removed: sessions (nothing kept), repository copies, workspaces, and the
+        account on record."""
+        mgr = SessionManager(
+            self.data_dir, owner=owner, shared=True, admin=True, store=self.store_reader(), backends=self.backends
+        )
+        actions = mgr.purge(reason, dry_run)
+        if not dry_run:
+            logging.getLogger("clauderon").warning(
+                "removed %d sessions and the repository copies of %r (%s)", len(actions), owner, reason
+            )
+            with self._lock:
+                accounts = self._accounts()
+                if accounts.pop(owner, None) is not None:
+                    self._save_accounts(accounts)
+        return actions
+
+    def check_account(self, owner: str, created: str | None) -> list[CullAction]:
+        """Remember when ``owner``'s hub account was created; when the hub says another time, the name was
+        given to a new account: the old account's sessions and repositories are removed first."""
+        if not created:
+            return []
+        with self._lock:
+            recorded = self._accounts().get(owner)
+        if recorded == created:
+            return []
+        actions = self.purge_owner(owner, "account_recreated") if recorded is not None else []
+        with self._lock:
+            accounts = self._accounts()
+            accounts[owner] = created
+            self._save_accounts(accounts)
+        return actions
+
+    def account_created(self, owner: str, model: dict[str, Any]) -> str | None:
+        """When the caller's hub account was created: from the token's model, else asked of the hub (needs
+        the ``read:users`` scope; remembered for a minute)."""
+        import time
+
+        given = model.get("created")
+        if isinstance(given, str):
+            return given
+        # Asked again for each new token (a new account has new tokens), else once a minute.
+        key = f"{owner}\0{model.get('token_id') or ''}"
+        cached = self._created.get(key)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        status, found = self._hub_user(owner)
+        created = found.get("created") if status == 200 and isinstance(found.get("created"), str) else None
+        if len(self._created) > 10_000:
+            self._created.clear()
+        self._created[key] = (created, time.monotonic() + 60)
+        return created
+
+    def _accounts(self) -> dict[str, str]:
+        if self._account_cache is None:
+            try:
+                data = json.loads((self.data_dir / "accounts.json").read_text())
+            except (OSError, ValueError):
+                data = {}
+            self._account_cache = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        return dict(self._account_cache)
+
+    def _save_accounts(self, accounts: dict[str, str]) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.data_dir / "accounts.json.tmp"
+        tmp.write_text(json.dumps(accounts, sort_keys=True))
+        os.replace(tmp, self.data_dir / "accounts.json")
+        self._account_cache = dict(accounts)
+
+    def _hub_user(self, name: str) -> tuple[int, dict[str, Any]]:
+        """The hub's answer about a user: (status, model); (0, {}) when the hub could not be asked."""
         import urllib.error
         import urllib.parse
         import urllib.request
@@ -163,21 +246,44 @@ class Service:
         url = f"{hub.api_url.rstrip('/')}/users/{urllib.parse.quote(name, safe='')}"
         request = urllib.request.Request(url, headers={"Authorization": f"token {hub.api_token}"})
         try:
-            with urllib.request.urlopen(request, timeout=10):
-                return False
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = json.loads(response.read() or b"{}")
+                return 200, body if isinstance(body, dict) else {}
         except urllib.error.HTTPError as exc:
             if exc.code == 403 and not self._warned_scope:
                 self._warned_scope = True
                 logging.getLogger("clauderon").warning(
-                    "cannot ask the hub about users (403): give the service the read:users:name scope "
-                    "to stop the sessions of deleted accounts"
+                    "cannot ask the hub about users (403): give the service the read:users scope "
+                    "to remove the sessions of deleted accounts"
                 )
-            return exc.code == 404
-        except OSError:
-            return False
+            return exc.code, {}
+        except (OSError, ValueError):
+            return 0, {}
 
     def repo_dir(self, owner: str, key: str) -> Path:
-        return self.data_dir / "repos" / owner_folder(owner) / f"{key}.git"
+        return service_repo(self.data_dir, owner, key)
+
+    def scrub(self, value: Any) -> Any:
+        """A JSON answer with the service's own paths (its data folder: repository copies, workspaces) said
+        as ``<service data>``: users learn nothing of the host's layout or of repository keys."""
+        roots = sorted({str(self.data_dir), str(self.data_dir.resolve())}, key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(r) + r"[^\s'\",;)]*" for r in roots))
+
+        def walk(item: Any) -> Any:
+            if isinstance(item, str):
+                return pattern.sub("<service data>", item) if any(r in item for r in roots) else item
+            if isinstance(item, dict):
+                return {walk(k): walk(v) for k, v in item.items()}
+            if isinstance(item, (list, tuple)):
+                return [walk(v) for v in item]
+            return item
+
+        return walk(value)
+
+    @property
+    def incoming(self) -> Path:
+        """Where sent workspaces wait in quarantine until their create goes ahead."""
+        return self.data_dir / "incoming"
 
     def max_upload(self) -> int:
         from ..config.policy import load_policy
@@ -264,7 +370,11 @@ class ApiHandler(web.RequestHandler):
             need = ", ".join(sorted(hub.access_scopes))
             raise ApiError("Forbidden", f"this token does not grant {need}; ask the hub admin for access")
         admin = bool(model.get("admin")) or self.service.admin_scope in scopes
-        return Caller(str(model["name"]), admin, tuple(model.get("groups") or ()))
+        name = str(model["name"])
+        created = await self.service.run(self.service.account_created, name, model)
+        if created is not None:  # a name given to a new account never inherits the old account's sessions
+            await self.service.run(self.service.check_account, name, created)
+        return Caller(name, admin, tuple(model.get("groups") or ()))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -278,12 +388,12 @@ class ApiHandler(web.RequestHandler):
         else:
             body = error_body("ClauderonError", self._reason or "error")
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        self.finish(json.dumps(self.service.scrub(body)))
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
+        self.finish(json.dumps(self.service.scrub(data)))
 
     def manager(self) -> SessionManager:
         return self.service.manager(self.caller)
@@ -550,11 +660,12 @@ class CreateHandler(ApiHandler):
             await self._check(bytes(self._head))
         body = self._body
         assert body is not None
-        await self.call(lambda: self._workspace(body))
         mgr = self.manager()
+        await self.call(lambda: mgr.precheck(self._plan, bool(body.request.name)))  # nothing imported if refused
+        incoming = await self.call(lambda: self._workspace(body))
         stream = "text/event-stream" in self.request.headers.get("Accept", "")
         if not stream:
-            session = await self.call(lambda: self._create(mgr, body, lambda e: None))
+            session = await self.call(lambda: self._create(mgr, body, lambda e: None, incoming))
             self.send_json(session_json(session), 201)
             return
         self.set_header("Content-Type", "text/event-stream")
@@ -572,7 +683,7 @@ class CreateHandler(ApiHandler):
 
         async def produce() -> None:
             try:
-                session = await self.service.run(lambda: self._create(mgr, body, report))
+                session = await self.service.run(lambda: self._create(mgr, body, report, incoming))
             except Exception as exc:  # noqa: BLE001 - sent as the stream's last event
                 error = classify(exc)
                 await events.put(("error", error_body(error.kind, error.message, error.field)))
@@ -583,7 +694,7 @@ class CreateHandler(ApiHandler):
         while True:
             kind, data = await events.get()
             try:
-                self.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+                self.write(f"event: {kind}\ndata: {json.dumps(self.service.scrub(data))}\n\n")
                 await self.flush()
             except StreamClosedError:
                 pass  # the client left; the create still finishes (or rolls back) on its own
@@ -592,26 +703,32 @@ class CreateHandler(ApiHandler):
         await task
         self.finish()
 
-    def _workspace(self, body: CreateBody) -> None:
-        """Put the workspace's commit into the caller's copy of the repository (from the bundle, if sent)."""
-        bare = ensure_bare(body.workspace.root)
+    def _workspace(self, body: CreateBody) -> Incoming | None:
+        """The sent bundle in a quarantine of its own (accepted into the caller's copy only when the create
+        goes ahead), or None when the service has the workspace's commit already."""
+        bare = body.workspace.root
         if self._upload is not None:
             self._upload.close()
             try:
-                import_bundle(bare, Path(self._upload.name), body.workspace.commit)  # kept as a tip
+                return receive_bundle(bare, Path(self._upload.name), body.workspace.commit, self.service.incoming)
             finally:
                 self._discard()
-        elif not has_commit(bare, body.workspace.commit):
+        if not has_commit(bare, body.workspace.commit):
             raise ApiError(
                 "Conflict",
                 f"the service does not have commit {body.workspace.commit[:12]} of this repository; "
                 f"send the workspace bundle with the create ({CREATE_WITH_BUNDLE})",
                 "repo",
             )
-        else:
-            keep_tip(bare, body.workspace.commit)
+        return None
 
-    def _create(self, mgr: SessionManager, body: CreateBody, report: Callable[[ProgressEvent], None]) -> Any:
+    def _create(
+        self,
+        mgr: SessionManager,
+        body: CreateBody,
+        report: Callable[[ProgressEvent], None],
+        incoming: Incoming | None = None,
+    ) -> Any:
         import time
 
         from .metrics import PullTimer
@@ -624,17 +741,26 @@ class CreateHandler(ApiHandler):
             report(event)
 
         started = time.monotonic()
+        workspace = body.workspace
+        if incoming is not None:  # planned (and built) from the quarantine until the create is accepted
+            workspace = replace(workspace, root=incoming.root, common_dir=incoming.root)
         try:
             session = mgr.create(
                 body.request,
                 progress=progress,
                 wait=body.wait,
                 secrets=body.env,
-                workspace=body.workspace,
+                workspace=workspace,
                 remote=body.remote,
                 extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
+                incoming=incoming,
             )
+            if incoming is None:
+                keep_tip(body.workspace.root, body.workspace.commit)
+                touch(body.workspace.root)
         except Exception as exc:
+            if incoming is not None:
+                incoming.discard()  # refused or failed before it was accepted: nothing of it stays
             if isinstance(exc, QuotaError):
                 metrics.quota_refusals.labels(exc.quota).inc()
             metrics.creates.labels("failure", type(exc).__name__).inc()
@@ -735,10 +861,18 @@ class BundleHandler(ApiHandler):
             raise ApiError("ConfigError", f"session {session.name!r} was not made from a sent workspace")
         bare = self.service.repo_dir(session.owner, key)  # derived again, never taken from the record
         base = session.runtime.get("base_commit") if isinstance(session.runtime.get("base_commit"), str) else None
+        touch(bare)
+        self.set_header("X-Clauderon-Branch", f"clauderon/{session.name}")
+        if session.runtime.get("layout") == LAYOUT:  # read back from the workspace as data, into the copy
+            got = await self.call(lambda: mgr.bring_back(session))
+            if got.commit == base:  # nothing of its own yet
+                self.set_header("X-Clauderon-Commit", base)
+                self.set_status(204)
+                self.finish()
+                return
         with temporary_bundle(self.service) as tmp:
             commit = await self.call(lambda: export_branch(bare, f"clauderon/{session.name}", base, tmp))
             self.set_header("X-Clauderon-Commit", commit or (base or ""))
-            self.set_header("X-Clauderon-Branch", f"clauderon/{session.name}")
             if commit is None:
                 self.set_status(204)
                 self.finish()
@@ -824,7 +958,7 @@ class CullHandler(ApiHandler):
         except ValueError:
             raise ApiError("ValidationError", f"now {now_arg[:40]!r}: expected epoch seconds") from None
         dry = self.get_argument("dry_run", "") in ("1", "true", "yes")
-        actions = await self.call(lambda: self.service.cull(now, dry))
+        actions = await self.call(lambda: self.service.cull(now, dry, thorough=True))
         self.send_json({"actions": [a.to_json() for a in actions], "dry_run": dry})
 
 

@@ -8,8 +8,12 @@ Every git command runs with ``SAFE_GIT`` (no hooks, no fsmonitor): bundles are u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ClauderonError, ConfigError
@@ -27,6 +31,13 @@ class BundleError(ClauderonError):
 
 def is_commit_hash(value: object) -> bool:
     return isinstance(value, str) and bool(_HASH.match(value))
+
+
+def service_repo(data_dir: Path, owner: str, key: str) -> Path:
+    """The service's copy of one of ``owner``'s repositories (never mounted into a session)."""
+    from ..model.naming import owner_folder
+
+    return data_dir / "repos" / owner_folder(owner) / f"{key}.git"
 
 
 def repo_key(root: Path) -> str:
@@ -58,11 +69,38 @@ def make_bundle(repo: RepoInfo, haves: list[str], dest: Path) -> bool:
 
 
 def fetch_branch(repo_root: Path, bundle: Path, branch: str) -> str:
-    """Fetch ``branch`` from a bundle into the user's repository; returns the commit it now points at."""
+    """Fetch ``branch`` from a bundle into the user's repository (that ref only, checked with fsck);
+    returns the commit it now points at. Errors never echo what the bundle holds."""
     ref = f"refs/heads/{branch}"
-    out = run_git(["fetch", "--no-tags", "--no-write-fetch-head", str(bundle), f"{ref}:{ref}"], repo_root)
+    refs, _ = bundle_heads(bundle)
+    if set(refs) != {ref}:
+        raise BundleError(f"the session's bundle holds other refs than {ref}; nothing was fetched")
+    out = run_git(
+        [
+            "-c",
+            "fetch.fsckObjects=true",
+            "-c",
+            "transfer.fsckObjects=true",
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            str(bundle),
+            f"+{ref}:{ref}",
+        ],
+        repo_root,
+    )
     if out.returncode != 0:
-        raise ConfigError(f"repo '{repo_root}': could not fetch {branch} ({_last_line(out.stderr)})", field="repo")
+        if "checked out" in out.stderr:
+            raise ConfigError(
+                f"repo '{repo_root}': {branch} is checked out there; switch to another branch, then fetch again",
+                field="repo",
+            )
+        raise ConfigError(
+            f"repo '{repo_root}': could not fetch {branch} (its commits failed git's checks, or your repository "
+            "lacks the commits it starts from)",
+            field="repo",
+        )
     head = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo_root)
     return head.stdout.strip()
 
@@ -77,16 +115,6 @@ def set_branch(repo_root: Path, branch: str, commit: str) -> None:
 
 
 # --- service side --------------------------------------------------------------------------
-
-
-def ensure_bare(path: Path) -> Path:
-    """The bare repository at ``path``, made on first use."""
-    if not (path / "HEAD").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = run_git(["init", "--bare", "-q", str(path)], path.parent)
-        if out.returncode != 0:
-            raise ClauderonError(f"cannot make the workspace repository ({_last_line(out.stderr)})")
-    return path
 
 
 def tips(bare: Path) -> list[str]:
@@ -136,32 +164,125 @@ def bundle_heads(bundle: Path) -> tuple[dict[str, str], list[str]]:
     return refs, needs
 
 
-def import_bundle(bare: Path, bundle: Path, commit: str) -> None:
-    """Fetch ``commit`` from an uploaded bundle into ``bare`` as a tip; ``BundleError`` if it is not there."""
+class Incoming:
+    """A sent workspace held apart until its create succeeds: a quarantine repository that sees the user's
+    copy (``bare``) read-only, as git's receive-pack quarantine does. ``accept`` moves its objects into
+    the copy (made now if it is new) and keeps the commit as a tip; ``discard`` leaves nothing behind."""
+
+    def __init__(self, bare: Path, quarantine: Path, commit: str) -> None:
+        self.bare, self.root, self.commit = bare, quarantine, commit
+
+    def size(self) -> int:
+        """Bytes the quarantine holds on disk."""
+        return tree_size(self.root)
+
+    def accept(self) -> None:
+        """Move the quarantine's packs into ``bare`` (under the owner's repository lock) and keep the tip."""
+        with repo_lock(self.bare.parent):
+            if not (self.bare / "HEAD").is_file():
+                (self.root / "objects" / "info" / "alternates").unlink(missing_ok=True)
+                if self.bare.exists():
+                    import shutil
+
+                    shutil.rmtree(self.bare)  # an empty shell left by an earlier version
+                os.rename(self.root, self.bare)
+            else:
+                source, target = self.root / "objects" / "pack", self.bare / "objects" / "pack"
+                target.mkdir(parents=True, exist_ok=True)
+                # The .pack before its .idx: a reader never finds an index without its pack.
+                for suffix in (".pack", ".rev", ".idx"):
+                    for item in sorted(source.glob(f"pack-*{suffix}")):
+                        os.replace(item, target / item.name)
+                self.discard()
+            keep_tip(self.bare, self.commit)
+            touch(self.bare)
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def receive_bundle(bare: Path, bundle: Path, commit: str, incoming: Path) -> Incoming:
+    """Fetch ``commit`` from an uploaded bundle into a new quarantine under ``incoming`` (checked with fsck);
+    ``BundleError`` if the bundle does not hold it. Nothing is written to ``bare``."""
     refs, needs = bundle_heads(bundle)
     source = next((r for r, c in refs.items() if c == commit), None)
     if source is None:
         raise BundleError(f"the workspace bundle does not contain commit {commit[:12]}")
-    missing = [n for n in needs if not is_commit_hash(n) or not _has(bare, n)]
+    exists = (bare / "HEAD").is_file()
+    missing = [n for n in needs if not is_commit_hash(n) or not exists or not _has(bare, n)]
     if missing:
         raise BundleError(
             f"the workspace bundle needs commit {missing[0][:12]}, which the service does not have; send it again"
         )
-    out = run_git(
-        [
-            "-c",
-            "fetch.fsckObjects=true",
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "-q",
-            str(bundle),
-            f"{source}:{TIP_PREFIX}{commit}",
-        ],
-        bare,
-    )
-    if out.returncode != 0 or not _has(bare, commit):
-        raise BundleError(f"the workspace bundle could not be read ({_last_line(out.stderr)})")
+    import tempfile
+
+    incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root = Path(tempfile.mkdtemp(prefix="quarantine-", suffix=".git", dir=incoming))
+    held = Incoming(bare, root, commit)
+    try:
+        out = run_git(["init", "--bare", "-q", "--template=", str(root)], incoming)
+        if out.returncode != 0:
+            raise ClauderonError("cannot make the workspace quarantine")
+        if exists:
+            (root / "objects" / "info").mkdir(parents=True, exist_ok=True)
+            (root / "objects" / "info" / "alternates").write_text(f"{(bare / 'objects').resolve()}\n")
+        out = run_git(
+            [
+                "-c",
+                "fetch.fsckObjects=true",
+                "-c",
+                "fetch.unpackLimit=1",
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "-q",
+                str(bundle),
+                f"{source}:{TIP_PREFIX}{commit}",
+            ],
+            root,
+        )
+        if out.returncode != 0 or not _has(root, commit):
+            raise BundleError("the workspace bundle could not be read (it failed git's checks)")
+    except BaseException:
+        held.discard()
+        raise
+    return held
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (links are not followed)."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_blocks * 512 if info.st_blocks else info.st_size
+    return total
+
+
+def touch(bare: Path) -> None:
+    """Mark the copy as used now (``delete_unused_repos_after`` counts from here)."""
+    with contextlib.suppress(OSError):
+        os.utime(bare)
+
+
+@contextlib.contextmanager
+def repo_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time for an owner's repository copies (an ``flock`` in their folder)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def keep_tip(bare: Path, commit: str) -> None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.git import SAFE_GIT, run_git
 from ..config.cache import remember, stat_key
 from ..errors import ConfigError
 from ..model.redact import redact_url
 
-# Options that keep git from running programs named by the repository's own files.
-SAFE_GIT = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never")
 _HASH = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
 
@@ -30,20 +28,8 @@ class RepoInfo:
     commit: str  # a full commit hash, never a branch name
 
 
-def run_git(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run git non-interactively with C-locale messages; ``ConfigError`` if git is missing."""
-    try:
-        return subprocess.run(
-            ["git", *SAFE_GIT, *args],
-            cwd=cwd,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except FileNotFoundError:
-        raise ConfigError("git is not installed or not on PATH; it is needed to create session worktrees") from None
+def branch_exists(repo: Path, branch: str) -> bool:
+    return run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo).returncode == 0
 
 
 def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
@@ -155,6 +141,7 @@ def is_local_remote(url: str) -> bool:
 __all__ = [
     "SAFE_GIT",
     "RepoInfo",
+    "branch_exists",
     "inspect_repo",
     "inspect_repo_cached",
     "is_local_remote",

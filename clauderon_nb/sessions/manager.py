@@ -16,20 +16,23 @@ from ..config.environment import clauderon_home, docker_engine_present
 from ..errors import BackendError, ClauderonError, ConfigError, PolicyError, did_you_mean
 from ..model.choices import Backend
 from ..model.image import is_built_image, parse_image
-from ..model.naming import current_owner, is_dns_label, name_from_prompt, worktree_root
+from ..model.naming import current_owner, is_dns_label, name_from_prompt, owner_folder, workspace_root
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
-from ..model.pull_policy import PullPolicy
-from ..model.redact import redact_text
+from ..model.redact import redact_text, strip_credentials
 from ..model.session import Session, Status
-from ..model.units import parse_cpu, parse_memory
 from .liveness import process_gone, this_process
 from .store import NameTaken, Store, StoreError
+from .workspace import SEED_PACKS
 
 if TYPE_CHECKING:
+    from .bundles import Incoming
     from .culling import CullAction
     from .gitrepo import RepoInfo
+    from .harvest import Harvest
 
 _log = logging.getLogger("clauderon")
+#: Sessions made with a workspace of their own (not a git worktree of the user's repository).
+LAYOUT = "workspace"
 ACTIVITY_KEY = "activity"  # the agent's last CPU/output marker and when it changed (for idle_timeout)
 
 
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
     from .planning import Options, Planner
 
 _NAME_ATTEMPTS = 8
+DEFAULT_UNUSED_REPO_GRACE = 7 * 24 * 3600.0  # the service's copy of a repository no session uses: removed after
+DEFAULT_MAX_CHECKOUT = 10 * 1024**3  # the service's bound on a sent workspace's checkout, when no policy sets one
 
 
 class SessionManager:
@@ -225,10 +230,27 @@ class SessionManager:
         out += browser.suggestions(typed)
         return list(dict.fromkeys(out))
 
-    def fetch(self, name: str, repo: str | os.PathLike[str] = ".") -> str:
-        """Sessions on this machine share your repository: their branch is already in it."""
+    def fetch(self, name: str, repo: str | os.PathLike[str] | None = None) -> str:
+        """Bring the session's branch into your repository (default: the one it was made from) as
+        ``clauderon/<name>``; returns a one-line summary. The branch is read from the workspace as data."""
+        from .bundles import set_branch
+        from .gitrepo import inspect_repo
+
         session = self._find(name)
-        return f"Session {session.name} works in your repository already: its branch is {session.branch}."
+        if not self.backend(session.backend).local_workspace:
+            raise ClauderonError(
+                f"session {session.name!r} runs in a Kubernetes pod: its work comes back by a push from the pod to "
+                "the repository's remote, not by fetch"
+            )
+        if session.runtime.get("layout") != LAYOUT:
+            return f"Session {session.name} works in your repository already: its branch is {session.branch}."
+        info = inspect_repo(repo if repo is not None else session.repo)
+        got = self.bring_back(session, info.root)
+        if got.ahead == 0 and got.commit == _base_of(session):
+            set_branch(info.root, session.branch, got.commit)
+            return f"Session {session.name} has no commits yet; {session.branch} points at its base {got.commit[:12]}."
+        plural = "s" if got.ahead != 1 else ""
+        return f"Fetched {session.branch} ({got.commit[:12]}, {got.ahead} new commit{plural}) into {info.root}."
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
@@ -250,6 +272,7 @@ class SessionManager:
         workspace: RepoInfo | None = None,
         remote: str | None = None,
         extra_runtime: dict[str, str] | None = None,
+        incoming: Incoming | None = None,
         **fields: Any,
     ) -> Session:
         """Create and start a session. All or nothing: on any failure nothing is left behind.
@@ -260,7 +283,8 @@ class SessionManager:
         ``wait=False`` returns once the container or pod is submitted. ``secrets``: credential
         values sent by a client (the service); others come from this process's environment.
         ``workspace``: the repository the service made from a client's bundle; ``remote``: the
-        client repository's remote (a pod clones it).
+        client repository's remote (a pod clones it). ``incoming``: the service's quarantine of a sent
+        workspace, accepted into the user's copy once nothing refuses the create (else left to be discarded).
         """
         request = _request(request, fields)
         report = progress or no_progress
@@ -298,24 +322,18 @@ class SessionManager:
                 spec = prepared
                 session.settings = {**session.settings, "image": spec.settings.image}
                 self.store.update(session.id, settings=session.settings)
-            if backend.local_worktree:
-                from .worktree import add_worktree, remove_worktree
-
-                report(ProgressEvent("worktree", f"creating worktree on branch {spec.branch}"))
-                add_worktree(spec.repo_root, spec.git_common_dir, spec.worktree, spec.branch, spec.base_commit)
-                undo.append(
-                    lambda: remove_worktree(
-                        spec.repo_root,
-                        spec.worktree,
-                        spec.branch,
-                        base=None,
-                        keep_work=False,
-                        common_dir=spec.git_common_dir,
-                    )
-                )
+            if incoming is not None:
+                spec = self._accept(spec, incoming)
+            job = None
+            if backend.local_workspace:
+                report(ProgressEvent("worktree", f"creating the session's workspace on branch {spec.branch}"))
+                job = self._start_workspace(spec, remote)
+                undo.append(job.remove)
             # Registered before the call: an interrupt inside it still removes what it made (found by label).
             undo.append(lambda: backend.remove(session))
-            backend_id, runtime = backend.create(spec, secret_values, report, wait=wait)
+            backend_id, runtime = backend.create(spec, secret_values, report, wait=wait, workspace=job)
+            if job is not None:
+                runtime = {**runtime, SEED_PACKS: job.seed_packs}
             session.backend_id, session.runtime = backend_id, {**session.runtime, **runtime}
             session.runtime.pop("creator", None)
             self.store.update(session.id, backend_id=backend_id, runtime=session.runtime, status=Status.RUNNING)
@@ -327,6 +345,55 @@ class SessionManager:
                 raise
             raise BackendError(redact_text(" ".join(str(exc).split())) or type(exc).__name__, step="create") from exc
         return session
+
+    def _accept(self, spec: Any, incoming: Incoming) -> Any:
+        """Check the checkout's size and the owner's repository storage, then move the sent workspace into the
+        owner's copy; the session is made from the copy."""
+        from ..config.policy import load_policy
+        from .bundles import tree_size
+        from .quotas import check_repo_storage
+        from .workspace import check_size, checkout_size
+
+        policy = load_policy().for_user(self.owner, self.groups)
+        limit = policy.limit("max_workspace_size")
+        size, _ = checkout_size(incoming.root, incoming.commit)
+        check_size(size, limit[0] if limit else DEFAULT_MAX_CHECKOUT, limit[1] if limit else "(the service's default)")
+        check_repo_storage(policy, tree_size(incoming.bare.parent), incoming.size())
+        incoming.accept()
+        return replace(spec, repo_root=incoming.bare)
+
+    def precheck(self, plan: Plan, name_given: bool) -> None:
+        """What would refuse a create before anything is sent or imported: the quotas, a taken name."""
+        from ..config.policy import load_policy
+        from .quotas import check_quotas
+
+        policy = load_policy().for_user(self.owner, self.groups)
+        check_quotas(policy, self._reader().all(self.owner), plan.settings.to_json(), new=True)
+        if name_given and self._reader().find(plan.name, self.owner) is not None:
+            raise NameTaken(f"you already have a session named {plan.name!r}; choose another --name")
+
+    def _start_workspace(self, spec: Any, remote: str | None) -> Any:
+        """Check the checkout's size against the policy, then make the workspace in a thread (the backend
+        waits for it before the agent starts)."""
+        from ..config.policy import load_policy
+        from .gitrepo import branch_exists, inspect_repo_cached, remote_url_cached
+        from .workspace import WorkspaceJob, check_size, checkout_size
+
+        policy = load_policy().for_user(self.owner, self.groups)
+        limit = policy.limit("max_workspace_size")
+        if limit is not None:
+            size, _ = checkout_size(spec.repo_root, spec.base_commit)
+            check_size(size, limit[0], limit[1])
+        if not self.shared:
+            if branch_exists(spec.repo_root, spec.branch):
+                raise BackendError(
+                    f"branch {spec.branch} already exists in {spec.repo_root}; delete it (git branch -D "
+                    f"{spec.branch}) or choose another name",
+                    step="create workspace",
+                )
+            remote = remote_url_cached(inspect_repo_cached(spec.repo_root))
+        clean = strip_credentials(remote) if remote else None
+        return WorkspaceJob(spec.repo_root, spec.base_commit, spec.workspace, spec.branch, clean)
 
     def _reserve(
         self,
@@ -357,6 +424,7 @@ class SessionManager:
             runtime = {
                 **extra,
                 "base_commit": spec.base_commit,
+                "layout": LAYOUT,
                 "creator": this_process(),
                 **self.backend(plan.backend).plan_runtime(spec),
             }
@@ -367,7 +435,7 @@ class SessionManager:
                 backend=plan.backend,
                 agent=spec.settings.agent,
                 repo=str(spec.repo_root),
-                worktree=str(spec.worktree) if plan.backend != "kubernetes" else "/workspace (in the pod)",
+                worktree=str(spec.workspace) if plan.backend != "kubernetes" else "/workspace (in the pod)",
                 branch=spec.branch,
                 prompt=request.prompt,
                 settings=plan.settings.to_json(),
@@ -468,12 +536,12 @@ class SessionManager:
     def _missing_worktree(self, session: Session) -> str | None:
         if session.backend == "kubernetes" or session.status in (Status.CREATING, Status.DELETING):
             return None
-        path = self._worktree(session)
-        if (path / ".git").exists():
+        path = self._workspace(session)
+        if os.path.lexists(path / ".git"):  # never followed: the agent may have made it a link
             return None
         return (
-            f"worktree {path} was removed outside clauderon; the agent has no workspace: delete the session "
-            "(its branch is kept if it has commits) and create it again"
+            f"the workspace of session {session.name} was removed outside clauderon; the agent has no workspace: "
+            "delete the session and create it again"
         )
 
     def get(self, name_or_id: str) -> Session:
@@ -530,7 +598,7 @@ class SessionManager:
                 "what it had made was removed: delete the session, then create it again"
             )
             try:
-                self._remove_parts(session)
+                self._remove_parts(session, keep_work=False)
             except ClauderonError as exc:
                 error = f"create was interrupted, and cleaning up failed ({exc}); run delete"
             session.status, session.error = Status.FAILED, error
@@ -547,25 +615,87 @@ class SessionManager:
             return None
         return session
 
-    def _worktree(self, session: Session) -> Path:
-        """Where the session's worktree must be: derived from its owner and name, never taken from the store."""
-        return worktree_root(self.home, session.owner, self.shared) / session.name
+    def _workspace(self, session: Session) -> Path:
+        """Where the session's workspace must be: derived from its owner and name, never taken from the store."""
+        if session.runtime.get("layout") != LAYOUT:  # made by an earlier version: a worktree of the repository
+            return self.home / "worktrees" / session.name
+        return workspace_root(self.home, session.owner, self.shared) / session.name
 
-    def _remove_parts(self, session: Session) -> str | None:
-        """Remove the backend's objects, the worktree and its branch (kept when it has commits). Idempotent."""
+    def _remove_parts(self, session: Session, keep_work: bool = True) -> str | None:
+        """Remove the backend's objects, then the workspace; with ``keep_work`` the agent's branch is first
+        brought back (kept when it has commits). Idempotent."""
         backend = self.backend(session.backend)
         backend.remove(session)
-        if not backend.local_worktree:
+        if not backend.local_workspace:
             return None
-        from .worktree import remove_worktree
+        path = self._workspace(session)
+        if session.runtime.get("layout") != LAYOUT:
+            self._remove_workspace(session, path)
+            return (
+                f"made by an earlier clauderon-nb as a git worktree: its branch {session.branch} and the "
+                f"worktree's entry in {session.repo}/.git/worktrees were left for you to review"
+            )
+        note = None
+        if keep_work and os.path.lexists(path):
+            note = self._keep_branch(session, path)
+        self._remove_workspace(session, path)
+        return note
 
-        return remove_worktree(
-            Path(session.repo),
-            self._worktree(session),
-            f"clauderon/{session.name}",
-            base=session.runtime.get("base_commit") if _is_hash(session.runtime.get("base_commit")) else None,
-            keep_work=True,
+    def _remove_workspace(self, session: Session, path: Path) -> None:
+        """Remove the workspace without following links; files of another uid (a service that is not root)
+        are removed by the backend in a throwaway container first."""
+        from .workspace import remove_tree
+
+        try:
+            remove_tree(path)
+        except PermissionError:
+            clear = getattr(self.backend(session.backend), "clear_workspace", None)
+            image = session.settings.get("image")
+            if clear is None or not isinstance(image, str):
+                raise
+            clear(path, _agent_uid(session), image)
+            remove_tree(path)
+
+    def _bring_back_to(self, session: Session) -> Path:
+        """Where a session's branch comes back to: your repository, or on the service its copy of it."""
+        if not self.shared:
+            return Path(session.repo)
+        from .bundles import service_repo
+
+        key = session.runtime.get("repo_key")
+        if not isinstance(key, str) or not _is_key(key):
+            raise ClauderonError(f"session {session.name!r} was not made from a sent workspace")
+        return service_repo(self.home, session.owner, key)
+
+    def bring_back(self, session: Session, dest: Path | None = None, *, only_if_ahead: bool = False) -> Harvest:
+        """Bring the session's branch from its workspace into ``dest`` (default: where it came from), as data:
+        the host never runs git in the workspace (see ``sessions/harvest.py``)."""
+        from ..config.policy import load_policy
+        from .harvest import harvest
+
+        limit = load_policy().for_user(session.owner, _groups_of(session)).max_upload_size()
+        seeds = session.runtime.get(SEED_PACKS)
+        return harvest(
+            self._workspace(session),
+            session.branch,
+            _base_of(session),
+            dest or self._bring_back_to(session),
+            seed_packs=frozenset(str(p) for p in seeds) if isinstance(seeds, list) else frozenset(),
+            only_if_ahead=only_if_ahead,
+            **({"limit": limit} if limit else {}),
         )
+
+    def _keep_branch(self, session: Session, path: Path) -> str | None:
+        """Keep the agent's branch when it has commits; a note says what happened (never what was read)."""
+        from .harvest import HarvestError
+
+        try:
+            kept = self.bring_back(session, only_if_ahead=True)
+        except HarvestError as exc:
+            return f"its branch could not be kept: {exc}"
+        if kept.ahead == 0:
+            return None
+        return f"branch {session.branch} kept: it has {kept.ahead} new commit{'s' if kept.ahead != 1 else ''}"
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -584,10 +714,17 @@ class SessionManager:
         return self.stop_session(session, None, self.owner, "stop")
 
     def stop_session(self, session: Session, error: str | None, by: str, reason: str) -> Session:
-        """Stop a session on someone's behalf (``by``: an admin, the culler) with the reason it is given."""
-        self.backend(session.backend).stop(session)
+        """Stop a session on someone's behalf (``by``: an admin, the culler) with the reason it is given.
+        A branch with commits is brought back (kept) once the agent has stopped."""
+        backend = self.backend(session.backend)
+        backend.stop(session)
         now = time.time()
         runtime = _with_history({**session.runtime, "stopped_at": now}, now, by, "stop", reason, session.owner)
+        runtime.pop("branch_note", None)
+        if backend.local_workspace and session.runtime.get("layout") == LAYOUT:
+            note = self._keep_branch(session, self._workspace(session))
+            if note:
+                runtime["branch_note"] = note
         session.status, session.error, session.runtime = Status.STOPPED, error, runtime
         self.store.update(session.id, status=session.status, error=error, runtime=runtime)
         return session
@@ -651,15 +788,16 @@ class SessionManager:
         self._busy(session, "start")
         self._recheck(session)
         backend = self.backend(session.backend)
-        if backend.local_worktree:
+        if backend.local_workspace:
             missing = self._missing_worktree(session)
             if missing:
                 raise BackendError(missing.replace("; the agent has no workspace", ""), step="start")
         if session.backend == "local":
             session.runtime = self._local_runtime(session)
+        spec = self._planner().respec(session) if session.backend == "kubernetes" else None
         self._claim_running(session)
         try:
-            runtime = backend.start(session)
+            runtime = backend.start(session, spec)
         except BaseException:
             self.store.update(session.id, status=Status.STOPPED)
             raise
@@ -681,12 +819,21 @@ class SessionManager:
             self.store.update(session.id, status=Status.RUNNING)
 
     def _recheck(self, session: Session) -> None:
+        """The stored settings against today's policy, every one of them (agent, GPUs, build, image…)."""
+        from ..config.agents import agent_env, all_agents, find_agent
+        from ..config.files import agents_of, load_system_config, load_user_config
         from ..config.policy import load_policy
 
         settings = stored_settings(session)
-        load_policy().for_user(session.owner, _groups_of(session)).check(
-            settings, {k: "stored session" for k in settings}
+        policy = load_policy().for_user(session.owner, _groups_of(session))
+        policy.check(settings, {k: "stored session" for k in settings})
+        config = find_agent(
+            session.agent,
+            all_agents(agents_of(load_system_config(), load_user_config(self.home))),
+            source="stored session",
         )
+        forwarded = agent_env(session.agent, config, names_only=True)
+        policy.check_pass_env(session.agent, forwarded.required + forwarded.optional_present)
 
     def _local_runtime(self, session: Session) -> dict[str, Any]:
         from ..config.agents import agent_command, all_agents, find_agent, render_command
@@ -698,7 +845,7 @@ class SessionManager:
         return {
             **session.runtime,
             "argv": render_command(agent_command(config, has_terminal=False), session.prompt),
-            "cwd": str(self._worktree(session)),
+            "cwd": str(self._workspace(session)),
             "log": str(logs / f"{session.name}.log"),
             "exit_file": str(logs / f"{session.name}.exit"),
         }
@@ -729,7 +876,54 @@ class SessionManager:
             return None
         return self._remove_session(recovered, by=self.owner, reason="delete")
 
-    def _remove_session(self, session: Session, *, by: str, reason: str) -> str | None:
+    def purge(self, reason: str, dry_run: bool = False) -> builtins.list[CullAction]:
+        """Remove everything of this owner on the service: sessions (nothing kept), repository copies and
+        workspaces. For an owner whose hub account was deleted, or whose name now belongs to a new account."""
+        from .culling import CullAction
+        from .workspace import remove_tree
+
+        message = "removed by the clauderon service: its owner's hub account was deleted"
+        actions = []
+        for session in self._reader().all(self.owner):
+            actions.append(CullAction(session.id, session.owner, session.name, "delete", reason, message))
+            if not dry_run:
+                self._remove_session(session, by="clauderon-service", reason=reason, keep_work=False)
+        if not dry_run:
+            for folder in ("repos", "workspaces"):
+                remove_tree(self.home / folder / owner_folder(self.owner))
+        return actions
+
+    def remove_unused_repos(self, now: float, dry_run: bool = False) -> builtins.list[str]:
+        """The service's copies of repositories that no session uses and that nobody used for the policy's
+        ``delete_unused_repos_after`` (default 7 days): removed. Returns what was (or would be) removed."""
+        from ..config.policy import load_policy
+        from .workspace import remove_tree
+
+        policy = load_policy()
+        used = {(owner_folder(s.owner), s.runtime.get("repo_key")) for s in self._reader().all()}
+        owners = {owner_folder(s.owner): s for s in self._reader().all()}
+        removed: builtins.list[str] = []
+        for folder in sorted((self.home / "repos").glob("*")):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            sample = owners.get(folder.name)
+            rules = policy.for_user(sample.owner, _groups_of(sample)) if sample else policy
+            found = rules.limit("delete_unused_repos_after")
+            grace = found[0] if found else DEFAULT_UNUSED_REPO_GRACE
+            for bare in sorted(folder.glob("*.git")):
+                key = bare.name.removesuffix(".git")
+                try:
+                    idle = now - os.lstat(bare).st_mtime
+                except OSError:
+                    continue
+                if (folder.name, key) in used or idle < grace:
+                    continue
+                removed.append(f"{folder.name}/{bare.name}")
+                if not dry_run:
+                    remove_tree(bare)
+        return removed
+
+    def _remove_session(self, session: Session, *, by: str, reason: str, keep_work: bool = True) -> str | None:
         if session.status is Status.CREATING:
             self._busy(session, "delete")
         if by != session.owner:
@@ -738,7 +932,7 @@ class SessionManager:
         self.store.update(session.id, status=Status.DELETING, runtime=runtime)
         session.runtime = runtime
         try:
-            note = self._remove_parts(session)
+            note = self._remove_parts(session, keep_work=keep_work)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, ClauderonError) else type(exc).__name__
             runtime.pop("deleter", None)
@@ -755,29 +949,22 @@ class SessionManager:
 
 
 def stored_settings(session: Session) -> dict[str, Any]:
-    """A record's settings, parsed again with the model's own parsers (the store is untrusted)."""
-    raw = dict(session.settings)
-    out: dict[str, Any] = {"backend": Backend.parse(session.backend)}
+    """A record's settings, every one parsed again with the model's own parsers (the store is untrusted):
+    what ``start`` checks against the policy and counts against the quotas."""
+    from ..config.resolve import ResolvedSettings
+
     try:
-        for key, value in raw.items():
-            if value is None:
-                continue
-            if key.startswith("cpu_"):  # stored canonically: integer millicores
-                out[key] = parse_cpu(f"{value}m" if type(value) is int else value, key)
-            elif key.startswith("memory_") or key == "workspace_size":
-                out[key] = parse_memory(value, key)
-            elif key == "image":
-                ref = parse_image(value, key)
-                # A built image is pinned to the digest clauderon pushed; the policy judged its tag. (The store
-                # is untrusted: only a clauderon-build name loses its digest here, never any other image.)
-                built = raw.get("build") and ref.tag and is_built_image(str(ref))
-                out[key] = str(replace(ref, digest=None) if built else ref)
-            elif key == "pull_policy":
-                out[key] = PullPolicy.parse(value, key)
-            elif key == "network":
-                out[key] = str(value)
+        settings = ResolvedSettings.from_json({**session.settings, "backend": session.backend, "agent": session.agent})
     except ValueError as exc:
         raise StoreError(f"session {session.name!r}: its stored settings are damaged ({exc}); delete it") from None
+    out = {k: getattr(settings, k) for k in settings.__dataclass_fields__}
+    out = {k: v for k, v in out.items() if v is not None and v != {} and v != ()}
+    if isinstance(out.get("image"), str):
+        ref = parse_image(out["image"], "image")
+        # A built image is pinned to the digest clauderon pushed; the policy judged its tag. (The store is
+        # untrusted: only a clauderon-build name loses its digest here, never any other image.)
+        if settings.build is not None and ref.tag and is_built_image(str(ref)):
+            out["image"] = str(replace(ref, digest=None))
     return out
 
 
@@ -815,6 +1002,21 @@ def _is_admin(owner: str) -> bool:
     from ..config.policy import load_policy
 
     return load_policy().is_admin(owner)
+
+
+def _base_of(session: Session) -> str | None:
+    base = session.runtime.get("base_commit")
+    return base if _is_hash(base) else None
+
+
+def _is_key(value: str) -> bool:
+    return 8 <= len(value) <= 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _agent_uid(session: Session) -> int:
+    """The uid the session's agent ran as (recorded at create)."""
+    uid = session.runtime.get("uid")
+    return uid if type(uid) is int and 0 < uid < 2**31 else 1000
 
 
 def _is_hash(value: Any) -> bool:

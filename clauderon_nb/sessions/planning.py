@@ -12,12 +12,12 @@ import re
 import shlex
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.buildctx import build_tag
-from ..config.agents import agent_command, agent_env, all_agents
+from ..config.agents import AgentEnv, agent_command, agent_env, all_agents, find_agent
 from ..config.devcontainer import Devcontainer, load_devcontainer
 from ..config.files import (
     Loaded,
@@ -30,21 +30,23 @@ from ..config.files import (
 )
 from ..config.policy import AdminPolicy, load_policy
 from ..config.presets import all_presets
-from ..config.resolve import Resolution, resolve
+from ..config.resolve import Resolution, ResolvedSettings, resolve
 from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files, trust
 from ..errors import ConfigError, PolicyError
 from ..model.choices import Backend
 from ..model.display import show_value
 from ..model.image import is_built_image
 from ..model.limits import MAX_ARG_BYTES
-from ..model.naming import owner_folder, stable_name, worktree_root
+from ..model.naming import owner_folder, stable_name, workspace_root
 from ..model.pull_policy import PullPolicy
-from ..model.redact import SECRET_MASK, redact_url
+from ..model.redact import SECRET_MASK, is_env_name, redact_url
 from ..model.request import CreateSessionRequest
 from ..model.session import Session
 from ..render.plan import Plan
 from ..render.spec import SessionSpec, build_spec
 from .gitrepo import RepoInfo, inspect_repo_cached, is_local_remote, remote_url_cached
+
+DEFAULT_AGENT_UID = 1000  # the agent's uid when none is configured and the caller is root (or the service)
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,9 @@ class Planner:
             ),
         )
 
-    def worktrees(self, owner: str) -> Path:
-        """Where ``owner``'s worktrees live: one folder per owner on the shared service."""
-        return worktree_root(self.home, owner, self.shared)
+    def workspaces(self, owner: str) -> Path:
+        """Where ``owner``'s session workspaces live: one folder per owner on the shared service."""
+        return workspace_root(self.home, owner, self.shared)
 
     def plan(
         self,
@@ -150,17 +152,7 @@ class Planner:
                 "repository",
                 field="image",
             )
-        user = settings.container_user
-        if (
-            settings.backend is Backend.KUBERNETES
-            and user
-            and not re.fullmatch(r"[1-9][0-9]{0,9}(:[0-9]{1,10})?", user)
-        ):
-            raise ConfigError(
-                f"container_user {user!r} ({res.origins.get('container_user')}): a Kubernetes pod runs as a "
-                "numeric non-root uid; use one (e.g. 1000) in containerUser",
-                field="image",
-            )
+        uid, gid = self._agent_ids(res.settings, res.origins)
         url = None
         session_id = str(uuid.uuid4())
         fetch_from = None
@@ -199,14 +191,14 @@ class Planner:
             credentials=given,
             env_from_secret=res.agent_config.env_from_secret,
             repo_root=repo.root,
-            git_common_dir=repo.common_dir,
             base_branch=repo.branch,
             base_commit=repo.commit,
-            worktree=self.worktrees(self.owner) / name,
+            workspace=self.workspaces(self.owner) / name,
             remote_url=url,
             workspace_url=fetch_from,
-            uid=os.getuid(),
-            gid=os.getgid(),
+            uid=uid,
+            gid=gid,
+            root_allowed=load_policy().for_user(self.owner, self.groups).allows_root(),
         )
         check_arguments(spec)
         trust_note = self._untrusted_repo_file(res, repo, spec)
@@ -221,6 +213,94 @@ class Planner:
             notes=tuple(notes),
             needs_trust=bool(trust_note),
         )
+
+    def _agent_ids(self, settings: ResolvedSettings, origins: Mapping[str, str]) -> tuple[int, int]:
+        """The uid and gid the agent runs as in its container: a devcontainer's numeric containerUser, else
+        ``run_as_user``, else (on your own machine, when you are not root) yours, else 1000. Never root
+        unless the policy allows it; on the service never the service's own uid."""
+        if settings.backend is Backend.LOCAL:
+            return os.getuid(), os.getgid()  # a local process is you: there is no container
+        user = settings.container_user
+        where = origins.get("container_user") or origins.get("run_as_user") or "built-in default"
+        policy = load_policy().for_user(self.owner, self.groups)
+        numeric = re.fullmatch(r"([0-9]{1,10})(?::([0-9]{1,10}))?", user or "")
+        if user and not numeric:
+            if settings.backend is Backend.KUBERNETES:
+                raise ConfigError(
+                    f"container_user {user!r} ({where}): a Kubernetes pod runs as a numeric uid; use one "
+                    "(e.g. 1000) in containerUser",
+                    field="image",
+                )
+            if user.split(":")[0] == "root" and not policy.allows_root():
+                raise policy.root_refusal(f"container_user 'root' ({where})")
+            # A name is looked up in the image's /etc/passwd when the container is made (root is refused there).
+            uid = gid = DEFAULT_AGENT_UID
+        elif numeric:
+            uid, gid = int(numeric[1]), int(numeric[2] or numeric[1])
+        elif settings.run_as_user is not None:
+            uid = gid = settings.run_as_user
+            where = origins.get("run_as_user") or where
+        elif settings.backend is Backend.DOCKER and not self.shared and os.getuid() != 0:
+            uid, gid = os.getuid(), os.getgid()
+        else:
+            uid = gid = DEFAULT_AGENT_UID
+        if uid == 0 and not policy.allows_root():
+            raise policy.root_refusal(f"uid 0 ({where})")
+        if self.shared and settings.backend is Backend.DOCKER and uid == os.getuid():
+            raise PolicyError(
+                f"run_as_user {uid} ({where}) is the clauderon service's own uid: an agent must never run as "
+                "the service; set another run_as_user in the service's docker-config.toml or k8s-config.toml",
+                field="image",
+            )
+        return uid, gid
+
+    def respec(self, session: Session) -> SessionSpec:
+        """A stored Kubernetes session's spec made again, to render its pod on ``start``: the settings are
+        parsed again (the store is untrusted), the command comes from the agent table again, the uid is
+        derived again under today's policy. Raises ``StoreError``-like ``ConfigError`` for a damaged record."""
+        render = session.runtime.get("render")
+        if not isinstance(render, dict):
+            raise ConfigError(f"session {session.name!r} was made by an earlier version; delete it and create it again")
+        given = render.get("container_env")
+        env_values: dict[Any, Any] = given if isinstance(given, dict) else {}
+        try:
+            settings = ResolvedSettings.from_json(session.settings, {str(k): str(v) for k, v in env_values.items()})
+        except ValueError as exc:
+            raise ConfigError(f"session {session.name!r}: its stored settings are damaged ({exc}); delete it") from None
+        agents = agents_of(load_system_config(), load_user_config(self.home))
+        config = find_agent(session.agent, all_agents(agents), source="stored session")
+        names = render.get("secret_env")
+        secret_env = tuple(n for n in names if is_env_name(n)) if isinstance(names, list) else ()
+        base = session.runtime.get("base_commit")
+        branch = render.get("base_branch")
+        if not isinstance(base, str) or not re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", base):
+            raise ConfigError(f"session {session.name!r}: its stored base commit is damaged; delete it")
+        if not isinstance(branch, str) or not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch):
+            branch = "HEAD"
+        remote = render.get("remote_url") if isinstance(render.get("remote_url"), str) else None
+        fetch = bool(render.get("fetch")) and self.workspace_url
+        uid, gid = self._agent_ids(settings, {"container_user": "stored session", "run_as_user": "stored session"})
+        spec = build_spec(
+            session_id=session.id,
+            name=session.name,
+            owner=session.owner,
+            prompt=session.prompt,
+            settings=settings,
+            agent_command=agent_command(config, has_terminal=True),
+            credentials=AgentEnv(required=(), optional_present=()),
+            env_from_secret=config.env_from_secret,
+            repo_root=Path("-"),
+            base_branch=branch,
+            base_commit=base,
+            workspace=Path("/workspace"),
+            remote_url=remote or None,
+            workspace_url=f"{str(self.workspace_url).rstrip('/')}/api/v1/workspaces/{session.id}" if fetch else None,
+            uid=uid,
+            gid=gid,
+            root_allowed=load_policy().for_user(self.owner, self.groups).allows_root(),
+            remote_in_secret=bool(render.get("remote_in_secret")),
+        )
+        return replace(spec, secret_env=secret_env)
 
     def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
         """A note when the repository's own file picks what runs with the user's credentials (or picks the
@@ -344,6 +424,6 @@ def render_native(spec: SessionSpec) -> Any:
         return render_kubernetes(spec)
     return {
         "argv": list(spec.command),
-        "cwd": str(spec.worktree),
+        "cwd": str(spec.workspace),
         "env": {**spec.env, **{n: SECRET_MASK for n in spec.secret_env}},
     }

@@ -99,6 +99,22 @@ def check_quotas(policy: AdminPolicy, sessions: list[Session], settings: dict[st
             )
 
 
+def check_repo_storage(policy: AdminPolicy, used: int, adding: int) -> None:
+    """Refuse (``QuotaError``) a sent workspace that would take the owner's repository copies over
+    ``max_repo_storage``."""
+    found = policy.limit("max_repo_storage")
+    if found is None or used + adding <= found[0]:
+        return
+    limit, where = found
+    raise QuotaError(
+        f"quota max_repo_storage ({where}): your repositories on the service take {show_value('memory_limit', used)}"
+        f" and this workspace adds {show_value('memory_limit', adding)}, the limit is "
+        f"{show_value('memory_limit', limit)}; delete sessions of repositories you no longer use (their copies "
+        "are removed after delete_unused_repos_after)",
+        "max_repo_storage",
+    )
+
+
 def locked(home: Path, fn: Callable[[], T]) -> T:
     with quota_lock(home):
         return fn()
