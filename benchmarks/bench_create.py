@@ -1,17 +1,25 @@
-"""create() vs the same work by hand: `git worktree add` + `docker run -d` with the same flags.
+"""create() vs the same work by hand, and vs what a create did before workspaces were the session's own.
 
-Prints median seconds for each and the ratio (target: <= 1.0x).
+- by hand: the same workspace (a new repository fetching the session's commit, checked out) and
+  `docker run -d` with the same flags (non-root uid, no capabilities, no-new-privileges, pids limit);
+- the old way: `git worktree add` + `docker run -d` with the repository's .git mounted, which is what
+  a create did when the agent shared the user's repository (target: our create within 1.1x of it).
+
+Prints median seconds for each and the ratios. The three are measured interleaved, one round at a time.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import statistics
 import subprocess
 import sys
+import time
 
-from _common import busybox_image, docker_cli, median_time, scratch
+from _common import busybox_image, docker_cli, scratch
 
-REPEAT = 9
+REPEAT = 15
 
 
 def main() -> None:
@@ -35,14 +43,41 @@ def main() -> None:
                 name=f"o{next(counter)}",
             )
 
+        uid = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 else "1000:1000"
+        hardening = ["--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--pids-limit", "1024"]
+
         def by_hand() -> None:
-            """What create does, typed by hand: the same worktree, flags, labels and environment."""
+            """What create does, typed by hand: the same workspace, flags, labels and environment."""
             n = next(counter)
             name = f"h{n}"
+            ws = home / "workspaces" / name
+            ws.mkdir(parents=True)
+            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+            subprocess.run(
+                ["git", "init", "-q", "--template=", f"--initial-branch=clauderon/{name}"], cwd=ws, check=True
+            )
+            fetch = ["git", "-c", "fetch.unpackLimit=1", "fetch", "-q", "--no-tags", "--update-head-ok", str(repo)]
+            subprocess.run([*fetch, f"{head}:refs/heads/clauderon/{name}"], cwd=ws, check=True)
+            subprocess.run(["git", "reset", "-q", "--hard"], cwd=ws, check=True)
+            if os.getuid() == 0:
+                subprocess.run(["chown", "-R", uid, str(ws)], check=True)
+            run(name, ws, [], hardening)
+
+        def old_way() -> None:
+            """What a create did before: a worktree of the repository, its .git mounted too."""
+            n = next(counter)
+            name = f"w{n}"
             wt = home / "worktrees" / name
             subprocess.run(
                 ["git", "worktree", "add", "-q", "-b", f"clauderon/{name}", str(wt), "HEAD"], cwd=repo, check=True
             )
+            git_dir = str(repo / ".git")
+            run(name, wt, ["-v", f"{git_dir}:{git_dir}:rw"], [])
+
+        made: list[str] = []
+
+        def run(name: str, folder: object, mounts: list[str], extra: list[str]) -> None:
+            made.append(name)
             labels = [
                 f"clauderon.io/{k}={v}"
                 for k, v in (
@@ -67,7 +102,8 @@ def main() -> None:
                     name,
                     "--init",
                     "--user",
-                    f"{os.getuid()}:{os.getgid()}",
+                    uid,
+                    *extra,
                     "--network",
                     "none",
                     "--cpus",
@@ -76,9 +112,8 @@ def main() -> None:
                     "64m",
                     *[a for label in labels for a in ("--label", label)],
                     "-v",
-                    f"{wt}:/workspace:rw",
-                    "-v",
-                    f"{repo / '.git'}:{repo / '.git'}:rw",
+                    f"{folder}:/workspace:rw",
+                    *mounts,
                     "-w",
                     "/workspace",
                     "-e",
@@ -93,23 +128,31 @@ def main() -> None:
                 capture_output=True,
             )
 
-        ours()  # warm up both paths once (client connection, git caches)
+        ours()  # warm up every path once (client connection, git caches)
         by_hand()
-        t_ours = median_time(ours, REPEAT)
-        t_hand = median_time(by_hand, REPEAT)
+        old_way()
+        samples: dict[str, list[float]] = {"ours": [], "hand": [], "old": []}
+        for _ in range(REPEAT):  # interleaved: the engine's slow moments hit all three alike
+            for key, fn in (("ours", ours), ("hand", by_hand), ("old", old_way)):
+                start = time.perf_counter()
+                fn()
+                samples[key].append(time.perf_counter() - start)
+        t_ours, t_hand, t_old = (statistics.median(samples[k]) for k in ("ours", "hand", "old"))
+        for name in made:
+            subprocess.run([docker, "rm", "-f", f"clauderon-{name}"], capture_output=True, check=False)
+            if name.startswith("w"):
+                subprocess.run(
+                    ["git", "worktree", "remove", "--force", str(home / "worktrees" / name)], cwd=repo, check=False
+                )
+                subprocess.run(["git", "branch", "-D", f"clauderon/{name}"], cwd=repo, capture_output=True, check=False)
+            else:
+                shutil.rmtree(home / "workspaces" / name, ignore_errors=True)
         for s in mgr.list():
             mgr.delete(s.name)
-        for n in range(1000):
-            if not (home / "worktrees" / f"h{n}").exists():
-                continue
-            subprocess.run([docker, "rm", "-f", f"clauderon-h{n}"], capture_output=True, check=False)
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(home / "worktrees" / f"h{n}")], cwd=repo, check=False
-            )
-            subprocess.run(["git", "branch", "-D", f"clauderon/h{n}"], cwd=repo, capture_output=True, check=False)
     print(
-        f"create: clauderon-nb {t_ours:.3f}s, by hand {t_hand:.3f}s (median of {REPEAT}); "
-        f"ratio {t_ours / t_hand:.2f}x (target <= 1.0x)"
+        f"create: clauderon-nb {t_ours:.3f}s, the same by hand {t_hand:.3f}s, the old worktree way {t_old:.3f}s "
+        f"(median of {REPEAT}); ratio {t_ours / t_hand:.2f}x by hand (target <= 1.0x), "
+        f"{t_ours / t_old:.2f}x the old way (target <= 1.1x)"
     )
 
 

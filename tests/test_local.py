@@ -23,6 +23,9 @@ command = ["sh", "-c", "echo failing; exit 4"]
 
 [agents.missing]
 command = ["no-such-agent-binary"]
+
+[agents.committer]
+command = ["sh", "-c", "echo work > agent.txt && git add agent.txt && git -c user.name=a -c user.email=a@b.invalid commit -q -m 'agent work' && echo committed"]
 """
 
 
@@ -110,3 +113,20 @@ def test_container_settings_refused(lhome: Path, repo: Path) -> None:
     with pytest.raises(ConfigError, match=r"image does not apply to the local backend \(backend from .*config.toml\)"):
         SessionManager().create(repo=str(repo), prompt="x", image="ubuntu")
     assert SessionManager().list() == []
+
+
+def test_the_branch_comes_back_by_fetch_and_delete_keeps_it(lhome: Path, repo: Path) -> None:
+    """The agent works in a repository of its own; its branch comes back as data, never by git run in it."""
+    import subprocess
+
+    mgr = SessionManager()
+    mgr.create(repo=str(repo), prompt="x", backend="local", agent="committer", name="lc")
+    wait(lambda: "committed" in str(mgr.logs("lc")))
+    branches = subprocess.run(["git", "branch", "--list", "clauderon/*"], cwd=repo, capture_output=True, text=True)
+    assert branches.stdout == ""  # nothing of the session in your repository until you bring it back
+    note = mgr.fetch("lc")
+    assert note.startswith("Fetched clauderon/lc (") and note.endswith(f", 1 new commit) into {repo}.")
+    log = subprocess.run(["git", "log", "--format=%s", "clauderon/lc"], cwd=repo, capture_output=True, text=True)
+    assert log.stdout.splitlines() == ["agent work", "init"]
+    assert mgr.delete("lc") == "branch clauderon/lc kept: it has 1 new commit"
+    assert not (lhome / "workspaces" / "lc").exists()

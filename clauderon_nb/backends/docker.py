@@ -466,7 +466,7 @@ class DockerBackend:
         return bool(response.status_code == 200)
 
     def _check_workspace(self, cid: str, spec: SessionSpec) -> None:
-        """Fail before start when the engine does not see the worktree (it bind-mounts paths of its own
+        """Fail before start when the engine does not see the workspace (it bind-mounts paths of its own
         host: with the socket of another machine or container, /workspace would be an empty folder)."""
         if self._exists_in(cid, f"{WORKSPACE}/.git", "check workspace"):
             return

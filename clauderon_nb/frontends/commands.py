@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
                 raise UsageProblem(
                     f"delete asks before removing session {session.name!r}, but cannot ask here; {ctx.interactive_hint}"
                 )
-            if not ctx.confirm(f"Delete session {session.name!r} (its container and worktree)? [y/N] "):
+            if not ctx.confirm(f"Delete session {session.name!r} (its container and workspace)? [y/N] "):
                 return Text(f"Kept session {session.name}.")
         note = mgr.delete(session.id)
         return Text(f"Deleted session {session.name}." + (f" ({note})" if note else ""))

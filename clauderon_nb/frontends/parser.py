@@ -137,9 +137,9 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     logs = named("logs", "print a session's output")
     logs.add_argument("--tail", type=_non_negative, metavar="N", help="only the last N lines")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new output")
-    named("stop", "stop a session (its worktree is kept)")
+    named("stop", "stop a session (its workspace is kept; a branch with commits is brought back)")
     named("start", "start a stopped session")
-    named("delete", "delete a session: container or pod, worktree, record").add_argument(
+    named("delete", "delete a session: container or pod, workspace, record (a branch with commits stays)").add_argument(
         "-f", "--force", action="store_true", help="do not ask for confirmation"
     )
     named("attach", "print the terminal command that attaches to a session")

@@ -49,7 +49,7 @@ What a session image needs (docs/images.md):
 
 - the agent's command on PATH (claude, codex, gemini, or your [agents.NAME] command);
   create checks this before the agent starts and says so in one line if it is missing;
-- git, so the agent can commit on its branch (the worktree is at /workspace);
+- git, so the agent can commit on its branch (its own workspace is at /workspace);
 - sh, for the Kubernetes init container that clones the repository;
 - a writable HOME for any user id: Docker runs the container as your uid:gid,
   Kubernetes as run_as_user (default 1000).
@@ -91,7 +91,7 @@ class ConfirmDelete(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Label(
                 f"Delete session {s.name}? Its {'pod' if s.backend == 'kubernetes' else 'container or process'}, "
-                f"worktree and record are removed; the branch {s.branch} is kept if the agent committed on it."
+                f"workspace and record are removed; the branch {s.branch} is kept if the agent committed on it."
             )
             with Horizontal():
                 yield Button("Delete", variant="error", id="yes")

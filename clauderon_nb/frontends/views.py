@@ -111,11 +111,14 @@ class SessionDetails:
             ("agent", s.agent),
             ("repo", s.repo),
             ("branch", s.branch),
-            ("worktree", s.worktree),
+            ("workspace", s.worktree),
             ("prompt", s.prompt),
         ]
         if s.error:
             fields.append(("error", s.error))
+        note = s.runtime.get("branch_note")
+        if isinstance(note, str) and note:
+            fields.append(("branch", note))
         for key in SHOWN[s.backend]:
             if key in ("backend", "agent"):
                 continue

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One step of a create: ``step`` is check, pull, worktree, create, start or ready.
+    """One step of a create: ``step`` is check, pull, worktree (the workspace), create, start or ready.
 
     Pull events carry the layer id and its byte counts when the engine reports them.
     ``detail`` marks intermediate news from a slow step (a layer downloading, a pod

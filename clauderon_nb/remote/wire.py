@@ -100,7 +100,7 @@ def session_json(session: Session) -> dict[str, Any]:
     }
 
 
-_SHOWN_RUNTIME = ("container", "pod", "namespace", "base_commit", "orphan", "history")
+_SHOWN_RUNTIME = ("container", "pod", "namespace", "base_commit", "orphan", "history", "branch_note")
 
 
 def session_from_json(data: Any) -> Session:

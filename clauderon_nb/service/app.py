@@ -494,7 +494,7 @@ def _workspace_of(service: Service, caller: Caller, workspace: Any) -> tuple[Rep
         raise ApiError(
             "ValidationError",
             "workspace: required, {'key': …, 'commit': …}; the service never reads a path you name, "
-            "it makes the session's worktree from the repository you send",
+            "it makes the session's workspace from the repository you send",
             "repo",
         )
     key, commit = workspace.get("key"), workspace.get("commit")
@@ -650,6 +650,9 @@ class CreateHandler(ApiHandler):
         check_env(body, self._plan)
         if body.problem is not None:
             raise body.problem
+        # The quotas and a taken name refuse now, before any of the bundle is read.
+        plan = self._plan
+        await self.call(lambda: mgr.precheck(plan, bool(body.request.name)))
 
     async def post(self) -> None:
         if self._finished:
@@ -661,7 +664,6 @@ class CreateHandler(ApiHandler):
         body = self._body
         assert body is not None
         mgr = self.manager()
-        await self.call(lambda: mgr.precheck(self._plan, bool(body.request.name)))  # nothing imported if refused
         incoming = await self.call(lambda: self._workspace(body))
         stream = "text/event-stream" in self.request.headers.get("Accept", "")
         if not stream:

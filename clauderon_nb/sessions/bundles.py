@@ -1,7 +1,7 @@
 """Git bundles: how a repository travels to the service and a session branch travels back.
 
 The client sends the commits of its current HEAD the service does not have yet; the
-service keeps one bare repository per user and repository, makes session worktrees
+service keeps one bare repository per user and repository, makes session workspaces
 from it, and sends a session branch back as a bundle of the commits beyond its base.
 Every git command runs with ``SAFE_GIT`` (no hooks, no fsmonitor): bundles are untrusted.
 """

@@ -70,18 +70,16 @@ def harvest(
         if base is not None and tip == base:
             return Harvest(tip, 0)
         with tempfile.TemporaryDirectory(prefix="clauderon-harvest-") as tmp:
-            stage = Path(tmp) / "quarantine.git"
-            fmt = "sha256" if len(tip) == 64 else "sha1"
-            _git(["init", "-q", "--bare", "--template=", f"--object-format={fmt}", str(stage)], Path(tmp), "prepare")
-            (stage / "objects" / "info").mkdir(parents=True, exist_ok=True)
-            (stage / "objects" / "info" / "alternates").write_text(f"{dest_objects}\n")
+            stage = _quarantine(Path(tmp), len(tip), dest_objects)
             with _folder(gitdir, "objects", "its objects folder") as objects:
                 packs = _copy_objects(objects, stage / "objects", seed_packs, limit)
             for pack in packs:
                 _git(["index-pack", str(pack)], stage, "a pack of its objects is damaged")
             ref = f"refs/heads/{branch}"
-            _git(["update-ref", ref, tip], stage, "its branch points at a commit it does not have")
-            ahead = _ahead(stage, tip, base)
+            ahead = _ahead(stage, tip, base)  # fails when the tip or its history is missing
+            target = stage / ref
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(f"{tip}\n")
             if only_if_ahead and base is not None and ahead == 0:
                 return Harvest(tip, 0)
             out = run_git(
@@ -109,14 +107,33 @@ def harvest(
     return Harvest(tip, ahead)
 
 
+def _quarantine(folder: Path, hash_length: int, dest_objects: Path) -> Path:
+    """An empty bare repository of our own (made by hand: no template, no hook) that sees ``dest_objects``."""
+    stage = folder / "quarantine.git"
+    for sub in ("objects/pack", "objects/info", "refs/heads"):
+        (stage / sub).mkdir(parents=True)
+    (stage / "HEAD").write_text("ref: refs/heads/main\n")
+    version = (
+        "\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = sha256\n"
+        if hash_length == 64
+        else ("\trepositoryformatversion = 0\n")
+    )
+    (stage / "config").write_text(f"[core]\n\tbare = true\n{version}")
+    (stage / "objects" / "info" / "alternates").write_text(f"{dest_objects}\n")
+    return stage
+
+
 def _ahead(stage: Path, tip: str, base: str | None) -> int:
-    args = ["rev-list", "--count", tip]
-    if base is not None and run_git(["cat-file", "-e", f"{base}^{{commit}}"], stage).returncode == 0:
-        args += ["--not", base]
-    out = run_git(args, stage)
-    if out.returncode != 0 or not out.stdout.strip().isdigit():
-        raise HarvestError("its history is incomplete (a commit or tree is missing)")
-    return int(out.stdout.strip())
+    """Commits of ``tip`` beyond ``base``; ``HarvestError`` when the tip is no commit it has, or its history
+    is incomplete (the fetch that follows checks every tree and blob too)."""
+    for exclude in ([f"^{base}"], []) if base else ([],):
+        out = run_git(["rev-list", "--count", tip, *exclude], stage)
+        if out.returncode == 0 and out.stdout.strip().isdigit():
+            return int(out.stdout.strip())
+        if run_git(["cat-file", "-e", f"{tip}^{{commit}}"], stage).returncode != 0:
+            raise HarvestError("its branch points at a commit it does not have")
+        # else: the base may be gone from the destination (garbage-collected); count without it
+    raise HarvestError("its history is incomplete (a commit or tree is missing)")
 
 
 def _objects_dir(dest: Path) -> Path:
@@ -219,6 +236,7 @@ def _copy_objects(objects: int, dest: Path, seed_packs: frozenset[str], limit: i
     """Copy the loose objects and the packs the agent added; returns the copied packs."""
     total = count = 0
     packs: list[Path] = []
+    made: set[Path] = set()
 
     def take(parent: int, name: str, target: Path) -> None:
         nonlocal total, count
@@ -229,8 +247,16 @@ def _copy_objects(objects: int, dest: Path, seed_packs: frozenset[str], limit: i
         if data is None:
             return
         total += len(data)
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(data)
+        if target.parent not in made:
+            target.parent.mkdir(exist_ok=True)
+            made.add(target.parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     with os.scandir(objects) as entries:
         names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))

@@ -53,8 +53,11 @@ if TYPE_CHECKING:
     from .planning import Options, Planner
 
 _NAME_ATTEMPTS = 8
-DEFAULT_UNUSED_REPO_GRACE = 7 * 24 * 3600.0  # the service's copy of a repository no session uses: removed after
-DEFAULT_MAX_CHECKOUT = 10 * 1024**3  # the service's bound on a sent workspace's checkout, when no policy sets one
+# The service's bounds when its policy sets none: how long a repository copy no session uses is kept, how large
+# a sent workspace's checkout may be, and how much one user's repository copies may take together.
+DEFAULT_UNUSED_REPO_GRACE = 7 * 24 * 3600.0
+DEFAULT_MAX_CHECKOUT = 10 * 1024**3
+DEFAULT_MAX_REPO_STORAGE = 20 * 1024**3
 
 
 class SessionManager:
@@ -80,7 +83,7 @@ class SessionManager:
     ) -> None:
         self.home: Path = clauderon_home(home)
         self.owner: str = owner or current_owner()
-        #: The hub's service: one store for every hub user, per-owner worktree folders, no local processes.
+        #: The hub's service: one store for every hub user, per-owner workspace folders, no local processes.
         self.shared = shared
         self._admin = admin  # None: as the admin policy's ``admins`` says
         self.workspace_url = workspace_url  # the service as pods reach it
@@ -358,7 +361,9 @@ class SessionManager:
         limit = policy.limit("max_workspace_size")
         size, _ = checkout_size(incoming.root, incoming.commit)
         check_size(size, limit[0] if limit else DEFAULT_MAX_CHECKOUT, limit[1] if limit else "(the service's default)")
-        check_repo_storage(policy, tree_size(incoming.bare.parent), incoming.size())
+        storage = policy.limit("max_repo_storage")
+        default = (DEFAULT_MAX_REPO_STORAGE, "the service's default")
+        check_repo_storage(tree_size(incoming.bare.parent), incoming.size(), storage or default)
         incoming.accept()
         return replace(spec, repo_root=incoming.bare)
 
@@ -526,14 +531,14 @@ class SessionManager:
         change = reconcile(session.status, observed, " ".join(what.split()))
         error = change[1] if change else session.error
         status = change[0] if change else session.status
-        missing = self._missing_worktree(session)
+        missing = self._missing_workspace(session)
         if missing and status is not Status.FAILED:
             error = missing
         if status != session.status or error != session.error:
             session.status, session.error = status, error
             self.store.update(session.id, status=session.status, error=session.error)
 
-    def _missing_worktree(self, session: Session) -> str | None:
+    def _missing_workspace(self, session: Session) -> str | None:
         if session.backend == "kubernetes" or session.status in (Status.CREATING, Status.DELETING):
             return None
         path = self._workspace(session)
@@ -789,7 +794,7 @@ class SessionManager:
         self._recheck(session)
         backend = self.backend(session.backend)
         if backend.local_workspace:
-            missing = self._missing_worktree(session)
+            missing = self._missing_workspace(session)
             if missing:
                 raise BackendError(missing.replace("; the agent has no workspace", ""), step="start")
         if session.backend == "local":
@@ -851,7 +856,7 @@ class SessionManager:
         }
 
     def delete(self, name: str) -> str | None:
-        """Remove the container or process, the worktree and the record.
+        """Remove the container or process, the workspace and the record.
 
         The session branch is deleted too unless the agent committed work on it;
         then it is kept and the returned note says so. Idempotent: a delete that
@@ -870,7 +875,7 @@ class SessionManager:
             if orphan is None:
                 raise
             self.backend(orphan.backend).remove(orphan)
-            return "an orphan: its container was removed; it had no worktree record"
+            return "an orphan: its container was removed; it had no record (a workspace folder is left for you)"
         recovered = self._recover(session)
         if recovered is None:
             return None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import PolicyError
 from ..model.display import show_value
 from ..model.session import Session, Status
+from ..model.units import approx_size
 
 if TYPE_CHECKING:  # the counting needs no policy: views use it to show each owner's use
     from ..config.policy import AdminPolicy
@@ -99,18 +100,16 @@ def check_quotas(policy: AdminPolicy, sessions: list[Session], settings: dict[st
             )
 
 
-def check_repo_storage(policy: AdminPolicy, used: int, adding: int) -> None:
+def check_repo_storage(used: int, adding: int, limit: tuple[int, str]) -> None:
     """Refuse (``QuotaError``) a sent workspace that would take the owner's repository copies over
-    ``max_repo_storage``."""
-    found = policy.limit("max_repo_storage")
-    if found is None or used + adding <= found[0]:
+    ``max_repo_storage`` (``limit``: its value and where it is set)."""
+    if used + adding <= limit[0]:
         return
-    limit, where = found
+    limit_value, where = limit
     raise QuotaError(
-        f"quota max_repo_storage ({where}): your repositories on the service take {show_value('memory_limit', used)}"
-        f" and this workspace adds {show_value('memory_limit', adding)}, the limit is "
-        f"{show_value('memory_limit', limit)}; delete sessions of repositories you no longer use (their copies "
-        "are removed after delete_unused_repos_after)",
+        f"quota max_repo_storage ({where}): your repositories on the service take {approx_size(used)} and this "
+        f"workspace adds {approx_size(adding)}, the limit is {show_value('memory_limit', limit_value)}; delete the "
+        "sessions of repositories you no longer use (their copies are removed after delete_unused_repos_after)",
         "max_repo_storage",
     )
 

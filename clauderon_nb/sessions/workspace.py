@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import BackendError, PolicyError
 from ..model.display import show_value
+from ..model.units import approx_size
 from .gitrepo import run_git
 
 STEP = "create workspace"
@@ -95,7 +96,7 @@ def check_size(size: int, limit: int | None, where: str) -> None:
     if limit is not None and size > limit:
         raise PolicyError(
             f"policy {where}: max_workspace_size is {show_value('workspace_size', limit)}; this repository's "
-            f"checkout would be {show_value('workspace_size', size)} (the sum of its files at that commit)",
+            f"checkout would be {approx_size(size)} (the sum of its files at that commit, {size} bytes)",
             field="repo",
         )
 
