@@ -25,8 +25,9 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "01-quickstart.ipynb": [
         (
             "md",
-            "# Quickstart\n\nclauderon-nb starts AI coding agents on a git repository, each in its own worktree "
-            "and branch, in a Docker container, a Kubernetes pod or a local process — from notebook cells.\n\n"
+            "# Quickstart\n\nclauderon-nb starts AI coding agents on a git repository, each in a workspace of "
+            "its own (a checkout with its own git directory, on its own branch), in a Docker container, a "
+            "Kubernetes pod or a local process — from notebook cells.\n\n"
             "This notebook uses a scratch setup so it runs anywhere: on a machine with a Docker engine the "
             "sessions are containers; elsewhere (Binder, for instance) they are local processes, and the "
             "first cell says which. The agent here is a stand-in that prints its prompt; yours would be "
@@ -59,9 +60,12 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         ("code", 'demo.wait_for_logs("second")\n%clauderon logs second'),
         (
             "md",
-            "`delete` removes the container or process, the worktree and the record (it asks first unless "
-            "`-f`). The session branch is kept if the agent committed work on it.",
+            "The agent's branch lives in its workspace; `fetch` brings it into your repository as "
+            "`clauderon/NAME` (read back as data and checked by git: nothing the agent wrote runs on your "
+            "machine). `delete` removes the container or process, the workspace and the record (it asks first "
+            "unless `-f`); a branch with commits is brought back and kept.",
         ),
+        ("code", "%clauderon fetch first"),
         ("code", "%clauderon delete first -f\n%clauderon delete second -f"),
         (
             "md",
@@ -343,7 +347,7 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         (
             "md",
             "The same commands as on a laptop. The repository travels to the service as a git bundle (only the "
-            "commits it does not have yet); the service makes the worktree and the container.",
+            "commits it does not have yet); the service makes the session's workspace and the container.",
         ),
         ("code", '%clauderon create --repo {demo.repo} --name hello --prompt "Say hello from the service"'),
         ("code", 'hub.wait_for_logs("alice", "hello")\n%clauderon logs hello'),
@@ -433,7 +437,7 @@ NOTEBOOKS["07-images.ipynb"] = [
     ("code", 'del os.environ["CLAUDERON_POLICY"]'),
     (
         "md",
-        "## The image check\n\nBefore any worktree or container is made, the image is checked: on the engine "
+        "## The image check\n\nBefore any workspace or container is made, the image is checked: on the engine "
         "for `never` and `if-not-present`, and in its registry (a manifest request with your credentials) "
         "for `always` and for Kubernetes sessions. A missing tag, a missing repository, refused credentials "
         "and an unreachable registry are four different lines, each naming the image. `--dry-run` runs the "

@@ -499,3 +499,102 @@ def test_copies_no_session_uses_are_removed_after_the_grace_period(
     admin.cull(now=time.time() + 2 * 3600)
     assert not _copy(hub, "alice", repo).exists()
     assert _copy(hub, "alice", used).exists()  # a session uses it
+
+
+# --- removing what an agent wrote -------------------------------------------------------------------
+
+
+def test_removing_a_workspace_follows_no_link_and_opens_what_was_locked(tmp_path: Path) -> None:
+    """``remove_tree`` as the agent's own user would meet it: links to host paths everywhere, folders with
+    no permissions, and a folder chain deeper than any fd limit would allow to hold open."""
+    from clauderon_nb.sessions.workspace import remove_tree
+
+    canary = Canary.make(tmp_path)
+    ws = tmp_path / "workspace"
+    (ws / ".git" / "worktrees").mkdir(parents=True)
+    os.symlink(canary.folder, ws / ".git" / "worktrees" / "zz")
+    os.symlink(canary.file, ws / "file-link")
+    deep = ws
+    for _ in range(400):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    os.symlink(canary.folder, deep / "link")
+    (ws / "locked" / "inner").mkdir(parents=True)
+    (ws / "locked" / "inner" / "f").write_text("x")
+    os.chmod(ws / "locked" / "inner", 0)
+    os.chmod(ws / "locked", 0)
+    remove_tree(ws)
+    assert not os.path.lexists(ws)
+    canary.assert_intact()
+
+
+@pytest.mark.docker
+def test_a_service_that_is_not_root_hands_workspaces_over_in_a_container(
+    docker_client: Any, image: str, tmp_path: Path
+) -> None:
+    """Where the service may not chown, a throwaway container of the session's image gives the workspace to
+    the agent's uid, and on delete removes the agent's files (whatever their modes) inside the sandbox."""
+    from clauderon_nb.backends.docker import DockerBackend
+    from clauderon_nb.sessions.workspace import remove_tree
+
+    canary = Canary.make(tmp_path)
+    ws = tmp_path / "ws"
+    (ws / "sub").mkdir(parents=True)
+    (ws / "sub" / "f.txt").write_text("x")
+    os.symlink(canary.folder, ws / "link")
+    backend = DockerBackend()
+    backend.hand_over(ws, 1000, 1000, image)
+    assert {(p.lstat().st_uid, p.lstat().st_gid) for p in [ws, *ws.rglob("*")]} == {(1000, 1000)}
+    (ws / "sub").chmod(0)  # the agent locks its own folder
+    backend.clear_workspace(ws, 1000, image)
+    assert list(ws.iterdir()) == []
+    remove_tree(ws)
+    canary.assert_intact()
+    leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=helper"})
+    assert leftovers == []
+
+
+REMOVE_AS_AGENT = """
+import os, sys
+from pathlib import Path
+from clauderon_nb.sessions.workspace import remove_tree
+ws, canary = Path(sys.argv[1]), sys.argv[2]
+(ws / "locked" / "inner").mkdir(parents=True)
+(ws / "locked" / "inner" / "f").write_text("x")
+os.symlink(canary, ws / "locked" / "inner" / "link")
+os.chmod(ws / "locked" / "inner", 0)
+os.chmod(ws / "locked", 0o500)
+os.symlink(canary, ws / "link")
+remove_tree(ws)
+print("removed" if not os.path.lexists(ws) else "left")
+"""
+
+
+def test_removing_a_workspace_as_its_own_user_opens_locked_folders() -> None:
+    """The same as the agent's uid (not root): folders the agent locked are opened up, never a link."""
+    import shutil
+    import sys
+    import tempfile
+
+    from .test_hardening import as_nobody_or_skip
+
+    nobody = as_nobody_or_skip()
+    tmp_path = Path(tempfile.mkdtemp(prefix="clauderon-perm-"))
+    tmp_path.chmod(0o755)
+    canary = Canary.make(tmp_path)
+    parent = tmp_path / "home"
+    parent.mkdir()
+    os.chown(parent, nobody, nobody)
+    out = subprocess.run(
+        [sys.executable, "-c", REMOVE_AS_AGENT, str(parent / "ws"), str(canary.folder)],
+        user=nobody,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    try:
+        assert out.stdout.strip() == "removed", out.stderr
+        canary.assert_intact()
+    finally:
+        shutil.rmtree(tmp_path)

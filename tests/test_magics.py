@@ -223,7 +223,7 @@ def test_local_lifecycle(ip: InteractiveShell, repo: Path, capsys: pytest.Captur
         raise AssertionError("no output")
     table = magic(ip, "list")
     assert repr(table).splitlines()[1].split()[:3] == ["loc", "running", "local"]
-    assert "status    running" in repr(magic(ip, "show loc"))
+    assert "status     running" in repr(magic(ip, "show loc"))
     magic(ip, "attach loc")
     assert capsys.readouterr().out.startswith("tail -f ")
     assert magic(ip, "stop loc").status is Status.STOPPED

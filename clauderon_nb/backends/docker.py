@@ -390,12 +390,17 @@ class DockerBackend:
     def hand_over(self, path: Path, uid: int, gid: int, image: str) -> None:
         """Give a fresh workspace to the agent's uid when this process may not chown (a service that does
         not run as root): a throwaway container of the session's image, with only CHOWN, does it."""
-        self._helper(image, path, ["chown", "-R", f"{uid}:{gid}", WORKSPACE], "0:0", ["CHOWN"], "prepare workspace")
+        script = f'chown -R "$1" {WORKSPACE} 2>/dev/null || busybox chown -R "$1" {WORKSPACE}'
+        command = ["sh", "-c", script, "clauderon-helper", f"{uid}:{gid}"]
+        self._helper(image, path, command, "0:0", ["CHOWN"], "prepare workspace")
 
     def clear_workspace(self, path: Path, uid: int, image: str) -> None:
         """Empty a workspace this process may not (the agent's files, another uid's): a throwaway container
         running as the agent's uid removes them inside the sandbox."""
-        script = f"chmod -R u+rwX {WORKSPACE} 2>/dev/null; rm -rf {WORKSPACE}/* {WORKSPACE}/.[!.]* {WORKSPACE}/..?*"
+        script = (
+            f"chmod -R u+rwX {WORKSPACE} 2>/dev/null || busybox chmod -R u+rwX {WORKSPACE} 2>/dev/null; "
+            f"rm -rf {WORKSPACE}/* {WORKSPACE}/.[!.]* {WORKSPACE}/..?*"
+        )
         self._helper(image, path, ["sh", "-c", script], f"{uid}:{uid}", [], "remove workspace")
 
     def _helper(self, image: str, path: Path, command: list[str], user: str, caps: list[str], step: str) -> None:

@@ -27,6 +27,8 @@ def git_env() -> dict[str, str]:
 
 def run_git(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git non-interactively with C-locale messages; ``ConfigError`` if git is missing."""
+    if not os.path.isdir(cwd):  # a repository not made yet (the service's copy before the first upload)
+        return subprocess.CompletedProcess(git_argv(args), 128, "", f"fatal: cannot change to '{cwd}'\n")
     try:
         return subprocess.run(
             git_argv(args), cwd=cwd, input=stdin, capture_output=True, text=True, check=False, env=git_env()
