@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ClauderonError, ConfigError
-from .gitrepo import RepoInfo, run_git
+from .gitrepo import RepoInfo, fetch_one_ref, run_git
 
 _HASH = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 TIP_PREFIX = "refs/clauderon/tips/"
@@ -75,27 +75,13 @@ def fetch_branch(repo_root: Path, bundle: Path, branch: str) -> str:
     refs, _ = bundle_heads(bundle)
     if set(refs) != {ref}:
         raise BundleError(f"the session's bundle holds other refs than {ref}; nothing was fetched")
-    out = run_git(
-        [
-            "-c",
-            "fetch.fsckObjects=true",
-            "-c",
-            "transfer.fsckObjects=true",
-            "fetch",
-            "-q",
-            "--no-tags",
-            "--no-write-fetch-head",
-            str(bundle),
-            f"+{ref}:{ref}",
-        ],
-        repo_root,
-    )
-    if out.returncode != 0:
-        if "checked out" in out.stderr:
-            raise ConfigError(
-                f"repo '{repo_root}': {branch} is checked out there; switch to another branch, then fetch again",
-                field="repo",
-            )
+    problem = fetch_one_ref(repo_root, bundle, ref)
+    if problem == "checked out":
+        raise ConfigError(
+            f"repo '{repo_root}': {branch} is checked out there; switch to another branch, then fetch again",
+            field="repo",
+        )
+    if problem:
         raise ConfigError(
             f"repo '{repo_root}': could not fetch {branch} (its commits failed git's checks, or your repository "
             "lacks the commits it starts from)",
@@ -186,6 +172,7 @@ class Incoming:
 
                     shutil.rmtree(self.bare)  # an empty shell left by an earlier version
                 os.rename(self.root, self.bare)
+                self.discard()
             else:
                 source, target = self.root / "objects" / "pack", self.bare / "objects" / "pack"
                 target.mkdir(parents=True, exist_ok=True)
@@ -198,9 +185,10 @@ class Incoming:
             touch(self.bare)
 
     def discard(self) -> None:
+        """Remove the quarantine (and the folder made for it)."""
         import shutil
 
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
 def receive_bundle(bare: Path, bundle: Path, commit: str, incoming: Path) -> Incoming:
@@ -219,7 +207,8 @@ def receive_bundle(bare: Path, bundle: Path, commit: str, incoming: Path) -> Inc
     import tempfile
 
     incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
-    root = Path(tempfile.mkdtemp(prefix="quarantine-", suffix=".git", dir=incoming))
+    # Named like the copy it waits to join: what is planned and built from it (a build's tag) is the same.
+    root = Path(tempfile.mkdtemp(prefix="quarantine-", dir=incoming)) / bare.name
     held = Incoming(bare, root, commit)
     try:
         out = run_git(["init", "--bare", "-q", "--template=", str(root)], incoming)

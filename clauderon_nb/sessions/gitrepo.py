@@ -28,6 +28,31 @@ class RepoInfo:
     commit: str  # a full commit hash, never a branch name
 
 
+def fetch_one_ref(repo: Path, source: Path, ref: str) -> str | None:
+    """Fetch ``ref`` of ``source`` (a repository or a bundle) into ``repo`` as the same ref, and nothing
+    else: forced, every object checked with fsck, no tags, no FETCH_HEAD. None when it worked, else why
+    not: ``"checked out"`` (the ref is the repository's current branch) or ``"failed"`` (git's own words
+    are not returned: they may quote what an agent wrote)."""
+    out = run_git(
+        [
+            "-c",
+            "fetch.fsckObjects=true",
+            "-c",
+            "transfer.fsckObjects=true",
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            str(source),
+            f"+{ref}:{ref}",
+        ],
+        repo,
+    )
+    if out.returncode == 0:
+        return None
+    return "checked out" if "checked out" in out.stderr else "failed"
+
+
 def branch_exists(repo: Path, branch: str) -> bool:
     return run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo).returncode == 0
 
@@ -142,6 +167,7 @@ __all__ = [
     "SAFE_GIT",
     "RepoInfo",
     "branch_exists",
+    "fetch_one_ref",
     "inspect_repo",
     "inspect_repo_cached",
     "is_local_remote",

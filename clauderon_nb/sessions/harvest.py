@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ClauderonError
-from .gitrepo import run_git
+from .gitrepo import fetch_one_ref, run_git
 
 DEFAULT_LIMIT = 1024**3  # bytes of new objects read back at most
 MAX_OBJECTS = 200_000  # loose objects and packs together
@@ -82,23 +82,9 @@ def harvest(
             target.write_text(f"{tip}\n")
             if only_if_ahead and base is not None and ahead == 0:
                 return Harvest(tip, 0)
-            out = run_git(
-                [
-                    "-c",
-                    "fetch.fsckObjects=true",
-                    "-c",
-                    "transfer.fsckObjects=true",
-                    "fetch",
-                    "-q",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    str(stage),
-                    f"+{ref}:{ref}",
-                ],
-                dest,
-            )
-            if out.returncode != 0:
-                if "checked out" in out.stderr:
+            problem = fetch_one_ref(dest, stage, ref)
+            if problem:
+                if problem == "checked out":
                     raise HarvestError(
                         f"{branch} is checked out in your repository; switch to another branch there first, then "
                         "bring the session's branch back again"

@@ -202,16 +202,16 @@ class SessionManager:
 
             def local() -> builtins.list[str]:
                 tags = list(self.backend("docker").local_images())  # type: ignore[attr-defined]
-                if self.shared:  # the service's engine: only what this user may use, never anyone's builds
-                    allowed = policy.first("allowed_images") is not None
-                    tags = [
-                        t
-                        for t in tags
-                        if allowed
-                        and not is_built_image(canonical_image(t))
-                        and policy.image_allowed(canonical_image(t))
-                    ]
-                return tags
+                # Only what the policy lets this user use; on the service's engine, nothing unless the policy
+                # names images, and never anyone's builds.
+                if self.shared and policy.first("allowed_images") is None:
+                    return []
+                return [
+                    t
+                    for t in tags
+                    if policy.image_allowed(canonical_image(t))
+                    and not (self.shared and is_built_image(canonical_image(t)))
+                ]
 
         return ImageBrowser(policy, auth, local, only_allowed_registries=self.shared)
 
