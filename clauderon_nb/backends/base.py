@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,6 +15,36 @@ from ..render.spec import LABEL_PREFIX, SessionSpec
 
 if TYPE_CHECKING:
     from .images import ImageCheck
+
+
+class Follow(Iterator[str]):
+    """A followed output stream (``logs --follow``). ``close`` may be called from any thread: a ``next``
+    blocked waiting for output then ends soon, so a reader whose client has left frees its thread."""
+
+    def __init__(self, chunks: Iterator[bytes | str], close: Callable[[], None]) -> None:
+        self._chunks, self._close, self.closed = chunks, close, False
+
+    def __iter__(self) -> Follow:
+        return self
+
+    def __next__(self) -> str:
+        if self.closed:
+            raise StopIteration
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            raise
+        except Exception:
+            if self.closed:
+                raise StopIteration from None
+            raise
+        text = chunk.decode(errors="replace") if isinstance(chunk, bytes) else chunk
+        return text.replace("\r\n", "\n")  # a TTY writes CRLF
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._close()
 
 
 @dataclass(frozen=True)
@@ -116,7 +147,9 @@ class SessionBackend(Protocol):
         """Current state of every given session, in one backend call; missing ids vanished."""
         ...
 
-    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]: ...
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Follow:
+        """All of the agent's output, its last ``tail`` lines, or (``follow``) a stream of it."""
+        ...
 
     def attach_command(self, session: Session) -> str: ...
 

@@ -21,7 +21,7 @@ from ..model.session import Session, Status
 from ..model.units import human_cpu
 from ..render.docker import render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
-from .base import Observed, Workspace, orphan_session
+from .base import Follow, Observed, Workspace, orphan_session
 from .engine_socket import get_json
 from .images import STEP as CHECK_IMAGE
 from .images import ImageCheck, in_registry
@@ -606,7 +606,7 @@ class DockerBackend:
             out.append(orphan_session(sid, name, labels, "docker", row.get("Image", ""), observed, row.get("Created")))
         return out
 
-    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Follow:
         import docker
 
         rows = self.containers(session)
@@ -617,7 +617,7 @@ class DockerBackend:
         try:
             if follow:
                 stream = self.client.api.logs(cid, stream=True, follow=True, tail=lines)
-                return (chunk.decode(errors="replace").replace("\r\n", "\n") for chunk in stream)
+                return Follow(stream, stream.close)
             data = self.client.api.logs(cid, tail=lines)
         except docker.errors.NotFound:
             raise BackendError(f"container {session.runtime.get('container')} no longer exists", step="logs") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BackendError
@@ -22,7 +22,7 @@ from ..model.redact import strip_credentials
 from ..model.session import Session, Status
 from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
 from ..render.spec import LABEL_PREFIX, SessionSpec
-from .base import Observed, Workspace
+from .base import Follow, Observed, Workspace
 from .images import ImageCheck, in_registry
 from .registry import RegistryError
 
@@ -421,7 +421,7 @@ class KubernetesBackend:
                     out[s.id] = Observed(Status.STOPPED)  # stop deletes the pod and keeps the workspace
         return out
 
-    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Follow:
         kubeconfig, context, namespace = self._where(session)
         api = self.core(kubeconfig, context)
         pod = str(session.runtime["pod"])
@@ -441,7 +441,7 @@ class KubernetesBackend:
                 _preload_content=False,
                 **kwargs,
             )
-            return (chunk.decode(errors="replace") for chunk in response.stream(1024))
+            return Follow(response.stream(1024), response.shutdown)
         return str(
             self._call("logs", "get", "pods/log", namespace, api.read_namespaced_pod_log, pod, namespace, **kwargs)
         )

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..errors import BackendError
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
 from ..render.spec import SessionSpec
-from .base import Observed, Workspace
+from .base import Follow, Observed, Workspace
 from .images import ImageCheck
 
 
@@ -180,19 +181,20 @@ class LocalBackend:
             )
         return out
 
-    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Iterator[str]:
+    def logs(self, session: Session, tail: int | None, follow: bool) -> str | Follow:
         path = Path(session.runtime.get("log", ""))
         if follow and not path.is_file():
             raise BackendError(f"the log file {path} no longer exists", step="logs")
         if not follow:
             return _tail(path, tail)
-        return self._follow(session, path, tail)
+        stop = threading.Event()
+        return Follow(self._follow(session, path, tail, stop), stop.set)
 
-    def _follow(self, session: Session, path: Path, tail: int | None) -> Iterator[str]:
+    def _follow(self, session: Session, path: Path, tail: int | None, stop: threading.Event) -> Iterator[str]:
         yield _tail(path, tail)
         with open(path, errors="replace") as fh:
             fh.seek(0, os.SEEK_END)
-            while True:
+            while not stop.is_set():
                 chunk = fh.read()
                 if chunk:
                     yield chunk
@@ -200,7 +202,7 @@ class LocalBackend:
                     yield fh.read()
                     return
                 else:
-                    time.sleep(0.2)
+                    stop.wait(0.2)
 
     def attach_command(self, session: Session) -> str:
         return f"tail -f {session.runtime.get('log')}"

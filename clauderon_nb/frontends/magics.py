@@ -14,6 +14,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from ..errors import ClauderonError
+
 
 @magics_class
 class Clauderon(Magics, Configurable):
@@ -136,7 +138,7 @@ class Clauderon(Magics, Configurable):
             if debug:
                 raise
             message, _ = describe(exc)
-            raise UsageError(message) from None
+            raise usage_error(exc, message) from None
         finally:
             finish = getattr(ctx.progress, "finish", None)
             if finish:
@@ -167,6 +169,23 @@ class Clauderon(Magics, Configurable):
             print("Create a session with: %clauderon create --repo PATH --prompt TEXT [--image …] (see --help)")
             return None
         return show_form(manager) if which == "form" else show_sessions(manager, all_owners)
+
+
+_USAGE_ERRORS: dict[type[BaseException], type[UsageError]] = {}
+
+
+def usage_error(exc: BaseException, message: str) -> UsageError:
+    """The one-line error a cell shows (IPython prints a ``UsageError`` without a traceback), of a class that
+    is also the original's: ``except PolicyError`` catches a refusal of the policy, here or on the service."""
+    kind = type(exc)
+    if not isinstance(exc, ClauderonError):
+        return UsageError(message)
+    if kind not in _USAGE_ERRORS:
+        _USAGE_ERRORS[kind] = type(kind.__name__, (UsageError, kind), {"__module__": kind.__module__})
+    error: Any = _USAGE_ERRORS[kind].__new__(_USAGE_ERRORS[kind])
+    Exception.__init__(error, message)
+    error.field = getattr(exc, "field", None)
+    return error  # type: ignore[no-any-return]
 
 
 def load(ip: Any) -> None:

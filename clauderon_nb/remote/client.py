@@ -249,10 +249,12 @@ class RemoteManager:
             body["check_image"] = True
         return self._plan(body, origins)[0]
 
-    def _plan(self, body: dict[str, Any], origins: dict[str, str]) -> tuple[PlanView, dict[str, Any]]:
+    def _plan(
+        self, body: dict[str, Any], origins: dict[str, str], for_create: bool = False
+    ) -> tuple[PlanView, dict[str, Any]]:
         from ..render.plan import PlanView
 
-        answer = self.client.json("POST", "/plan", body)
+        answer = self.client.json("POST", "/plan", {**body, "intent": "create"} if for_create else body)
         try:
             view = PlanView.from_json(answer["plan"])
         except (KeyError, TypeError, ValueError):
@@ -318,7 +320,7 @@ class RemoteManager:
         report = progress or no_progress
         request = _request(request, fields)
         body, repo, origins = self._body(request)
-        view, answer = self._plan(body, origins)
+        view, answer = self._plan(body, origins, for_create=True)
         for note in view.notes:
             report(ProgressEvent("note", note, detail=True))
         names = answer.get("credentials")

@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics without a token (default: hub admins and holders of the admin scope only)",
     )
     parser.add_argument(
+        "--auth-cache-seconds",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="how long the hub's answer about a token (its user, groups and admin scope) is remembered; a revoked "
+        "token or a group change takes effect within this (default: 10)",
+    )
+    parser.add_argument(
         "--admin-scope",
         metavar="SCOPE",
         default="custom:clauderon:admin",
@@ -73,7 +81,9 @@ def serve(args: argparse.Namespace) -> int:
     from jupyterhub.services.auth import HubAuth
 
     from ..config.policy import SYSTEM_POLICY_ENV
-    from .app import Service, make_app
+    from .answers import MAX_JSON
+    from .handlers import make_app
+    from .state import Service
 
     data = Path(args.data_dir or DEFAULT_DATA).expanduser().resolve()
     try:
@@ -102,7 +112,7 @@ def serve(args: argparse.Namespace) -> int:
 
     load_policy()  # a broken policy stops the service at start, not at the first request
     logging.basicConfig(level=logging.INFO, format="[clauderon %(asctime)s %(levelname)s] %(message)s")
-    hub_auth = HubAuth(cache_max_age=60)
+    hub_auth = HubAuth(cache_max_age=int(max(0, args.auth_cache_seconds)))
     if not hub_auth.access_scopes:
         name = prefix.rstrip("/").rsplit("/", 1)[-1]
         hub_auth.access_scopes = {f"access:services!service={name}"}
@@ -122,7 +132,8 @@ def serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        server = app.listen(port, address=where.hostname, xheaders=True, max_body_size=2**40)
+        # Small for every request; a create raises its own once the caller is known (service/http.py).
+        server = app.listen(port, address=where.hostname, xheaders=True, max_body_size=MAX_JSON)
         culler = None
         if args.cull_every > 0:
             from tornado.ioloop import PeriodicCallback
@@ -141,6 +152,7 @@ def serve(args: argparse.Namespace) -> int:
             culler.stop()
         server.stop()
         service.executor.shutdown(wait=False, cancel_futures=True)
+        service.stream_executor.shutdown(wait=False, cancel_futures=True)
 
     asyncio.run(main())
     return 0

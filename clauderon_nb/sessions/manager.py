@@ -807,17 +807,24 @@ class SessionManager:
             self.store.update(session.id, status=Status.STOPPED)
             raise
         runtime = {k: v for k, v in runtime.items() if k not in (ACTIVITY_KEY, "stopped_at")}
+        if self.shared and session.owner == self.owner:
+            runtime["groups"] = list(self.groups)  # what the culler applies from now on
         runtime = _with_history(runtime, time.time(), self.owner, "start", "start", session.owner)
         session.runtime, session.status, session.error = runtime, Status.RUNNING, None
         self.store.update(session.id, status=session.status, error=None, runtime=runtime)
         return session
+
+    def _groups_for(self, session: Session) -> tuple[str, ...]:
+        """The owner's hub groups as they are now: the caller's own when they act on their own session (a
+        user removed from a wider group gets its narrower bounds at once); the recorded ones otherwise."""
+        return self.groups if session.owner == self.owner and self.shared else _groups_of(session)
 
     def _claim_running(self, session: Session) -> None:
         """Count the session as running before it starts, if the quotas allow (one writer at a time)."""
         from ..config.policy import load_policy
         from .quotas import check_quotas, quota_lock
 
-        policy = load_policy().for_user(session.owner, _groups_of(session))
+        policy = load_policy().for_user(session.owner, self._groups_for(session))
         with quota_lock(self.home):
             others = [s for s in self.store.all(session.owner) if s.id != session.id]
             check_quotas(policy, others, stored_settings(session), new=False)
@@ -830,7 +837,7 @@ class SessionManager:
         from ..config.policy import load_policy
 
         settings = stored_settings(session)
-        policy = load_policy().for_user(session.owner, _groups_of(session))
+        policy = load_policy().for_user(session.owner, self._groups_for(session))
         policy.check(settings, {k: "stored session" for k in settings})
         config = find_agent(
             session.agent,
