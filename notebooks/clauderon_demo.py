@@ -549,7 +549,10 @@ def _hub_config(
             {
                 "name": "clauderon-noengine",
                 "url": f"http://127.0.0.1:{broken_engine_port}",
-                "command": [sys.executable, "-m", "clauderon_nb", "serve", "--data-dir", str(workdir / "noengine")],
+                "command": [
+                    *(sys.executable, "-m", "clauderon_nb", "serve", "--data-dir", str(workdir / "noengine")),
+                    "--no-policy",
+                ],
                 "environment": {
                     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                     "HOME": str(workdir),

@@ -146,16 +146,27 @@ def registry(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> It
 def dhome(home: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A CLAUDERON_HOME for real-engine tests: test agents, no network, a unique owner.
 
-    Every container this test's owner has left is removed afterwards.
+    Every container this test's store made is removed afterwards: found by the store's own deployment id,
+    never by an owner name someone else may share.
     """
     owner = f"test-{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("JUPYTERHUB_USER", owner)
     (home / "config.toml").write_text(TEST_AGENTS)
     (home / "docker-config.toml").write_text('network = "none"\n')
     yield home
-    leftovers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
-    for c in leftovers:
+    for c in made_by(docker_client, home):
         docker_client.api.remove_container(c["Id"], force=True)
+
+
+def made_by(docker_client: Any, home: Path) -> list[dict[str, Any]]:
+    """The containers the store in ``home`` made (its deployment id is on each)."""
+    from clauderon_nb.sessions.deployment import FILE
+
+    ident = home / FILE
+    if not ident.exists():
+        return []
+    label = f"clauderon.io/deployment={ident.read_text().strip()}"
+    return list(docker_client.api.containers(all=True, filters={"label": label}))
 
 
 # --- a real JupyterHub with the clauderon service ---------------------------------------------
@@ -191,11 +202,11 @@ def k8s_for_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, k8s_for_hub: Any) -> Iterator[hubkit.Hub]:
-    yield from hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS, kubeconfig=k8s_for_hub[1])
-    # Nothing of the service's may outlive the tests.
-    leftovers = docker_client.api.containers(all=True, filters={"label": "clauderon.io/managed=true"})
-    owners = {c["Labels"].get("clauderon.io/owner") for c in leftovers}
+    for hub in hubkit.start_hub(tmp_path_factory.mktemp("hub"), SERVICE_AGENTS, kubeconfig=k8s_for_hub[1]):
+        data = hub.data_dir
+        yield hub
+    # Nothing of this service's may outlive the tests (found by its deployment id: never anyone else's).
+    leftovers = made_by(docker_client, data)
     for c in leftovers:
-        if c["Labels"].get("clauderon.io/owner") in hubkit.USERS:
-            docker_client.api.remove_container(c["Id"], force=True)
-    assert not owners & set(hubkit.USERS), f"containers left behind: {owners}"
+        docker_client.api.remove_container(c["Id"], force=True)
+    assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"

@@ -21,7 +21,7 @@ import pytest
 from clauderon_nb import ClauderonError, PolicyError, SessionManager
 from clauderon_nb.model.session import Status
 
-from .conftest import git
+from .conftest import git, made_by
 
 pytestmark = pytest.mark.docker
 
@@ -304,7 +304,7 @@ def test_a_checkout_bomb_is_refused_before_anything_is_written(
     assert "\n" not in message
     assert mgr.list() == []
     assert not (dhome / "workspaces" / "bomb").exists()
-    assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+    assert made_by(docker_client, dhome) == []
 
 
 # --- through the clauderon service, under a real JupyterHub ------------------------------------------

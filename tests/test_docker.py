@@ -16,7 +16,7 @@ from clauderon_nb import BackendError, ClauderonError, SessionManager
 from clauderon_nb.model.progress import ProgressEvent
 from clauderon_nb.model.session import Status
 
-from .conftest import obj
+from .conftest import made_by, obj
 from .dockerkit import Kit, Registry
 
 pytestmark = pytest.mark.docker
@@ -481,12 +481,12 @@ def test_concurrent_creates(dhome: Path, repo: Path, image: str, docker_client: 
     assert len(sessions) == 40
     assert len({s.name for s in sessions}) == 40
     assert all(s.status is Status.RUNNING for s in sessions)
-    containers = docker_client.api.containers(filters={"label": f"clauderon.io/owner={mgr.owner}"})
+    containers = [c for c in made_by(docker_client, dhome) if c["State"] == "running"]
     assert len(containers) == 40
     for s in sessions:
         mgr.delete(s.name)
     assert mgr.list() == []
-    assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+    assert made_by(docker_client, dhome) == []
 
 
 def test_magic_on_the_real_engine(dhome: Path, repo: Path, image: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,7 @@ from clauderon_nb import BackendError, ClauderonError, ConfigError, PolicyError,
 from clauderon_nb.model.session import Status
 from clauderon_nb.sessions.store import StoreError
 
-from .conftest import git
+from .conftest import git, made_by
 
 LABEL = "clauderon.io/session-id"
 
@@ -284,7 +284,7 @@ def test_4x10_concurrent_creates_with_one_prompt_then_concurrent_deletes(
     assert [p.returncode for p in deleters] == [0, 0, 0, 0], errors
     assert mgr.list() == []
     assert branches(repo) == []
-    assert docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={mgr.owner}"}) == []
+    assert made_by(docker_client, dhome) == []
     assert list((dhome / "workspaces").iterdir()) == []
     assert git("worktree", "list", cwd=repo).count("\n") == 0
 
@@ -685,3 +685,29 @@ def test_delete_of_an_unknown_name_says_when_the_engine_could_not_be_asked(
     message = str(exc.value)
     assert message.startswith("no session named 'nothing'")
     assert "labelled containers could not be checked" in message and "\n" not in message
+
+
+@pytest.mark.docker
+def test_two_deployments_on_one_engine_never_take_each_others_containers(
+    dhome: Path, repo: Path, image: str, docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staging and a production store on one engine, with the same owner names: each lists, treats as
+    orphans and deletes only what carries its own deployment id."""
+    staging = SessionManager()
+    staging.create(repo=str(repo), prompt="x", backend="docker", agent="echo", image=image, name="same")
+    other_home = tmp_path / "production"
+    shutil.copytree(dhome, other_home, ignore=shutil.ignore_patterns("sessions.sqlite*", "workspaces", "deployment-id"))
+    production = SessionManager(other_home)
+    made = production.create(repo=str(repo), prompt="x", backend="docker", agent="echo", image=image, name="mine")
+    try:
+        assert [s.name for s in staging.list()] == ["same"]  # production's container is no orphan here
+        assert [s.name for s in production.list()] == ["mine"]
+        with pytest.raises(ClauderonError, match="no session named 'mine'"):
+            staging.delete("mine")
+        assert production.get("mine").status is Status.RUNNING
+        assert {c["Labels"]["clauderon.io/deployment"] for c in made_by(docker_client, other_home)} == {
+            (other_home / "deployment-id").read_text().strip()
+        }
+    finally:
+        production.delete(made.name)
+        staging.delete("same")

@@ -7,7 +7,6 @@ Against the real engine, the real local registry with htpasswd, and a bearer-tok
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from clauderon_nb.errors import ConfigError, PolicyError
 from clauderon_nb.image import parse_image
 
 from . import dockerkit, registrykit
-from .conftest import git
+from .conftest import git, made_by
 from .test_cli import cli
 
 pytestmark = pytest.mark.docker
@@ -68,8 +67,7 @@ def repository_of(ref: str) -> tuple[str, str]:
 
 
 def leftovers(docker_client: Any, home: Path) -> list[str]:
-    owner = os.environ.get("JUPYTERHUB_USER", "")
-    containers = docker_client.api.containers(all=True, filters={"label": f"clauderon.io/owner={owner}"})
+    containers = made_by(docker_client, home)
     worktrees = list((home / "workspaces").glob("*")) if (home / "workspaces").exists() else []
     records = SessionManager().list() if (home / "sessions.sqlite").exists() else []
     return [*(c["Id"] for c in containers), *map(str, worktrees), *(s.name for s in records)]
@@ -583,7 +581,7 @@ def test_the_service_browses_checks_and_builds_under_its_policy(
             str(parse_image(image)): True
         }  # the service's engine: only what alice may use, never others' images
         assert other not in str(listing.to_json())
-        with pytest.raises(PolicyError, match=r"images 10\.0\.0\.1:5000: the admin policy allows no images from"):
+        with pytest.raises(PolicyError, match=r"images 10\.0\.0\.1:5000/internal/app: not allowed: the clauderon"):
             alice.images("10.0.0.1:5000/internal/app")  # the service asks no host the policy does not name
         plan = alice.plan(repo=str(repo), prompt="x", agent="echo", image=image, check_image=True)
         assert plan.image_check and plan.image_check.startswith("present locally, image id sha256:")

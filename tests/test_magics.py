@@ -271,6 +271,22 @@ def test_real_kernel(home: Path, repo: Path) -> None:
         stderr = "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream")
         assert stderr.strip().startswith("UsageError: cpu_limit '0': must be greater than zero")
         assert "Traceback" not in stderr
+        # A refusal of the admin policy is a PolicyError (code can catch it), shown in one line too.
+        policy = home / "policy.toml"
+        policy.write_text('max_cpu = "1"\n')
+        run(f"import os; os.environ['CLAUDERON_POLICY'] = {str(policy)!r}")
+        out = run(
+            f"from clauderon_nb import PolicyError\ntry:\n    %clauderon create --repo {repo} --backend docker "
+            "--prompt hi --cpu-limit 2 --dry-run\nexcept PolicyError as e:\n    print('caught', type(e).__name__)"
+        )
+        assert any("caught PolicyError" in m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+        out = run(f"%clauderon create --repo {repo} --backend docker --prompt hi --cpu-limit 2 --dry-run")
+        reply = replies[-1]["content"]
+        assert reply["status"] == "error" and reply["ename"] == "PolicyError"
+        errors = [m["content"] for m in out if m["msg_type"] == "error"]
+        assert [e["traceback"] for e in errors] == [[f"PolicyError: {reply['evalue']}"]]
+        assert "max_cpu is 1 core; cpu_limit 2 cores (this request) is above it" in reply["evalue"]
+        run("del os.environ['CLAUDERON_POLICY']")
         # A quick create leaves a single summary line: no live display, nothing to clean from saved output.
         out = run(f"%clauderon create --repo {repo} --backend local --agent echo --name k2 --prompt hi")
         kinds = [m["msg_type"] for m in out if m["msg_type"] not in ("status", "execute_input")]

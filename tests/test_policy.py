@@ -203,6 +203,7 @@ def test_quotas_count_sessions_and_running_ones_under_concurrency(
     policy("max_sessions = 3\n")
     made: list[str] = []
     refused: list[str] = []
+    failed: list[str] = []
 
     def create(i: int) -> None:
         try:
@@ -211,6 +212,8 @@ def test_quotas_count_sessions_and_running_ones_under_concurrency(
             )
         except QuotaError as exc:
             refused.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any other failure is the test's to report
+            failed.append(repr(exc))
 
     threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
     for t in threads:
@@ -219,6 +222,7 @@ def test_quotas_count_sessions_and_running_ones_under_concurrency(
         t.join()
     mgr = SessionManager()
     try:
+        assert failed == []
         assert len(made) == 3 and len(refused) == 5, (made, refused)
         assert refused[0].startswith("quota max_sessions (")
         assert "you have 3 sessions (running and stopped), the limit is 3; delete one first" in refused[0]

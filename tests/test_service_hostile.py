@@ -70,7 +70,7 @@ def read_answer(sock: socket.socket, timeout: float = 5) -> tuple[int, dict[str,
             body += chunk
     except TimeoutError:
         pass
-    return int(lines[0].split()[1]), headers, body
+    return int(lines[0].split()[1]), headers, body[:want] if want >= 0 else body
 
 
 def get(url: str, token: str, timeout: float = 20) -> tuple[int, Any]:

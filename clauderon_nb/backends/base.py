@@ -111,10 +111,11 @@ class SessionBackend(Protocol):
         ...
 
     def survey(
-        self, sessions: list[Session], known_ids: set[str], owner: str | None
+        self, sessions: list[Session], known_ids: set[str], owner: str | None, deployment: str = ""
     ) -> tuple[dict[str, Observed], list[Session]]:
         """``observe``, plus the objects carrying our labels that no record knows (``owner`` None:
-        everyone's), in the same single backend call."""
+        everyone's; ``deployment``: only objects of that deployment, see ``sessions/deployment.py``), in
+        the same single backend call."""
         ...
 
     def create(

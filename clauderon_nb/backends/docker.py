@@ -149,6 +149,8 @@ class DockerBackend:
                 raise BackendError(
                     f"image {image} is not present locally and the pull policy is never", step=CHECK_IMAGE
                 )
+        if spec.registry_refusal:
+            return ImageCheck(image, "unchecked", detail=f"not allowed: {spec.registry_refusal}")
         if s.registry_check is False:
             return ImageCheck(
                 image,
@@ -188,6 +190,8 @@ class DockerBackend:
             return
         if policy is PullPolicy.NEVER:
             raise BackendError(f"image {image} is not present locally and the pull policy is never", step="check image")
+        if spec.registry_refusal:
+            raise PolicyError(spec.registry_refusal, field="image")
         if spec.settings.registry_check is not False:  # a clear line now instead of a failed pull later
             progress(ProgressEvent("check", f"checking {image} in its registry"))
             in_registry(image, spec.settings.registry_auth)
@@ -567,18 +571,21 @@ class DockerBackend:
             return list(get_json(socket, "/containers/json", params, step))
         return list(self._api(step, self.client.api.containers, all=True, filters={"label": labels}))
 
-    def _managed(self) -> list[dict[str, Any]]:
-        return self._list([f"{LABEL_PREFIX}managed=true"], "list containers")
+    def _managed(self, deployment: str = "") -> list[dict[str, Any]]:
+        labels = [f"{LABEL_PREFIX}managed=true"]
+        if deployment:  # only this deployment's containers: another one's on this engine are not ours
+            labels.append(f"{LABEL_PREFIX}deployment={deployment}")
+        return self._list(labels, "list containers")
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""
         return self._observe(sessions, self._managed())
 
     def survey(
-        self, sessions: list[Session], known_ids: set[str], owner: str | None
+        self, sessions: list[Session], known_ids: set[str], owner: str | None, deployment: str = ""
     ) -> tuple[dict[str, Observed], list[Session]]:
         """``observe`` and ``orphans`` from one engine call."""
-        rows = self._managed()
+        rows = self._managed(deployment)
         return self._observe(sessions, rows), self._orphans(rows, known_ids, owner)
 
     def _observe(self, sessions: list[Session], rows: list[dict[str, Any]]) -> dict[str, Observed]:

@@ -145,6 +145,8 @@ class KubernetesBackend:
             return ImageCheck(image, "unchecked", detail="not checked: pull policy Never (the nodes must have it)")
         if s.registry_check is False:
             return ImageCheck(image, "unchecked", detail="not checked in its registry (registry_check = false)")
+        if spec.registry_refusal:  # the cluster's nodes pull; the service itself contacts no such registry
+            return ImageCheck(image, "unchecked", detail="not checked: the admin policy names no such registry")
         if progress:
             progress(ProgressEvent("check", f"checking {image} in its registry"))
         try:
@@ -222,7 +224,7 @@ class KubernetesBackend:
         }
 
     def survey(
-        self, sessions: list[Session], known_ids: set[str], owner: str | None
+        self, sessions: list[Session], known_ids: set[str], owner: str | None, deployment: str = ""
     ) -> tuple[dict[str, Observed], list[Session]]:
         return self.observe(
             sessions

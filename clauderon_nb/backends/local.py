@@ -103,7 +103,7 @@ class LocalBackend:
         }
 
     def survey(
-        self, sessions: list[Session], known_ids: set[str], owner: str | None
+        self, sessions: list[Session], known_ids: set[str], owner: str | None, deployment: str = ""
     ) -> tuple[dict[str, Observed], list[Session]]:
         return self.observe(sessions), []  # a local process carries no labels: its record is how it is found
 

@@ -285,6 +285,28 @@ class AdminPolicy:
             field="image",
         )
 
+    def names_registry(self, registry: str, repository: str | None = None) -> bool:
+        """Whether ``allowed_images`` names this registry (and repository): what the clauderon service may
+        contact on a user's behalf. No ``allowed_images``: no registry at all."""
+        import fnmatch
+
+        found = self.first("allowed_images")
+        if found is None:
+            return False
+        for pattern in found[0]:
+            host, _, path = pattern.partition("/")
+            if not fnmatch.fnmatchcase(registry.lower(), host.lower()):
+                continue
+            if repository is None:
+                return True
+            bare = path.split("@", 1)[0]
+            last = bare.rsplit("/", 1)[-1]
+            if ":" in last:
+                bare = bare[: len(bare) - len(last)] + last.split(":", 1)[0]
+            if fnmatch.fnmatchcase(repository, bare) or fnmatch.fnmatchcase(f"{repository}:x", path):
+                return True
+        return False
+
     def is_admin(self, owner: str) -> bool:
         return any(f.rules.admins and owner in f.rules.admins for f in self.files)
 

@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from ..errors import ClauderonError
+from ..errors import PolicyError
 
 
 @magics_class
@@ -171,24 +171,26 @@ class Clauderon(Magics, Configurable):
         return show_form(manager) if which == "form" else show_sessions(manager, all_owners)
 
 
-_USAGE_ERRORS: dict[type[BaseException], type[UsageError]] = {}
+def usage_error(exc: BaseException, message: str) -> Exception:
+    """What a cell raises for an error: a one-line ``UsageError`` (IPython shows it without a traceback); a
+    refusal of the admin policy stays a ``PolicyError`` (``except PolicyError`` catches it, here or on the
+    service), shown in one line too by ``show_policy_error``."""
+    if isinstance(exc, PolicyError):
+        exc.args = (message,)
+        return exc.with_traceback(None)
+    return UsageError(message)
 
 
-def usage_error(exc: BaseException, message: str) -> UsageError:
-    """The one-line error a cell shows (IPython prints a ``UsageError`` without a traceback), of a class that
-    is also the original's: ``except PolicyError`` catches a refusal of the policy, here or on the service."""
-    kind = type(exc)
-    if not isinstance(exc, ClauderonError):
-        return UsageError(message)
-    if kind not in _USAGE_ERRORS:
-        _USAGE_ERRORS[kind] = type(kind.__name__, (UsageError, kind), {"__module__": kind.__module__})
-    error: Any = _USAGE_ERRORS[kind].__new__(_USAGE_ERRORS[kind])
-    Exception.__init__(error, message)
-    error.field = getattr(exc, "field", None)
-    return error  # type: ignore[no-any-return]
+def show_policy_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """IPython's handler for a ``PolicyError`` from a cell: one line, like a ``UsageError``, and the cell fails."""
+    stb = [f"PolicyError: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def load(ip: Any) -> None:
+    if not ip.custom_exceptions:  # never over another extension's handler
+        ip.set_custom_exc((PolicyError,), show_policy_error)
     magics = Clauderon(shell=ip)
     ip.register_magics(magics)
     if magics not in ip.configurables:

@@ -45,6 +45,8 @@ class SessionSpec:
     gid: int = 1000
     root_allowed: bool = False  # the policy's allow_root (a devcontainer's named user may turn out to be root)
     remote_in_secret: bool = False  # the remote URL holds credentials: the pod reads it from the Secret
+    #: On the service: why it may not contact the image's registry (its policy names no such registry), else None.
+    registry_refusal: str | None = None
 
     @property
     def object_name(self) -> str:
@@ -90,10 +92,13 @@ def container_environment(spec: SessionSpec) -> dict[str, str]:
     return {**env, **spec.env}
 
 
-def session_labels(session_id: str, name: str, owner: str, backend: str, agent: str) -> dict[str, str]:
-    """The labels every backend object carries so it can be found again."""
+def session_labels(
+    session_id: str, name: str, owner: str, backend: str, agent: str, deployment: str = ""
+) -> dict[str, str]:
+    """The labels every backend object carries so it can be found again (and by whom: ``deployment``)."""
     return {
         f"{LABEL_PREFIX}managed": "true",
+        **({f"{LABEL_PREFIX}deployment": deployment} if deployment else {}),
         f"{LABEL_PREFIX}session-id": session_id,
         f"{LABEL_PREFIX}session-name": name,
         f"{LABEL_PREFIX}owner": label_safe(owner),
@@ -133,6 +138,7 @@ def build_spec(
     gid: int,
     root_allowed: bool = False,
     remote_in_secret: bool = False,
+    deployment: str = "",
 ) -> SessionSpec:
     from ..config.agents import render_command
 
@@ -145,7 +151,7 @@ def build_spec(
         command=render_command(agent_command, prompt),
         env=agent_environment(session_id, prompt),
         secret_env=secret_names(settings, credentials),
-        labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent),
+        labels=session_labels(session_id, name, owner, settings.backend.value, settings.agent, deployment),
         repo_root=repo_root,
         base_branch=base_branch,
         base_commit=base_commit,

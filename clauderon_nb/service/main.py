@@ -25,6 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the admin policy every request is checked against (default: /etc/clauderon/policy.toml)",
     )
     parser.add_argument(
+        "--init",
+        metavar="DIR",
+        default=None,
+        help="write a commented data folder to start from (policy.toml, config.toml, docker-config.toml; it works "
+        "offline) into DIR, say how to run the service on it, and exit",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="IMAGE",
+        default=None,
+        help="with --init: the sessions' default image (default: one the local Docker engine has)",
+    )
+    parser.add_argument(
+        "--no-policy",
+        action="store_true",
+        help="run without an admin policy file: any image, any registry, builds, no quotas — for a hub of trusted "
+        "users only (without this flag the service refuses to start with no policy)",
+    )
+    parser.add_argument(
         "--listen",
         metavar="URL",
         default=None,
@@ -72,7 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Start the HTTP server; returns when SIGTERM or SIGINT arrives."""
+    """Start the HTTP server; returns when SIGTERM or SIGINT arrives (``--init``: write a data folder)."""
+    if args.init:
+        return _init(Path(args.init).expanduser().resolve(), args.image)
     import asyncio
     import logging
     import signal
@@ -110,7 +131,14 @@ def serve(args: argparse.Namespace) -> int:
         )
     from ..config.policy import load_policy
 
-    load_policy()  # a broken policy stops the service at start, not at the first request
+    if not load_policy().files and not args.no_policy:  # a broken policy stops the service here too
+        from ..config.policy import system_policy_path
+
+        raise ConfigError(
+            f"no admin policy ({system_policy_path()} does not exist and --policy was not given): a shared service "
+            "enforces one; write one (clauderon-nb serve --init DIR writes a commented example), or run openly "
+            "with --no-policy"
+        )
     logging.basicConfig(level=logging.INFO, format="[clauderon %(asctime)s %(levelname)s] %(message)s")
     hub_auth = HubAuth(cache_max_age=int(max(0, args.auth_cache_seconds)))
     if not hub_auth.access_scopes:
@@ -155,6 +183,30 @@ def serve(args: argparse.Namespace) -> int:
         service.stream_executor.shutdown(wait=False, cancel_futures=True)
 
     asyncio.run(main())
+    return 0
+
+
+def _init(folder: Path, image: str | None) -> int:
+    import sys
+
+    from .init import init_data_dir
+
+    written = init_data_dir(folder, image)
+    print(f"Wrote {', '.join(p.name for p in written)} in {folder}.")
+    print(
+        'Read them, then register the service in jupyterhub_config.py (docs/jupyterhub.md, "An admin\'s first hour"):'
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "clauderon_nb",
+        "serve",
+        "--data-dir",
+        str(folder),
+        "--policy",
+        str(folder / "policy.toml"),
+    ]
+    print(f"  command = {command!r}")
     return 0
 
 

@@ -126,21 +126,25 @@ class ImageBrowser:
         #: requests and credentials are not for any host a user names).
         self.only_allowed_registries = only_allowed_registries
 
-    def _check_registry(self, registry: str) -> None:
-        found = self.policy.first("allowed_images")
-        if not self.only_allowed_registries or found is None:
+    def _check_registry(self, registry: str, repository: str | None = None) -> None:
+        """On the service: refuse, without contacting it, a registry (or repository) the caller's
+        ``allowed_images`` does not name."""
+        if not self.only_allowed_registries or self.policy.names_registry(registry, repository):
             return
-        import fnmatch
+        from ..errors import PolicyError
 
-        hosts = [pattern.split("/", 1)[0] for pattern in found[0]]
-        if not any(fnmatch.fnmatchcase(registry.lower(), host.lower()) for host in hosts):
-            from ..errors import PolicyError
-
-            raise PolicyError(
-                f"images {registry}: the admin policy allows no images from this registry "
-                f"(allowed_images: {', '.join(found[0]) or 'none'}; {found[1].where_for('allowed_images')})",
-                field="image",
-            )
+        found = self.policy.first("allowed_images")
+        what = f"{registry}/{repository}" if repository else registry
+        rule = (
+            f"allowed_images: {', '.join(found[0]) or 'none'}; {found[1].where_for('allowed_images')}"
+            if found
+            else "its allowed_images names no registry"
+        )
+        raise PolicyError(
+            f"images {what}: not allowed: the clauderon service contacts only registries and repositories the "
+            f"admin policy allows images from ({rule})",
+            field="image",
+        )
 
     def _allowed(self, image: str) -> bool | None:
         if self.policy.first("allowed_images") is None:
@@ -163,7 +167,7 @@ class ImageBrowser:
         if not target:
             return self.overview()
         registry, repository = split_target(target)
-        self._check_registry(registry)
+        self._check_registry(registry, repository)
         if repository is None:
             return self.catalog(registry)
         return self.tags(registry, repository)
@@ -232,7 +236,7 @@ class ImageBrowser:
         repo_part = base.rsplit(":", 1)[0] if ":" in base.split("/")[-1] else base
         try:
             registry, repository = split_target(repo_part)
-            self._check_registry(registry)
+            self._check_registry(registry, repository)
         except ClauderonError:
             return []
         if repository is None:

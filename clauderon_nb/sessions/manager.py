@@ -410,6 +410,10 @@ class SessionManager:
     ) -> tuple[Plan, Session, str | None]:
         """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
         name is taken atomically here. The first try uses the dry run's name."""
+        from .deployment import deployment_id
+
+        self.store  # noqa: B018 - made first: its errors say what to do about an unusable home
+        deployment_id(self.home)  # made now: the objects about to be made carry it
         planner = self._planner()
         for attempt in range(_NAME_ATTEMPTS):
             name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
@@ -496,7 +500,9 @@ class SessionManager:
         candidates: builtins.list[Session] = []
         for name, group in by_backend.items():
             try:
-                observed, found = self.backend(name).survey(group, set(), None if all_owners else self.owner)
+                observed, found = self.backend(name).survey(
+                    group, set(), None if all_owners else self.owner, self._deployment()
+                )
             except ClauderonError as exc:
                 for s in group:  # keep the records; say why their state is unknown
                     s.error = f"state unknown: {exc}"
@@ -519,8 +525,13 @@ class SessionManager:
         if self.shared:
             return None  # the service's engine is shared: orphans are an admin's matter (list --all)
         known = {s.id for s in self._reader().all()}
-        _, found = self.backend("docker").survey([], known, self.owner)  # an engine error says so
+        _, found = self.backend("docker").survey([], known, self.owner, self._deployment())  # errors say so
         return next((o for o in found if o.name == name), None)
+
+    def _deployment(self) -> str:
+        from .deployment import deployment_id
+
+        return deployment_id(self.home, create=False)
 
     def _apply(self, session: Session, observed: Any) -> None:
         from ..backends.base import reconcile

@@ -44,6 +44,7 @@ from ..model.request import CreateSessionRequest
 from ..model.session import Session
 from ..render.plan import Plan
 from ..render.spec import SessionSpec, build_spec
+from .deployment import deployment_id
 from .gitrepo import RepoInfo, inspect_repo_cached, is_local_remote, remote_url_cached
 
 DEFAULT_AGENT_UID = 1000  # the agent's uid when none is configured and the caller is root (or the service)
@@ -199,7 +200,10 @@ class Planner:
             uid=uid,
             gid=gid,
             root_allowed=load_policy().for_user(self.owner, self.groups).allows_root(),
+            deployment=deployment_id(self.home, create=False),
         )
+        if self.shared and settings.image and settings.build is None:
+            spec = replace(spec, registry_refusal=registry_refusal(settings.image, self.owner, self.groups))
         check_arguments(spec)
         trust_note = self._untrusted_repo_file(res, repo, spec)
         if trust_note:
@@ -299,6 +303,7 @@ class Planner:
             gid=gid,
             root_allowed=load_policy().for_user(self.owner, self.groups).allows_root(),
             remote_in_secret=bool(render.get("remote_in_secret")),
+            deployment=deployment_id(self.home, create=False),
         )
         return replace(spec, secret_env=secret_env)
 
@@ -351,7 +356,7 @@ class Planner:
             if isinstance(image, str) and image not in recent:
                 recent.append(image)
         return Options(
-            agents=sorted(all_agents(agents_of(system, user))),
+            agents=sorted(a for a in all_agents(agents_of(system, user)) if policy.allows("allowed_agents", a)),
             presets={k: v.description or "" for k, v in all_presets(presets_of(system, user)).items()},
             backends=backends,
             pull_policies=pulls,
@@ -397,6 +402,23 @@ def policy_bounds(policy: AdminPolicy) -> list[tuple[str, str, str]]:
     if images is not None:
         rows.append(("allowed_images", ", ".join(images[0]) or "none", images[1].where_for("allowed_images")))
     return rows
+
+
+def registry_refusal(image: str, owner: str, groups: tuple[str, ...]) -> str | None:
+    """Why the service may not contact ``image``'s registry for this user (None: it may): it contacts only
+    registries and repositories the caller's ``allowed_images`` names, never a host a user picks."""
+    from ..model.image import parse_image
+
+    ref = parse_image(image)
+    policy = load_policy().for_user(owner, groups)
+    if policy.names_registry(ref.registry, ref.repository):
+        return None
+    found = policy.first("allowed_images")
+    where = f"allowed_images: {', '.join(found[0]) or 'none'}" if found else "the admin policy names no registry"
+    return (
+        f"image {image} is not on the service's engine, and the service pulls only from registries its policy "
+        f"allows images from ({where}); ask the admin, or use an image the engine has"
+    )
 
 
 def check_arguments(spec: SessionSpec) -> None:
