@@ -66,7 +66,9 @@ class DockerBackend:
     name = "docker"
     local_workspace = True
 
-    def __init__(self) -> None:
+    def __init__(self, survey_seconds: float = 0.0) -> None:
+        self.survey_seconds = survey_seconds
+        self._surveyed: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
         self._image_config: dict[str, dict[str, Any]] = {}
@@ -321,6 +323,7 @@ class DockerBackend:
         except docker.errors.DockerException as exc:
             raise BackendError(_explain(exc), step="create container") from None
         cid = str(created["Id"])
+        self.changed()
         try:  # from here on, any failure or interrupt removes the container again
             uid, gid = self._agent_ids(cid, spec)
             in_workspace = not spec.command[0].startswith("/") and "/" in spec.command[0]
@@ -334,6 +337,7 @@ class DockerBackend:
             progress(ProgressEvent("start", f"starting container {spec.object_name}"))
             try:
                 api.start(cid)
+                self.changed()
             except docker.errors.DockerException as exc:
                 raise BackendError(_explain(exc), step="start container") from None
             if spec.settings.post_create_command and wait:
@@ -525,6 +529,7 @@ class DockerBackend:
     def _remove(self, container_id: str) -> None:
         import docker
 
+        self.changed()
         try:
             self.client.api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
@@ -552,10 +557,12 @@ class DockerBackend:
                 "it again",
                 step="start container",
             )
+        self.changed()
         self._api("start container", self.client.api.start, str(rows[0]["Id"]))
         return {**session.runtime, "container": (rows[0].get("Names") or ["/"])[0].lstrip("/")}
 
     def stop(self, session: Session) -> None:
+        self.changed()
         for row in self.containers(session):
             if row.get("State") in ("running", "restarting", "paused"):
                 self._api("stop container", self.client.api.stop, str(row["Id"]), timeout=10)
@@ -572,10 +579,24 @@ class DockerBackend:
         return list(self._api(step, self.client.api.containers, all=True, filters={"label": labels}))
 
     def _managed(self, deployment: str = "") -> list[dict[str, Any]]:
+        """Every managed container (of ``deployment``), in one engine call; on a busy service one call's
+        answer serves every request of the next ``survey_seconds`` (any change made here forgets it)."""
+        import time
+
+        cached = self._surveyed.get(deployment)
+        if cached is not None and time.monotonic() - cached[0] < self.survey_seconds:
+            return cached[1]
         labels = [f"{LABEL_PREFIX}managed=true"]
         if deployment:  # only this deployment's containers: another one's on this engine are not ours
             labels.append(f"{LABEL_PREFIX}deployment={deployment}")
-        return self._list(labels, "list containers")
+        rows = self._list(labels, "list containers")
+        if self.survey_seconds > 0:
+            self._surveyed[deployment] = (time.monotonic(), rows)
+        return rows
+
+    def changed(self) -> None:
+        """Something was made, started, stopped or removed here: the next listing asks the engine."""
+        self._surveyed.clear()
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""

@@ -10,6 +10,7 @@ create counts as in flight until it has ended, whether or not its client stayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import tempfile
@@ -378,16 +379,19 @@ class CreateHandler(ApiHandler):
         if incoming is not None:  # planned (and built) from the quarantine until the create is accepted
             workspace = replace(workspace, root=incoming.root, common_dir=incoming.root)
         try:
-            session = mgr.create(
-                body.request,
-                progress=progress,
-                wait=body.wait,
-                secrets=body.env,
-                workspace=workspace,
-                remote=body.remote,
-                extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
-                incoming=incoming,
-            )
+            # A Docker create works the engine and the CPUs throughout; a Kubernetes one mostly waits.
+            docker = self._plan is not None and getattr(self._plan, "backend", "") == "docker"
+            with self.service.create_slots if docker else contextlib.nullcontext():
+                session = mgr.create(
+                    body.request,
+                    progress=progress,
+                    wait=body.wait,
+                    secrets=body.env,
+                    workspace=workspace,
+                    remote=body.remote,
+                    extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
+                    incoming=incoming,
+                )
             if incoming is None:
                 keep_tip(body.workspace.root, body.workspace.commit)
                 touch(body.workspace.root)

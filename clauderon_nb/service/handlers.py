@@ -259,6 +259,19 @@ class WorkspaceHandler(web.RequestHandler):
         return self.service.repo_dir(session.owner, key), base
 
 
+class OpenApiHandler(web.RequestHandler):
+    """``GET /api/v1/openapi.json``: the API as an OpenAPI document (no token needed: it holds no data)."""
+
+    def initialize(self, service: Service, server: str) -> None:
+        self.service, self.server = service, server
+
+    def get(self) -> None:
+        from ..remote.openapi import openapi_document
+
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(openapi_document(self.server)))
+
+
 class CullHandler(ApiHandler):
     """``POST /api/v1/cull[?dry_run=1][&now=EPOCH]``: a pass of the lifetimes now (admins only)."""
 
@@ -324,8 +337,9 @@ def make_app(service: Service, prefix: str) -> web.Application:
         (rf"{prefix.rstrip('/')}/metrics", MetricsHandler),
         (r".*", NotFoundHandler),
     ]
+    spec = (rf"{base}/openapi\.json", OpenApiHandler, {"service": service, "server": base})
     return web.Application(
-        [(pattern, handler, {"service": service}) for pattern, handler in routes],
+        [spec, *((pattern, handler, {"service": service}) for pattern, handler in routes)],
         default_handler_class=NotFoundHandler,
         default_handler_args={"service": service},
     )

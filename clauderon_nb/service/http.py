@@ -129,9 +129,10 @@ class ApiHandler(web.RequestHandler):
             raise ApiError("Forbidden", f"this token does not grant {need}; ask the hub admin for access")
         admin = bool(model.get("admin")) or self.service.admin_scope in scopes
         name = str(model["name"])
-        created = await self.service.run(self.service.account_created, name, model)
-        if created is not None:  # a name given to a new account never inherits the old account's sessions
-            await self.service.run(self.service.check_account, name, created)
+        if not self.service.account_settled(name, model):
+            created = await self.service.run(self.service.account_created, name, model)
+            if created is not None:  # a name given to a new account never inherits the old account's sessions
+                await self.service.run(self.service.check_account, name, created)
         return Caller(name, admin, tuple(model.get("groups") or ()))
 
     async def data_received(self, chunk: bytes) -> None:
@@ -201,6 +202,8 @@ class ApiHandler(web.RequestHandler):
             error = self.answer_for(exc)  # validation, policy, engine… raised outside ``call``
         elif status_code == 405:
             error = ApiError("NotFound", f"{self.request.method} is not supported here", status=405)
+            allowed = [v.upper() for v in _VERBS if getattr(type(self), v) is not getattr(web.RequestHandler, v)]
+            self.set_header("Allow", ", ".join(allowed))
         else:
             error = ApiError("ClauderonError", self._reason or "error", status=status_code)
         self.set_status(error.status_code)

@@ -47,6 +47,9 @@ class Service:
     admin_scope: str = "custom:clauderon:admin"
     workspace_url: str | None = None  # the service as pods reach it: Kubernetes sessions fetch workspaces here
     max_inflight_creates: int = 4  # per user; more answer 429
+    #: Creates doing their heavy part (build, workspace, container) at once, everyone together: a burst
+    #: waits its turn instead of taking the engine and the CPUs from every other user's requests.
+    create_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "clauderon"))
     #: Followed logs wait on the engine in threads of their own, so they never starve short requests.
     stream_executor: ThreadPoolExecutor = field(
@@ -167,6 +170,19 @@ class Service:
             accounts[owner] = created
             self._save_accounts(accounts)
         return actions
+
+    def account_settled(self, owner: str, model: dict[str, Any]) -> bool:
+        """True when nothing is left to ask or do about this caller's account (answered from memory, on the
+        event loop: most requests need no thread for it)."""
+        import time
+
+        given = model.get("created")
+        if not isinstance(given, str):
+            cached = self._created.get(f"{owner}\0{model.get('token_id') or ''}")
+            if cached is None or time.monotonic() >= cached[1]:
+                return False
+            given = cached[0]
+        return given is None or (self._account_cache or {}).get(owner) == given
 
     def account_created(self, owner: str, model: dict[str, Any]) -> str | None:
         """When the caller's hub account was created: from the token's model, else asked of the hub (needs

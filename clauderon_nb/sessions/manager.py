@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .planning import Options, Planner
 
 _NAME_ATTEMPTS = 8
+SURVEY_SECONDS = 1.0  # on the service: how long one engine listing answers everyone's list
 # The service's bounds when its policy sets none: how long a repository copy no session uses is kept, how large
 # a sent workspace's checkout may be, and how much one user's repository copies may take together.
 DEFAULT_UNUSED_REPO_GRACE = 7 * 24 * 3600.0
@@ -129,7 +130,11 @@ class SessionManager:
         if name not in self._backends:
             from ..backends import get_backend
 
-            self._backends[name] = get_backend(name)
+            made = get_backend(name)
+            if self.shared and hasattr(made, "survey_seconds"):
+                # The service's one engine client: a listing serves every request of the next second.
+                made.survey_seconds = SURVEY_SECONDS
+            self._backends[name] = made
         return self._backends[name]
 
     # --- planning (loads the resolver and pydantic only when used) -------------
