@@ -296,3 +296,53 @@ def test_start_uses_the_groups_a_user_has_now_and_refusals_are_counted(
     with pytest.raises(PolicyError, match="allowed_images"):
         narrow.create(repo=str(repo), prompt="c", agent="echo", image=image, name="three")
     assert _metric(hub, "clauderon_creates_total", result="failure", reason="PolicyError") == before + 1
+
+
+def test_a_revoked_token_stops_working_within_the_auth_cache(hub: hubkit.Hub) -> None:
+    made = hub.call("POST", "/users/alice/tokens", {"note": "revoke me", "expires_in": 600})
+    url = hub.service_url + "api/v1/"
+    assert get(url, made["token"])[0] == 200
+    hub.call("DELETE", f"/users/alice/tokens/{made['id']}")
+    started = time.monotonic()
+    while get(url, made["token"])[0] != 401:
+        assert time.monotonic() - started < 15, "a revoked token kept working past --auth-cache-seconds (10)"
+        time.sleep(0.5)
+
+
+def test_the_service_contacts_no_registry_its_policy_does_not_name(
+    hub: hubkit.Hub, policy: Path, repo: Path, image: str
+) -> None:
+    """Image checks, pulls, the browser and suggestions: "not allowed" for any other host, never contacted
+    (a closed port and an open one would otherwise answer differently)."""
+    from clauderon_nb.errors import PolicyError
+
+    alice = RemoteManager(Endpoint(hub.service_url, hub.tokens["alice"]))
+    for host in ("127.0.0.1:9", "10.0.0.1:5000"):
+        elsewhere = f"{host}/team/tool:1"
+        plan = alice.plan(repo=str(repo), prompt="x", agent="echo", image=elsewhere, check_image=True)
+        assert plan.image_check and plan.image_check.startswith("not allowed: image ")
+        with pytest.raises(PolicyError, match="pulls only from registries its policy allows"):
+            alice.create(repo=str(repo), prompt="x", agent="echo", image=elsewhere)
+        with pytest.raises(PolicyError, match="not allowed: the clauderon service contacts only"):
+            alice.images(f"{host}/team/tool")
+        assert alice.image_suggestions(f"{host}/team/tool:") == []
+    policy.write_text('allowed_agents = ["echo"]\n')
+    assert alice.options().agents == ["echo"]  # only what the caller's policy allows
+
+
+def test_serve_refuses_to_start_without_a_policy(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("clauderon-nb")
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": "x", "CLAUDERON_SYSTEM_POLICY": str(tmp_path / "none.toml")}
+    out = subprocess.run(
+        [str(exe), "serve", "--data-dir", str(tmp_path / "data"), "--listen", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "no admin policy" in out.stderr and "--no-policy" in out.stderr and "serve --init" in out.stderr
