@@ -13,10 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _moved
 from ._version import __version__
-
-_moved.install()  # old flat import paths (clauderon_nb.manager, …) still work
 
 _EXPORTS = {
     "CreateSessionRequest": "model.request",

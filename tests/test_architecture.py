@@ -12,7 +12,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
 #: Lowest first. A module may import from its own layer and the ones before it.
 LAYERS = ("model", "config", "render", "backends", "sessions", "remote", "service", "frontends")
-ROOT_MODULES = {"errors": -1, "_version": -1, "_moved": -1, "units": 0, "image": 0}  # public shims sit on model
+ROOT_MODULES = {"errors": -1, "_version": -1, "units": 0, "image": 0}  # public shims sit on model
 
 
 def layer_of(module: str) -> int | None:
@@ -102,17 +102,16 @@ def test_the_field_hints_and_the_request_model_declare_the_same_fields() -> None
         assert CreateSessionRequest.model_fields[hint.name].description == hint.help
 
 
-def test_the_flat_layouts_import_paths_still_work() -> None:
-    """Code written against the old flat layout imports the very same modules."""
+def test_no_import_hook_and_old_paths_fail_plainly() -> None:
+    """The flat layout never shipped: no meta-path hook, and an old path is a plain ImportError."""
     import importlib
+    import sys
 
-    from clauderon_nb._moved import MOVED
-
-    for old, new in MOVED.items():
-        assert importlib.import_module(f"clauderon_nb.{old}") is importlib.import_module(f"clauderon_nb.{new}"), old
-    from clauderon_nb.sessions.manager import SessionManager
-
-    assert importlib.import_module("clauderon_nb.manager").SessionManager is SessionManager
+    assert not [f for f in sys.meta_path if type(f).__module__.startswith("clauderon_nb")]
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("clauderon_nb.manager")
+    out = subprocess.run([sys.executable, "-m", "clauderon_nb.cli"], capture_output=True, text=True, check=False)
+    assert "No module named clauderon_nb.cli" in out.stderr and "_Alias" not in out.stderr
 
 
 def test_list_show_and_logs_with_sessions_load_no_pydantic(repo: Path, home: Path) -> None:

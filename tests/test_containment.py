@@ -22,6 +22,7 @@ from clauderon_nb import ClauderonError, PolicyError, SessionManager
 from clauderon_nb.model.session import Status
 
 from .conftest import git, made_by
+from .waiting import logs_contain
 
 pytestmark = pytest.mark.docker
 
@@ -95,17 +96,6 @@ def add_agent(home: Path, name: str, script: str) -> None:
         fh.write(f"\n[agents.{name}]\ncommand = {json.dumps(['sh', '-c', script, 'agent', '{prompt}'])}\n")
 
 
-def wait_for(mgr: Any, name: str, needle: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = str(mgr.logs(name))
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not in the agent's output: {text!r}")
-
-
 def outcome(fn: Callable[[], Any]) -> str:
     """What a step said: its result, or its one-line error."""
     try:
@@ -147,7 +137,7 @@ def test_links_to_host_paths_are_never_followed(dhome: Path, repo: Path, image: 
     before = repo_state(repo)
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt=canary.prompt, backend="docker", agent="links", image=image, name="lk")
-    wait_for(mgr, "lk", "planted")
+    logs_contain(mgr, "lk", "planted")
     said = [outcome(lambda: mgr.list()), outcome(lambda: mgr.fetch("lk"))]
     assert said[1].startswith("error: ") and "is a link" in said[1]
     stopped = mgr.stop("lk")
@@ -183,7 +173,7 @@ def test_another_repository_is_never_read_through_the_workspace(
     mgr = SessionManager()
     prompt = f"{other / '.git' / 'objects'}|{theirs}|{tmp_path / 'ran'}"
     mgr.create(repo=str(repo), prompt=prompt, backend="docker", agent="others", image=image, name="oth")
-    wait_for(mgr, "oth", "planted")
+    logs_contain(mgr, "oth", "planted")
     said = outcome(lambda: mgr.fetch("oth"))
     assert said.startswith("error: ") and "does not have" in said
     note = outcome(lambda: mgr.delete("oth"))
@@ -224,8 +214,8 @@ def test_nothing_the_agent_writes_runs_on_the_host(dhome: Path, repo: Path, imag
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt=canary.prompt, backend="docker", agent="hostcode", image=image, name="hc")
     mgr.create(repo=str(repo), prompt=canary.prompt, backend="docker", agent="gitfile", image=image, name="gf")
-    wait_for(mgr, "hc", "committed")
-    wait_for(mgr, "gf", "replaced")
+    logs_contain(mgr, "hc", "committed")
+    logs_contain(mgr, "gf", "replaced")
     said = [outcome(lambda: mgr.fetch("hc")), outcome(lambda: mgr.fetch("gf"))]
     assert said[0].startswith("Fetched clauderon/hc") and "1 new commit" in said[0]
     assert said[1].startswith("error: ") and "replaced by a link or a file" in said[1]
@@ -265,7 +255,7 @@ def test_the_container_is_unprivileged(dhome: Path, repo: Path, image: str, dock
     add_agent(dhome, "figures", FIGURES)
     mgr = SessionManager()
     mgr.create(repo=str(repo), prompt="x", backend="docker", agent="figures", image=image, name="fig")
-    logs = wait_for(mgr, "fig", "figures-done", timeout=60)
+    logs = logs_contain(mgr, "fig", "figures-done", timeout=60)
     import re
 
     lines = dict(re.findall(r"^([A-Za-z][\w.]*)[=:](\S*)$", logs.replace(" ", "\n"), flags=re.M))
@@ -380,14 +370,14 @@ def test_through_the_service_an_agent_reaches_no_copy_no_other_user_and_no_host(
     said: list[str] = []
     # 1-2: links to host paths in the workspace; the service's copy of the repository is not there to reach.
     alice.create(repo=str(repo), prompt=canary.prompt, agent="links", image=image, name="lk")
-    wait_for(alice, "lk", "planted")
+    logs_contain(alice, "lk", "planted")
     said += [outcome(lambda: alice.list()), outcome(lambda: alice.fetch("lk", repo))]
     assert said[-1].startswith("error: ") and "is a link" in said[-1]
     said += [outcome(lambda: alice.stop("lk")), outcome(lambda: alice.start("lk")), outcome(lambda: alice.delete("lk"))]
     # 3: alternates into bob's copy, and bob's commit named as the branch.
     prompt = f"{bob_copy / 'objects'}|{theirs}|{canary.ran}"
     alice.create(repo=str(repo), prompt=prompt, agent="others", image=image, name="oth")
-    wait_for(alice, "oth", "planted")
+    logs_contain(alice, "oth", "planted")
     said.append(outcome(lambda: alice.fetch("oth", repo)))
     assert said[-1].startswith("error: ") and "does not have" in said[-1]
     status, plan = _raw(
@@ -398,7 +388,7 @@ def test_through_the_service_an_agent_reaches_no_copy_no_other_user_and_no_host(
     # 4: everything git runs on its own; the work itself comes back.
     before = repo_state(repo)
     alice.create(repo=str(repo), prompt=canary.prompt, agent="hostcode", image=image, name="hc")
-    wait_for(alice, "hc", "committed")
+    logs_contain(alice, "hc", "committed")
     said.append(outcome(lambda: alice.fetch("hc", repo)))
     assert said[-1].startswith("Fetched clauderon/hc")
     subprocess.run(["git", "checkout", "-q", "clauderon/hc"], cwd=repo, check=True)
@@ -407,7 +397,7 @@ def test_through_the_service_an_agent_reaches_no_copy_no_other_user_and_no_host(
     assert_repo_kept(repo, before)
     # The culler deletes a stopped attack session on its own (delete_stopped_after): nothing is followed.
     alice.create(repo=str(repo), prompt=canary.prompt, agent="links", image=image, name="culled")
-    wait_for(alice, "culled", "planted")
+    logs_contain(alice, "culled", "planted")
     alice.stop("culled")
     hub.policy.write_text('delete_stopped_after = "1s"\n')
     actions = _remote(hub, "admin").cull(now=time.time() + 3600)
@@ -438,7 +428,7 @@ def test_through_the_service_sessions_run_unprivileged(service_agents: Any, repo
     hub = service_agents
     alice = _remote(hub, "alice")
     alice.create(repo=str(repo), prompt="x", agent="figures", image=image, name="fig")
-    logs = wait_for(alice, "fig", "figures-done", timeout=60)
+    logs = logs_contain(alice, "fig", "figures-done", timeout=60)
     assert "uid=1000 gid=1000" in logs and f"uid={os.getuid()} " not in logs  # never the service's own uid
     assert "CapEff:0000000000000000" in logs and "NoNewPrivs:1" in logs and "pids.max=1024" in logs
 

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from clauderon_nb.model.session import Status
 
 from .conftest import made_by, obj
 from .dockerkit import Kit, Registry
+from .waiting import logs_contain
 
 pytestmark = pytest.mark.docker
 
@@ -59,17 +59,6 @@ def assert_nothing_left(client: Any, home: Path, repo: Path, name: str) -> None:
     assert mgr.store.find(name, mgr.owner) is None, "record left behind"
     worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True)
     assert f"worktrees/{name}\n" not in worktrees.stdout
-
-
-def wait_for_logs(mgr: SessionManager, name: str, needle: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = str(mgr.logs(name))
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not in logs: {text!r}")
 
 
 def test_lifecycle_limits_labels_mounts(dhome: Path, repo: Path, image: str, docker_client: Any) -> None:
@@ -114,7 +103,7 @@ def test_lifecycle_limits_labels_mounts(dhome: Path, repo: Path, image: str, doc
     mounts = {m["Destination"]: m["Source"] for m in info["Mounts"]}
     assert mounts == {"/workspace": str(dhome / "workspaces" / "life")}
     # git works inside: the workspace has a git directory of its own, on the session's branch
-    logs = wait_for_logs(mgr, "life", "init")
+    logs = logs_contain(mgr, "life", "init")
     assert "clauderon/life" in logs
     # settings are persisted with the session
     stored = mgr.get("life")
@@ -138,7 +127,7 @@ def test_prompt_arrives_verbatim(dhome: Path, repo: Path, image: str, docker_cli
         mgr.create(
             repo=str(repo), prompt=prompt, backend="docker", agent="echo", name=name, image=image, pull_policy="never"
         )
-        logs = wait_for_logs(mgr, name, "env=[")
+        logs = logs_contain(mgr, name, "env=[")
         assert f"argv=[{prompt}]" in logs
         assert f"env=[{prompt}]" in logs
         assert inspect(docker_client, name)["Config"]["Cmd"][-1] == prompt
@@ -406,7 +395,7 @@ class TestOutsideChanges:
     def test_delete_keeps_a_branch_with_new_commits(self, dhome: Path, repo: Path, image: str) -> None:
         mgr = SessionManager()
         s = mgr.create(repo=str(repo), prompt="x", backend="docker", agent="committer", name="work", image=image)
-        wait_for_logs(mgr, "work", "committed")
+        logs_contain(mgr, "work", "committed")
         assert not branch_exists(repo, "work")  # the agent's branch lives in its workspace until brought back
         assert mgr.delete("work") == "branch clauderon/work kept: it has 1 new commit"
         assert branch_exists(repo, "work")
@@ -509,7 +498,7 @@ def test_magic_on_the_real_engine(dhome: Path, repo: Path, image: str, capsys: p
     assert "✓ session mg is running (image present locally)" in err  # the terminal progress line
     table = repr(ip.run_line_magic("clauderon", "list"))
     assert table.splitlines()[1].split()[:3] == ["mg", "running", "docker"]
-    wait_for_logs(SessionManager(), "mg", "argv=[hello from a magic]")
+    logs_contain(SessionManager(), "mg", "argv=[hello from a magic]")
     ip.run_line_magic("clauderon", "logs mg --tail 2")
     assert "env=[hello from a magic]" in capsys.readouterr().out
     ip.run_line_magic("clauderon", "delete mg -f")

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from clauderon_nb.model.session import Status
 from clauderon_nb.sessions.store import StoreError
 
 from .conftest import git, made_by
+from .waiting import logs_contain, until
 
 LABEL = "clauderon.io/session-id"
 
@@ -77,11 +77,12 @@ def run_until(tmp_path: Path, at: str, repo: Path, image: str, backend: str = "d
     """Start KILLABLE, wait until it reaches ``at``, then kill -9 it."""
     marker = tmp_path / f"reached-{at}"
     proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(marker), at, str(repo), image, backend])
-    deadline = time.monotonic() + 60
-    while not marker.exists():
+
+    def reached() -> bool:
         assert proc.poll() is None, f"the create ended before reaching {at!r}"
-        assert time.monotonic() < deadline, f"never reached {at!r}"
-        time.sleep(0.02)
+        return marker.exists()
+
+    until(reached, f"the create to reach {at!r}", timeout=60, every=0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -128,17 +129,12 @@ def test_kill_9_after_a_local_agent_started_leaves_nothing_running(home: Path, r
     (home / "config.toml").write_text('[agents.echo]\ncommand = ["sh", "-c", "echo started; exec sleep 600"]\n')
     run_until(tmp_path, "started", repo, "-", backend="local")
     log = home / "logs" / "k9.log"
-    deadline = time.monotonic() + 10
-    while "started" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: log.exists() and "started" in log.read_text(), "the agent to print 'started'")
     runners = [p for p in Path("/proc").glob("[0-9]*") if b"k9.exit" in _cmdline(p)]
     assert runners, "the agent's runner should be running before the cleanup"
     (session,) = SessionManager().list()
     assert session.status is Status.FAILED and "create was interrupted" in (session.error or "")
-    deadline = time.monotonic() + 15
-    while any(p.exists() for p in runners) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(p.exists() for p in runners)  # found by its command line, and stopped
+    until(lambda: not any(p.exists() for p in runners), "the runner to be stopped (found by its command line)")
     assert branches(repo) == [] and not (home / "worktrees" / "k9").exists()
     SessionManager().delete("k9")
 
@@ -217,15 +213,11 @@ def test_start_never_runs_a_command_from_the_store(home: Path, repo: Path, tmp_p
     (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
     mgr = SessionManager()
     s = mgr.create(repo=str(repo), prompt="x", backend="local", agent="quick", name="tamper")
-    deadline = time.monotonic() + 10
-    while mgr.get("tamper").status is Status.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: mgr.get("tamper").status is not Status.RUNNING, "the agent to finish")
     pwned = tmp_path / "PWNED"
     mgr.store.update(s.id, runtime={**s.runtime, "argv": ["sh", "-c", f"touch {pwned}"], "cwd": "/"})
     mgr.start("tamper")
-    deadline = time.monotonic() + 10
-    while "done" not in str(mgr.logs("tamper")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: str(mgr.logs("tamper")).count("done") == 2, "the agent from the agent table to run again")
     assert not pwned.exists()
     assert str(mgr.logs("tamper")).count("done") == 2  # the agent from the agent table ran, twice
     policy = tmp_path / "policy.toml"
@@ -508,9 +500,7 @@ def test_the_largest_prompt_reaches_the_agent_and_one_byte_more_is_refused(home:
     mgr = SessionManager()
     prompt = "p" * MAX_PROMPT_BYTES
     mgr.create(repo=str(repo), prompt=prompt, backend="local", agent="count", name="big")
-    deadline = time.monotonic() + 10
-    while "len=" not in str(mgr.logs("big")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    logs_contain(mgr, "big", "len=")
     assert f"len={MAX_PROMPT_BYTES} env={MAX_PROMPT_BYTES}" in str(mgr.logs("big"))
     mgr.delete("big")
     with pytest.raises(ValueError, match=f"prompt: {MAX_PROMPT_BYTES + 1} bytes is more than"):
@@ -594,20 +584,46 @@ def test_an_engine_that_does_not_see_the_worktree_fails_before_start(
     assert containers_of(docker_client, spec.session_id) == []
 
 
-def test_falling_back_to_the_local_backend_is_said(home: Path, repo: Path, tmp_path: Path) -> None:
+def test_falling_back_to_the_local_backend_is_said(
+    home: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No engine configured at all (no DOCKER_HOST, no docker context, no socket): the local backend, said."""
+    from clauderon_nb.config import environment
+    from clauderon_nb.frontends.cli import main
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    monkeypatch.setattr(environment, "DEFAULT_SOCKET", tmp_path / "no-engine.sock")
+    (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
+    assert main(["create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "note: no Docker engine was found" in out and "runs as a local process" in out
+    assert main(["create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--name", "fb"]) == 0
+    assert "Note: no Docker engine was found" in capsys.readouterr().err
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allowed_backends = ["docker"]\n')
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    assert main(["create", "--repo", str(repo), "--prompt", "x", "--dry-run"]) == 0
+    assert "backend         docker" in capsys.readouterr().out  # the policy forbids the host: no silent local run
+    monkeypatch.delenv("CLAUDERON_POLICY")
+    SessionManager().delete("fb")
+
+
+def test_an_engine_you_chose_that_is_down_is_an_error_never_a_run_on_the_host(
+    home: Path, repo: Path, tmp_path: Path
+) -> None:
+    """DOCKER_HOST names an engine that does not answer: no backend given, and still no local process."""
     env = {"DOCKER_HOST": f"unix://{tmp_path / 'no-engine.sock'}"}
     (home / "config.toml").write_text('[agents.quick]\ncommand = ["sh", "-c", "echo done"]\n')
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--dry-run", env=env)
     assert out.returncode == 0, out.stderr
-    assert "note: no Docker engine was found" in out.stdout and "runs as a local process" in out.stdout
+    assert "backend         docker" in out.stdout and "a Docker engine is configured" in out.stdout
+    assert "not checked: connect to Docker engine: cannot reach the Docker engine" in out.stdout
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--agent", "quick", "--name", "fb", env=env)
-    assert out.returncode == 0, out.stderr
-    assert "Note: no Docker engine was found" in out.stderr
-    policy = tmp_path / "policy.toml"
-    policy.write_text('allowed_backends = ["docker"]\n')
-    out = cli("create", "--repo", str(repo), "--prompt", "x", "--dry-run", env={**env, "CLAUDERON_POLICY": str(policy)})
-    assert "backend         docker" in out.stdout  # the policy forbids the host: no silent local run
-    SessionManager().delete("fb")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "cannot reach the Docker engine at unix://" in out.stderr and "is dockerd running?" in out.stderr
+    assert SessionManager().list() == [] and not (home / "workspaces" / "fb").exists()
 
 
 # --- 10. trust boundaries of the workspace ----------------------------------------------
@@ -711,3 +727,21 @@ def test_two_deployments_on_one_engine_never_take_each_others_containers(
     finally:
         production.delete(made.name)
         staging.delete("same")
+
+
+@pytest.mark.docker
+def test_delete_with_the_engine_down_leaves_the_record_as_it_was(
+    dhome: Path, repo: Path, image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clauderon_nb.errors import EngineUnavailable
+
+    SessionManager().create(repo=str(repo), prompt="x", backend="docker", agent="echo", image=image, name="kept")
+    with monkeypatch.context() as down:
+        down.setenv("DOCKER_HOST", f"unix://{tmp_path / 'gone.sock'}")
+        with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine") as exc:
+            SessionManager().delete("kept")
+        assert "\n" not in str(exc.value)
+    session = SessionManager().get("kept")
+    assert session.status is Status.RUNNING and session.error is None  # nothing was done: nothing changed
+    assert "deleter" not in session.runtime
+    SessionManager().delete("kept")

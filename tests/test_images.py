@@ -184,6 +184,13 @@ def test_dry_run_reports_the_digest_and_the_check_can_be_turned_off(
     # The engine's own copy answers for if-not-present.
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", pushed["tools:1"], "--dry-run")
     assert "  image: present locally, image id sha256:" in out.stdout
+    # Offline, with the check on: the dry run still shows the whole plan, the check's finding one line of it.
+    out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", "127.0.0.1:9/x/y:1", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Plan: docker session") and "docker containers.create arguments:" in out.stdout
+    assert (
+        "  image: would fail: check image: image 127.0.0.1:9/x/y:1: registry 127.0.0.1:9 is unreachable" in out.stdout
+    )
     # Air-gapped: the check is off, said so, and nothing is asked of the registry.
     (dhome / "docker-config.toml").write_text('network = "none"\n[image]\nregistry_check = false\n')
     out = cli("create", "--repo", str(repo), "--prompt", "x", "--image", "127.0.0.1:1/x/y:1", "--dry-run")
@@ -197,8 +204,13 @@ def test_never_and_if_not_present_ask_the_engine_first(dhome: Path, repo: Path, 
     mgr = SessionManager()
     plan = mgr.plan(repo=str(repo), prompt="x", image=image, pull_policy="never", check_image=True)
     assert plan.image_check and plan.image_check.startswith("present locally")
+    # A dry run shows the plan whatever the check finds: the finding is a line of it; the create refuses.
+    plan = mgr.plan(repo=str(repo), prompt="x", image=f"{image}-gone", pull_policy="never", check_image=True)
+    assert plan.image_check == (
+        f"would fail: check image: image docker.io/{image}-gone is not present locally and the pull policy is never"
+    )
     with pytest.raises(BackendError, match="is not present locally and the pull policy is never"):
-        mgr.plan(repo=str(repo), prompt="x", image=f"{image}-gone", pull_policy="never", check_image=True)
+        mgr.create(repo=str(repo), prompt="x", image=f"{image}-gone", pull_policy="never", agent="echo")
 
 
 # --- the browser ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ when KUBECONFIG points at one (skipped otherwise, including in CI).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -188,7 +189,7 @@ def test_namespace_per_user(k8s: StandIn, repo: Path, home: Path, monkeypatch: p
     monkeypatch.setenv("JUPYTERHUB_USER", "Alice.Smith@example.org")
     plan = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes", name="ns")
     namespace = plan.settings.namespace
-    assert namespace is not None and namespace.startswith("clauderon-alice-smith-exa-")  # + a hash of the owner
+    assert namespace is not None and namespace.startswith("clauderon-alice-smith-ex--")  # + a hash of the owner
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace) and len(namespace) <= 63
     create(repo=str(repo), name="ns2")
     assert k8s.bodies("Pod")[0]["metadata"]["namespace"] == namespace
@@ -344,7 +345,15 @@ def test_a_remote_that_is_a_local_path_is_refused_at_plan_time(k8s: StandIn, rep
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("jane.doe", "jane-doe"), ("JaneDoe", "janedoe"), ("a" * 30 + "x", "a" * 30 + "y"), ("bob", "Bob")],
+    [
+        ("jane.doe", "jane-doe"),
+        ("JaneDoe", "janedoe"),
+        ("a" * 30 + "x", "a" * 30 + "y"),
+        ("bob", "Bob"),
+        # a plain name shaped like another's hashed one
+        ("Jane.Doe", "jane-doe-" + hashlib.sha256(b"Jane.Doe").hexdigest()[:6]),
+        ("Jane.Doe", "jane-doe--" + hashlib.sha256(b"Jane.Doe").hexdigest()[:6]),
+    ],
 )
 def test_namespace_template_never_maps_two_owners_to_one_namespace(a: str, b: str) -> None:
     from clauderon_nb.config.resolve import owner_namespace_part
@@ -533,3 +542,30 @@ def test_a_policy_group_places_its_members_pods(
     assert member.sources["node_selector"] == "policy"
     other = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes")
     assert "nodeSelector" not in next(m for m in other.spec if m["kind"] == "Pod")["spec"]
+
+
+def test_start_checks_every_stored_setting_against_todays_policy(
+    k8s: StandIn, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPUs (and their total), the agent: a stopped session is held to the policy as it is now."""
+    from clauderon_nb.errors import PolicyError
+
+    create(repo=str(repo), name="g1", gpus="1")
+    mgr = SessionManager()
+    mgr.stop("g1")
+    create(repo=str(repo), name="g2", gpus="1")
+    policy = tmp_path / "policy.toml"
+    policy.write_text("max_total_gpus = 1\n")
+    monkeypatch.setenv("CLAUDERON_POLICY", str(policy))
+    with pytest.raises(PolicyError, match="quota max_total_gpus"):
+        mgr.start("g1")  # one GPU is in use already
+    policy.write_text("max_gpus = 0\n")
+    with pytest.raises(PolicyError, match="max_gpus is 0; gpus 1 \\(stored session\\) is above it"):
+        mgr.start("g1")
+    policy.write_text('allowed_agents = ["claude"]\n')
+    with pytest.raises(PolicyError, match="allowed_agents is claude; agent 'echo' \\(stored session\\) is not allowed"):
+        mgr.start("g1")
+    assert mgr.get("g1").status.value == "stopped"
+    monkeypatch.delenv("CLAUDERON_POLICY")
+    mgr.delete("g1")
+    mgr.delete("g2")

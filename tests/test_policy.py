@@ -150,6 +150,9 @@ max_cpu = "8"
 allowed_images = ["ghcr.io/lab/*"]
 max_running_sessions = 3
 
+[groups.viewers]
+max_sessions = 9
+
 [users.alice]
 max_cpu = "2"
 """
@@ -166,7 +169,11 @@ def test_groups_narrow_and_widen_and_a_user_section_beats_them(repo: Path, polic
     assert both.max_cpu() == 8000  # the most permissive of the groups
     assert both.limit("max_running_sessions") == (3, f"{both.files[0].where} [groups.research, groups.students]")
     assert both.image_allowed("ghcr.io/lab/x:1")
-    assert not both.image_allowed("docker.io/library/python:3.12")  # a group's list replaces the top level's
+    # students leave allowed_images to the top level, so carol may use its images too: the union
+    assert both.image_allowed("docker.io/library/python:3.12")
+    assert not base.for_user("dan", ("research",)).image_allowed("docker.io/library/python:3.12")  # replaced
+    # A group that leaves max_cpu alone gives the top level's: narrowed by one group, not by the other
+    assert base.for_user("erin", ("students", "viewers")).max_cpu() == 1000
     assert base.for_user("alice", ("students",)).max_cpu() == 2000  # [users.alice] beats her group
     with pytest.raises(PolicyError, match=r"\[groups.students\]: max_cpu is 500m; cpu_limit 1 core"):
         SessionManager(owner="bob", groups=("students",)).plan(
@@ -325,3 +332,18 @@ def test_gpu_bounds_and_quota(repo: Path, policy: Callable[[str], Path]) -> None
     check_quotas(load_policy(), [running], {"gpus": 1}, new=True)
     with pytest.raises(QuotaError, match=r"your running sessions use 2 and this one asks for 2, the limit is 3"):
         check_quotas(load_policy(), [running], {"gpus": 2}, new=True)
+
+
+def test_placement_comes_whole_from_the_first_group_and_uploads_follow_sections(
+    policy: Callable[[str], Path],
+) -> None:
+    from clauderon_nb.config.policy import load_policy
+
+    policy(
+        'max_upload_size = "10m"\n\n[groups.a-gpu]\nnode_selector = { pool = "gpu", zone = "1" }\nmax_upload_size = "1g"\n'
+        '\n[groups.b-cpu]\nnode_selector = { pool = "cpu" }\n'
+    )
+    both = load_policy().for_user("x", ("b-cpu", "a-gpu"))
+    assert both.first("node_selector")[0] == {"pool": "gpu", "zone": "1"}  # never a mix of the two pools
+    assert both.max_upload_size() == 1024**3  # a group's section counts for uploads too
+    assert load_policy().for_user("y", ()).max_upload_size() == 10 * 1024**2

@@ -22,6 +22,7 @@ from clauderon_nb.remote.wire import Endpoint
 
 from . import hubkit
 from .conftest import git
+from .waiting import logs_contain, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
@@ -369,12 +370,7 @@ def test_bundle_round_trip_and_incremental_upload(hub: hubkit.Hub, repo: Path, k
     mgr = remote(hub, "alice")
     base = git("rev-parse", "HEAD", cwd=repo)
     session = mgr.create(repo=str(repo), prompt="commit something", agent="committer", image=image, name="worker")
-    for _ in range(100):
-        if "committed" in str(mgr.logs(session.name)):
-            break
-        import time
-
-        time.sleep(0.1)
+    logs_contain(mgr, session.name, "committed")
     note = mgr.fetch("worker", repo)
     assert "Fetched clauderon/worker" in note
     assert git("log", "--format=%s", "-1", "clauderon/worker", cwd=repo) == "agent work"
@@ -535,6 +531,19 @@ def test_an_agent_that_reads_the_prompt_from_its_environment_shows_it_to_no_othe
     assert prompt.encode() in (Path("/proc") / str(pid) / "environ").read_bytes()  # the agent has it
 
 
+def in_progress(hub: hubkit.Hub) -> float:
+    """The service's ``clauderon_creates_in_progress`` gauge, read as an admin would."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    request = urllib.request.Request(
+        hub.service_url + "metrics", headers={"Authorization": f"token {hub.tokens['admin']}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "clauderon_creates_in_progress"]
+    return float(family.samples[0].value)
+
+
 def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: str) -> None:
     """Four creates of one user may be in flight; the fifth is told to wait (the others are unaffected)."""
     import socket
@@ -553,11 +562,10 @@ def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: st
         )
         return sock
 
+    until(lambda: in_progress(hub) == 0, "the creates of earlier tests to end")
     stalled = [start_upload() for _ in range(4)]
     try:
-        import time
-
-        time.sleep(0.5)  # the four are past their checks, waiting for the rest of their bundles
+        until(lambda: in_progress(hub) == 4, "the four uploads to be admitted (waiting for the rest of their bundles)")
         status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], json.loads(line))
         assert status == 429 and body["error"] == "TooManyRequests", body
         status, _ = raw(hub, "POST", "/plan", hub.tokens["alice"], json.loads(line))
@@ -565,9 +573,9 @@ def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: st
     finally:
         for sock in stalled:
             sock.close()
-    time.sleep(0.5)
+    until(lambda: in_progress(hub) == 0, "the abandoned uploads to stop counting")
     status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], {**json.loads(line), "name": "after"})
-    # Past the limit again (the abandoned uploads no longer count): the answer is about the workspace.
+    # Past the limit again: the answer is about the workspace.
     assert status == 409 and "send the workspace bundle" in body["message"], body
     assert not list((hub.data_dir / "uploads").glob("*.bundle"))  # abandoned uploads are removed
 
@@ -683,17 +691,21 @@ def test_culling_on_a_controllable_clock(hub: hubkit.Hub, policy: Path, repo: Pa
     status, body = raw(hub, "POST", "/cull", hub.tokens["alice"], b"")
     assert status == 403 and body["error"] == "Forbidden"  # a pass is for admins
     admin = remote(hub, "admin")
-    admin.cull(now=t0 + 2 * 3600)  # first look: the agents' activity is recorded
-    time.sleep(1.0)  # busy prints meanwhile; idle does not
-    stopped = {a.name: a for a in admin.cull(now=t0 + 4 * 3600) if a.owner == "alice"}
+    # First look: the agents' activity is recorded. The service's own timer (every second, on the real clock)
+    # may have looked first; then this pass finds idle quiet for two hours already and stops it.
+    first = {a.name: a for a in admin.cull(now=t0 + 2 * 3600) if a.owner == "alice"}
+    ticks = str(alice.logs("busy")).count("tick")
+    until(lambda: str(alice.logs("busy")).count("tick") > ticks, "busy to print again")  # idle stays quiet
+    second = {a.name: a for a in admin.cull(now=t0 + 4 * 3600) if a.owner == "alice"}
+    stopped = {**first, **second}
+    assert sorted(stopped) == ["idle"] and len(first) + len(second) == 1, (first, second)
+    assert stopped["idle"].reason == "idle_timeout" and stopped["idle"].action == "stop"
     idle = alice.get("idle")
     assert idle.status.value == "stopped" and alice.get("busy").status.value == "running"
     assert idle.error is not None
     assert idle.error.startswith(
         "stopped by the admin policy: idle_timeout 1h (~/policy.toml); no output and no CPU for"
     )
-    if "idle" in stopped:
-        assert stopped["idle"].reason == "idle_timeout" and stopped["idle"].action == "stop"
     assert [h["by"] for h in idle.runtime["history"]] == ["cull"]
     (lifetime,) = [a for a in admin.cull(now=t0 + 9 * 3600) if a.owner == "alice"]
     assert (lifetime.name, lifetime.reason) == ("busy", "max_lifetime")
@@ -708,15 +720,15 @@ def test_culling_on_a_controllable_clock(hub: hubkit.Hub, policy: Path, repo: Pa
 
 def test_the_service_culls_on_its_own_timer(hub: hubkit.Hub, policy: Path, repo: Path, image: str) -> None:
     """The test hub's service runs a pass every second (``--cull-every 1``)."""
-    import time
-
     alice = remote(hub, "alice")
     alice.create(repo=str(repo), prompt="short", agent="echo", image=image, name="short")
     policy.write_text('max_lifetime = "2s"\n')
-    deadline = time.monotonic() + 20
-    while alice.get("short").status.value != "stopped":
-        assert time.monotonic() < deadline, "the timer did not stop the session"
-        time.sleep(0.2)
+    until(
+        lambda: alice.get("short").status.value == "stopped",
+        lambda: f"the timer to stop the session; the service said:\n{hub.log()[-3000:]}",
+        timeout=60,
+        every=0.2,
+    )
     session = alice.get("short")
     assert session.error and "max_lifetime 2s" in session.error
     assert "cull" in str(
@@ -870,12 +882,7 @@ def test_the_admin_configures_a_credential_for_everyone_with_service_env(
     monkeypatch.setenv("TEST_TEAM_KEY", "the-users-own-value")  # never sent: the agent takes the admin's
     mgr = remote(hub, "alice")
     session = mgr.create(repo=str(repo), prompt="team work", agent="teamkey", image=image, name="team")
-    import time
-
-    deadline = time.monotonic() + 10
-    while "team-key-received" not in str(mgr.logs("team")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "team-key-received" in str(mgr.logs("team"))
+    logs_contain(mgr, "team", "team-key-received")
     assert "team-secret-value" not in json.dumps(raw(hub, "GET", "/sessions/team", hub.tokens["alice"])[1])
     assert "team-secret-value" not in repr(session) and "team-secret-value" not in hub.log()
     body = {

@@ -258,7 +258,23 @@ def test_the_form_says_what_a_repository_file_would_do_with_credentials(
 def test_the_form_says_when_the_agent_would_run_on_the_host(
     home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
+    from clauderon_nb.config import environment
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    monkeypatch.setattr(environment, "DEFAULT_SOCKET", tmp_path / "none.sock")
     form = form_for(repo)
     form.fields["prompt"].value = "x"
     assert "runs as a local process on this machine" in form.summary.value
+
+
+def test_the_form_never_offers_the_host_for_an_engine_you_chose(
+    home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DOCKER_HOST names an engine that is down: the form plans docker (create then says the engine is down)."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
+    form = form_for(repo)
+    form.fields["prompt"].value = "x"
+    assert "a docker session" in form.summary.value
+    assert "local process" not in form.summary.value

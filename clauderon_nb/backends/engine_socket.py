@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError
+from ..errors import BackendError, EngineUnavailable
 
 TIMEOUT = 60.0
 
@@ -44,7 +44,7 @@ def get_json(path: Path, url: str, params: dict[str, str], step: str) -> Any:
     try:
         status, body = _exchange(path, f"GET {url}?{query} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
     except OSError as exc:
-        raise BackendError(
+        raise EngineUnavailable(
             f"cannot reach the Docker engine at unix://{path} ({exc.strerror or exc}); is dockerd running?",
             step="connect to Docker engine",
         ) from None

@@ -147,6 +147,11 @@ class LocalBackend:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
+        except PermissionError:
+            raise BackendError(
+                f"cannot stop process {pid}: it belongs to another user (stop it as that user, or as root)",
+                step="stop process",
+            ) from None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if not _alive(pid, session.runtime["exit_file"]):

@@ -167,17 +167,18 @@ _LISTS = (
 )
 
 
+_FLAGS = ("allow_digests", "allow_builds", "allow_root")
+#: Keys no order of "permissive" applies to: the first group by name that sets one gives it whole.
+_FIRST_BY_NAME = ("default_preset", "priority_class_name", "node_selector", "tolerations")
+
+
 def _most_permissive(key: str, values: list[Any]) -> Any:
     if key in _LISTS:
         return list(dict.fromkeys(v for value in values for v in value))
-    if key in ("allow_digests", "allow_builds", "allow_root"):
+    if key in _FLAGS:
         return any(values)
-    if key in ("default_preset", "priority_class_name"):
-        return values[0]  # groups in name order: the first that names one
-    if key == "node_selector":
-        return {k: v for value in values for k, v in value.items()}
-    if key == "tolerations":
-        return [t for value in values for t in value]
+    if key in _FIRST_BY_NAME:
+        return values[0]  # groups in name order: the first that sets it (placement cannot be "most permissive")
     return max(values)
 
 
@@ -224,9 +225,17 @@ class PolicyFile:
                 update[key], sections[key] = getattr(user, key), f"[users.{owner}]"
                 continue
             setting = [(g, getattr(rules.groups[g], key)) for g in member if getattr(rules.groups[g], key) is not None]
-            if setting:
-                update[key] = _most_permissive(key, [v for _, v in setting])
-                sections[key] = "[groups." + ", groups.".join(g for g, _ in setting) + "]"
+            if not setting:
+                continue
+            values = [v for _, v in setting]
+            if len(setting) < len(member) and key not in _FIRST_BY_NAME and key not in _FLAGS:
+                # A group that leaves the key alone gives its members the top level's value: it counts too.
+                top = getattr(rules, key)
+                if top is None:
+                    continue  # unbounded at the top level: the most permissive value is no bound
+                values.append(top)
+            update[key] = _most_permissive(key, values)
+            sections[key] = "[groups." + ", groups.".join(g for g, _ in setting) + "]"
         if not update:
             return self
         return PolicyFile(self.path, rules.model_copy(update=update), sections)

@@ -257,16 +257,18 @@ def _default_namespace() -> str:
 
 
 def owner_namespace_part(owner: str) -> str:
-    """The owner as a DNS-label fragment (for ``namespace_template``).
+    """The owner as a DNS-label fragment (for ``namespace_template``), that no other owner maps to.
 
-    Used as is when it already is one; otherwise (``jane.doe``, ``JaneDoe``, a long
-    name) a short hash of the raw owner is added, so different owners never share a namespace.
+    As KubeSpawner's safe slugs do: a name that already is a short DNS label without ``--`` is used as
+    it is; any other (``jane.doe``, ``JaneDoe``, a long name, one with ``--``) becomes a slug, ``--`` and
+    a hash of the exact name. A plain name never holds ``--`` and a hashed one always does, so
+    ``jane-doe-3f2a1b`` and ``Jane.Doe`` can never share a namespace.
     """
-    if re.fullmatch(r"[a-z0-9](?:[-a-z0-9]{0,20}[a-z0-9])?", owner):
+    if re.fullmatch(r"[a-z0-9](?:[-a-z0-9]{0,20}[a-z0-9])?", owner) and "--" not in owner:
         return owner
-    base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:15].strip("-")
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:6]
-    return f"{base}-{digest}" if base else f"u-{digest}"
+    base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:14].strip("-")
+    digest = hashlib.sha256(owner.encode(errors="surrogatepass")).hexdigest()[:6]
+    return f"{base}--{digest}" if base else f"u--{digest}"
 
 
 def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[str, Any], str]:
@@ -544,7 +546,7 @@ def resolve(
     backend, layer = _pick("backend", front)
     if backend is None:
         default = Backend.DOCKER if (engine_present or docker_engine_present)() else Backend.LOCAL
-        reason = "Docker engine found" if default is Backend.DOCKER else "no Docker engine found"
+        reason = "a Docker engine is configured" if default is Backend.DOCKER else "no Docker engine found"
         if not policy.allows("allowed_backends", default):
             allowed = policy.first("allowed_backends")
             assert allowed is not None

@@ -117,9 +117,14 @@ def describe(exc: BaseException) -> tuple[str, int]:
     """One line for an error and the exit code: 2 for usage and config, 1 for backend failures."""
     pydantic = sys.modules.get("pydantic")  # a validation error means pydantic is loaded already
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
-        return redact_text(describe_validation_error(exc, fields=HINTS)), 2
+        return _one_line(describe_validation_error(exc, fields=HINTS)), 2
     if isinstance(exc, BackendError):
-        return redact_text(str(exc)), 1
+        return _one_line(str(exc)), 1
     if isinstance(exc, (ClauderonError, UsageProblem)):
-        return redact_text(str(exc)), 2
+        return _one_line(str(exc)), 2
     raise exc
+
+
+def _one_line(text: str) -> str:
+    """An error as one line, credentials masked: a line break inside it (a path, a value) is written \\n."""
+    return redact_text(text).replace("\r", "\\r").replace("\n", "\\n")

@@ -338,8 +338,11 @@ class CreateScreen(Screen[None]):
     # --- actions --------------------------------------------------------------------------
 
     def action_toggle_advanced(self) -> None:
+        """F2 opens the section and moves to its first field (F2 again closes it, back to the form's first)."""
         section = self.query_one("#advanced", Collapsible)
         section.collapsed = not section.collapsed
+        first = next(h.name for h in FIELDS if h.advanced == (not section.collapsed))
+        self.set_focus(self.query_one(f"#f-{first}"))  # at once: keys typed next go to it
 
     def action_image_help(self) -> None:
         self.app.push_screen(ImageHelp())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .fields import BackendName, Build, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
 from .hints import CONTAINER_FIELDS, HINTS, RESOURCE_FIELDS, local_backend_refusal
@@ -50,6 +50,7 @@ class CreateSessionRequest(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+    _validated: bool = PrivateAttr(default=False)  # False for model_construct(): as_request validates it
 
     repo: str = Field(".", description=HINTS["repo"].help)
     prompt: str = Field(..., description=HINTS["prompt"].help)
@@ -80,7 +81,9 @@ class CreateSessionRequest(BaseModel):
     @field_validator("prompt", mode="before")
     @classmethod
     def _prompt(cls, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str):
+            raise ValueError(f"prompt of type {type(value).__name__}: expected text")
+        if not value.strip():
             raise ValueError("prompt: must not be empty; say what the agent should do")
         if "\x00" in value:
             raise ValueError("prompt: contains a NUL character, which no process argument can carry; remove it")
@@ -94,6 +97,7 @@ class CreateSessionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> CreateSessionRequest:
+        self._validated = True
         check_request_within_limit(self.explicit())
         if self.image is not None and self.build is not None:
             raise ValueError(
@@ -117,4 +121,9 @@ def as_request(request: CreateSessionRequest | None, fields: dict[str, Any]) -> 
         return CreateSessionRequest(**fields)
     if fields:
         raise TypeError("pass a CreateSessionRequest or keyword fields, not both")
+    if not isinstance(request, CreateSessionRequest):
+        raise TypeError(f"expected a CreateSessionRequest, not {type(request).__name__}")
+    if not request._validated:  # made with model_construct(): nothing of it was checked yet
+        given = {k: v for k, v in request.__dict__.items() if k in CreateSessionRequest.model_fields}
+        return CreateSessionRequest(**given)
     return request

@@ -72,8 +72,10 @@ class ServiceClient:
         *,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        streaming: bool = False,
     ) -> http.client.HTTPResponse:
-        """Send a request; an error answer raises the service's own exception class."""
+        """Send a request; an error answer raises the service's own exception class. ``streaming``: the
+        answer may stay quiet for long (a followed log): no read timeout once it has started."""
         url = self._base + path + (("?" + urlencode(query)) if query else "")
         sent = {"Authorization": f"token {self.endpoint.token}", "Accept": "application/json", **(headers or {})}
         if isinstance(body, (dict, list)):
@@ -88,6 +90,8 @@ class ServiceClient:
             raise EngineUnavailable(
                 f"cannot reach the clauderon service at {redact_url(self.endpoint.url)} ({exc})"
             ) from None
+        if streaming and response.status < 400 and conn.sock is not None:
+            conn.sock.settimeout(None)
         if response.status >= 400:
             raw = response.read(65536)
             conn.close()
@@ -383,7 +387,7 @@ class RemoteManager:
 
     def logs(self, name: str, tail: int | None = None, follow: bool = False) -> str | Iterator[str]:
         query = {**({"tail": str(tail)} if tail is not None else {}), **({"follow": "1"} if follow else {})}
-        response = self.client.open("GET", _session_path(name) + "/logs", query=query or None)
+        response = self.client.open("GET", _session_path(name) + "/logs", query=query or None, streaming=follow)
         if not follow:
             try:
                 return response.read().decode("utf-8", errors="replace")
@@ -455,7 +459,8 @@ def _read_events(response: http.client.HTTPResponse, report: ProgressCallback) -
         if line.startswith("event:"):
             kind = line[6:].strip()
         elif line.startswith("data:"):
-            data += line[5:].strip()
+            value = line[5:].removeprefix(" ")  # one optional space after the colon, as the SSE spec says
+            data = f"{data}\n{value}" if data else value  # several data lines are one value, joined by \n
         elif not line and kind:
             try:
                 payload = json.loads(data)
@@ -487,9 +492,16 @@ def _event(data: dict[str, Any]) -> ProgressEvent:
 
 
 def _stream(response: http.client.HTTPResponse) -> Iterator[str]:
+    """A followed stream: quiet for as long as the agent is (no read timeout); a broken connection is one
+    line, not a bare socket error."""
     try:
         while True:
-            block = response.read1(65536) if hasattr(response, "read1") else response.read(4096)
+            try:
+                block = response.read1(65536) if hasattr(response, "read1") else response.read(4096)
+            except (OSError, http.client.HTTPException) as exc:
+                raise EngineUnavailable(
+                    f"the connection to the clauderon service broke ({exc or type(exc).__name__})"
+                ) from None
             if not block:
                 return
             yield block.decode("utf-8", errors="replace")

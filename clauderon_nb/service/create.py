@@ -150,7 +150,7 @@ class PlanHandler(ApiHandler):
                 ),
                 "has_commit": have[0],
                 "have": have[1],
-                "max_upload_size": self.service.max_upload(),
+                "max_upload_size": self.service.max_upload(self.caller),
             }
         )
 
@@ -182,7 +182,7 @@ class CreateHandler(ApiHandler):
 
     def body_limit(self) -> int:
         if self._limit is None:
-            self._limit = self.service.max_upload() + MAX_JSON
+            self._limit = self.service.max_upload(self.caller) + MAX_JSON
         return self._limit
 
     def too_large(self, size: int, limit: int) -> str:

@@ -46,7 +46,7 @@ class OptionsHandler(ApiHandler):
         options = await self.call(mgr.options)
         data = asdict(options)
         data["backends"] = [b for b in data["backends"] if b != "local"]
-        data["max_upload_size"] = self.service.max_upload()
+        data["max_upload_size"] = self.service.max_upload(self.caller)
         self.send_json(data)
 
 

@@ -6,7 +6,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -61,6 +61,11 @@ class Metrics:
             "clauderon_culls",
             "Sessions stopped or deleted by the lifetime rules",
             ["action", "reason"],
+            registry=self.registry,
+        )
+        self.creates_in_progress = Gauge(
+            "clauderon_creates_in_progress",
+            "Creates admitted and not yet ended (a user's count is capped: 429 beyond)",
             registry=self.registry,
         )
         self.quota_refusals = Counter(

@@ -269,10 +269,11 @@ class Service:
         """Where sent workspaces wait in quarantine until their create goes ahead."""
         return self.data_dir / "incoming"
 
-    def max_upload(self) -> int:
+    def max_upload(self, caller: Caller) -> int:
+        """The largest workspace bundle this caller may send (their policy sections count)."""
         from ..config.policy import load_policy
 
-        return load_policy().max_upload_size() or DEFAULT_MAX_UPLOAD
+        return load_policy().for_user(caller.name, caller.groups).max_upload_size() or DEFAULT_MAX_UPLOAD
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -285,10 +286,12 @@ class Service:
                     f"you have {self.max_inflight_creates} creates in progress already; wait for one to finish",
                 )
             self._inflight[owner] = self._inflight.get(owner, 0) + 1
+            self.metrics.creates_in_progress.inc()
 
     def end_create(self, owner: str) -> None:
         with self._lock:
             self._inflight[owner] -= 1
+            self.metrics.creates_in_progress.dec()
 
     @contextlib.contextmanager
     def stream_slot(self, owner: str) -> Iterator[None]:

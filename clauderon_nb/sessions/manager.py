@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.environment import clauderon_home, docker_engine_present
-from ..errors import BackendError, ClauderonError, ConfigError, PolicyError, did_you_mean
+from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError, did_you_mean
 from ..model.choices import Backend
 from ..model.image import is_built_image, parse_image
 from ..model.naming import current_owner, is_dns_label, name_from_prompt, owner_folder, workspace_root
@@ -181,11 +181,14 @@ class SessionManager:
         if check_image and plan.backend != "local":
             from ..errors import EngineUnavailable
 
+            # A dry run always shows the plan: what the check found is one of its lines, refusing is the create's.
             try:
                 found = self.backend(plan.backend).check_image(plan.session_spec)
                 line = found.line()
-            except EngineUnavailable as exc:  # a dry run still shows the plan; the create would say this
+            except EngineUnavailable as exc:
                 line = f"not checked: {exc}"
+            except ClauderonError as exc:
+                line = f"would fail: {exc}"
             plan = replace(plan, image_check=line)
         return plan
 
@@ -956,11 +959,17 @@ class SessionManager:
             self._busy(session, "delete")
         if by != session.owner:
             _log.info("%s delete %s/%s (%s)", by, session.owner, session.name, reason)
+        before = (session.status, dict(session.runtime))
         runtime = {**session.runtime, "deleter": this_process()}
         self.store.update(session.id, status=Status.DELETING, runtime=runtime)
         session.runtime = runtime
         try:
             note = self._remove_parts(session, keep_work=keep_work)
+        except EngineUnavailable:
+            # The engine could not be asked: nothing was done, so the record stays as it was.
+            session.status, session.runtime = before
+            self.store.update(session.id, status=session.status, runtime=session.runtime)
+            raise
         except BaseException as exc:
             message = str(exc) if isinstance(exc, ClauderonError) else type(exc).__name__
             runtime.pop("deleter", None)
