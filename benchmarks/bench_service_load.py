@@ -197,7 +197,7 @@ def main() -> None:
     from clauderon_demo import DemoHub
 
     from clauderon_nb.model.session import Session, Status
-    from clauderon_nb.sessions.bundles import repo_key
+    from clauderon_nb.repos.bundles import repo_key
     from clauderon_nb.sessions.store import Store
 
     workdir = Path(tempfile.mkdtemp(prefix="clauderon-bench-load-"))

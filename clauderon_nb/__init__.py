@@ -5,7 +5,8 @@ docker, kubernetes and ipywidgets load only when a backend or widget needs them.
 
 The code is laid out by layer, each importing only from the ones before it
 (``tests/test_architecture.py`` enforces it; docs/architecture.md explains it):
-``model`` → ``config`` → ``render`` → ``backends`` → ``sessions`` → ``frontends``.
+``model`` → ``config`` → ``repos`` → ``render`` → ``backends`` → ``sessions`` → ``remote`` → ``service``
+→ ``frontends`` (``remote`` imports only ``repos``, ``config`` and ``model``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
 #: Lowest first. A module may import from its own layer and the ones before it.
-LAYERS = ("model", "config", "render", "backends", "sessions", "remote", "service", "frontends")
+LAYERS = ("model", "config", "repos", "render", "backends", "sessions", "remote", "service", "frontends")
 ROOT_MODULES = {"errors": -1, "_version": -1, "units": 0, "image": 0}  # public shims sit on model
 
 
@@ -58,6 +58,83 @@ def test_imports_go_down_the_layers(path: Path) -> None:
         if rank is None:  # the facade's lazy names are for users, not for the package itself
             pytest.fail(f"{module}:{line} imports the package facade ({target}); import the module itself")
         assert rank <= own, f"{module}:{line} imports {target}, a higher layer ({LAYERS[rank]} above {LAYERS[own]})"
+
+
+def test_the_service_client_needs_only_the_model_config_and_git() -> None:
+    """``remote`` talks HTTP and runs git on the user's repository: nothing of sessions, backends or render."""
+    for path in sorted((PKG / "remote").glob("*.py")):
+        for target, line in imports_of(path):
+            part = target.split(".")[1]
+            allowed = ("remote", "repos", "config", "model", "errors", "_version")
+            assert part in allowed, f"remote/{path.name}:{line} imports {target}"
+
+
+#: The third-party packages each layer may import (the standard library is free everywhere).
+THIRD_PARTY = {
+    "model": {"pydantic"},
+    "config": {"pydantic", "tomli", "json5"},
+    "repos": set(),
+    "render": set(),
+    "backends": {"docker", "kubernetes", "urllib3"},
+    "sessions": set(),
+    "remote": {"pydantic"},
+    "service": {"tornado", "jupyterhub", "prometheus_client"},
+    "frontends": {"IPython", "ipywidgets", "pydantic", "textual", "traitlets"},
+}
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_each_layer_imports_only_its_own_third_party_packages(path: Path) -> None:
+    rel = path.relative_to(PKG).parts
+    allowed = THIRD_PARTY.get(rel[0], set()) if len(rel) > 1 else set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("__future__", "clauderon_nb"):
+                continue
+            assert top in allowed, (
+                f"{path.relative_to(PKG)}:{node.lineno} imports {name} ({rel[0]} may import {allowed})"
+            )
+
+
+#: Private names of other code that are the only way to do something, each with its reason.
+PRIVATE_ALLOWED = {
+    "os._exit": "leaving a forked child without running the parent's exit handlers",
+    "parser._actions": "argparse has no public list of a parser's options (for 'did you mean')",
+    "argparse._SubParsersAction": "the same: telling subcommands apart",
+    "shell._showtraceback": "IPython's documented way for a custom exception handler to show its lines",
+}
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_no_module_reaches_into_another_objects_private_attributes(path: Path) -> None:
+    """``x._name`` only on ``self``/``cls``, for a name this module defines, or IPython's ``_repr_*_`` protocol."""
+    tree = ast.parse(path.read_text())
+    own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    own |= {
+        t.attr if isinstance(t, ast.Attribute) else getattr(t, "id", "")
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Assign, ast.AnnAssign))
+        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            assert not private, f"{path.relative_to(PKG)}:{node.lineno} imports {private} from {node.module}"
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        text = ast.unparse(node)
+        if node.attr in own or (node.attr.startswith("_repr_") and node.attr.endswith("_")) or text in PRIVATE_ALLOWED:
+            continue
+        pytest.fail(f"{path.relative_to(PKG)}:{node.lineno} reaches into {text}")
 
 
 def test_every_layer_says_what_it_holds_and_may_import() -> None:

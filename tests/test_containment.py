@@ -334,7 +334,7 @@ def _repo(path: Path, files: dict[str, bytes]) -> Path:
 
 
 def _copy(hub: Any, user: str, repo: Path) -> Path:
-    from clauderon_nb.sessions.bundles import repo_key, service_repo
+    from clauderon_nb.repos.bundles import repo_key, service_repo
 
     return service_repo(hub.data_dir, user, repo_key(repo.resolve()))
 
@@ -418,7 +418,7 @@ def test_through_the_service_an_agent_reaches_no_copy_no_other_user_and_no_host(
 
 
 def _workspace(repo: Path) -> dict[str, str]:
-    from clauderon_nb.sessions.bundles import repo_key
+    from clauderon_nb.repos.bundles import repo_key
 
     return {"key": repo_key(repo.resolve()), "commit": git("rev-parse", "HEAD", cwd=repo), "branch": "main"}
 

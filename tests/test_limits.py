@@ -256,10 +256,10 @@ def test_extra_env_reaches_the_container_but_not_the_store(dhome: Path, repo: Pa
     ],
 )
 def test_secret_looking_env_names(name: str, home: Path, repo: Path) -> None:
-    from clauderon_nb.model.redact import looks_secret_env
+    from clauderon_nb.model.redact import looks_secret
 
-    assert looks_secret_env(name)
-    assert not looks_secret_env("TZ") and not looks_secret_env("LANG")
+    assert looks_secret(name)
+    assert not looks_secret("TZ") and not looks_secret("LANG")
     # such a value in extra_env is an inline secret: refused, naming the key
     (home / "docker-config.toml").write_text(f'[extra_env]\n{name} = "x"\n')
     with pytest.raises(ConfigError, match=f"key 'extra_env.{name}' would hold an inline secret"):

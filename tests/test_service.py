@@ -74,7 +74,7 @@ def raw(
 
 
 def workspace(repo: Path) -> dict[str, str]:
-    from clauderon_nb.sessions.bundles import repo_key
+    from clauderon_nb.repos.bundles import repo_key
 
     return {"key": repo_key(repo), "commit": git("rev-parse", "HEAD", cwd=repo), "branch": "main"}
 
@@ -390,8 +390,8 @@ def test_bundle_round_trip_and_incremental_upload(hub: hubkit.Hub, repo: Path, k
     (repo / "new.txt").write_text("new\n")
     git("add", "new.txt", cwd=repo)
     git("commit", "-q", "-m", "new", cwd=repo)
-    from clauderon_nb.sessions.bundles import make_bundle
-    from clauderon_nb.sessions.gitrepo import inspect_repo
+    from clauderon_nb.repos.bundles import make_bundle
+    from clauderon_nb.repos.gitrepo import inspect_repo
 
     status, answer = raw(
         hub,
@@ -598,8 +598,8 @@ def test_an_unreachable_engine_is_503(hub: hubkit.Hub, repo: Path, image: str) -
 
     with pytest.raises(EngineUnavailable, match="cannot reach the Docker engine"):
         mgr.create(repo=str(repo), prompt="x", image=image, agent="echo")
-    from clauderon_nb.sessions.bundles import make_bundle
-    from clauderon_nb.sessions.gitrepo import inspect_repo
+    from clauderon_nb.repos.bundles import make_bundle
+    from clauderon_nb.repos.gitrepo import inspect_repo
 
     bundle = repo.parent / "noengine.bundle"
     assert make_bundle(inspect_repo(repo), [], bundle)  # the failed create kept nothing: send it again

@@ -108,7 +108,7 @@ def test_an_unidentified_body_of_any_size_is_refused_at_once(hub: hubkit.Hub) ->
 def test_an_oversized_upload_through_the_hubs_proxy_is_the_services_json_413(
     hub: hubkit.Hub, policy: Path, repo: Path, image: str
 ) -> None:
-    from clauderon_nb.sessions.bundles import repo_key
+    from clauderon_nb.repos.bundles import repo_key
 
     policy.write_text('max_upload_size = "1k"\n')
     proxied = hub.url + "/services/clauderon/api/v1/"
@@ -189,8 +189,8 @@ def slow_pods(hub: hubkit.Hub, k8s_for_hub: Any) -> Iterator[Any]:
 
 def _start_create(hub: hubkit.Hub, user: str, repo: Path, image: str, name: str) -> socket.socket:
     """A create through the progress stream, sent in full; its answer is left unread."""
-    from clauderon_nb.sessions.bundles import make_bundle, repo_key
-    from clauderon_nb.sessions.gitrepo import inspect_repo
+    from clauderon_nb.repos.bundles import make_bundle, repo_key
+    from clauderon_nb.repos.gitrepo import inspect_repo
 
     bundle = repo.parent / f"{name}.bundle"
     make_bundle(inspect_repo(repo), [], bundle)

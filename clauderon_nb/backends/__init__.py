@@ -1,7 +1,7 @@
 """Session backends: Docker, Kubernetes and local processes behind one protocol (``base``).
 
-Each module imports its client library only when used. May import: ``render``, ``config``,
-``model`` and ``errors`` — never ``sessions`` or ``frontends``.
+Each module imports its client library only when used. May import: ``render``, ``repos``,
+``config``, ``model`` and ``errors`` — never ``sessions`` or ``frontends``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..model.build import LOCAL_BUILD_PREFIX, BuildConfig
 from ..model.image import BUILD_REPOSITORY
 from ..model.naming import slugify
-from .git import git_argv, git_env, run_git
+from ..repos.git import git_argv, git_env, run_git
 
 OUTSIDE_DOCKERFILE = ".clauderon.Dockerfile"  # where a Dockerfile from outside the context goes in the tar
 

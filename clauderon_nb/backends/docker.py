@@ -312,14 +312,13 @@ class DockerBackend:
         workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         import docker
-        from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))
         api = self.client.api
         try:
             # What containers.create does, without its extra inspect of the new container.
-            created = api.create_container(**_create_container_args({**kwargs, "version": api.api_version}))
+            created = api.create_container(**create_container_args(api, kwargs))
         except docker.errors.DockerException as exc:
             raise BackendError(_explain(exc), step="create container") from None
         cid = str(created["Id"])
@@ -473,15 +472,23 @@ class DockerBackend:
         raise BackendError(f"did not finish within {POST_CREATE_TIMEOUT:.0f} s", step=step)
 
     def _exists_in(self, cid: str, path: str, step: str) -> bool:
-        api = self.client.api
-        url = api._url("/containers/{0}/archive", cid)  # type: ignore[attr-defined]
-        response = self._api(step, api.head, url, params={"path": path})
-        return bool(response.status_code == 200)
+        """Whether ``path`` exists in the (created) container's filesystem, mounts included."""
+        import docker
+
+        try:
+            stream, _ = self.client.api.get_archive(cid, path)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.DockerException as exc:
+            raise BackendError(_explain(exc), step=step) from None
+        for _ in stream:  # a small file's tar: read to the end so the connection is reused
+            pass
+        return True
 
     def _check_workspace(self, cid: str, spec: SessionSpec) -> None:
         """Fail before start when the engine does not see the workspace (it bind-mounts paths of its own
         host: with the socket of another machine or container, /workspace would be an empty folder)."""
-        if self._exists_in(cid, f"{WORKSPACE}/.git", "check workspace"):
+        if self._exists_in(cid, f"{WORKSPACE}/.git/HEAD", "check workspace"):
             return
         raise BackendError(
             "/workspace in the container is empty: the Docker engine does not see the session's workspace folder "
@@ -700,3 +707,39 @@ def _observed(state: str, status: str) -> Observed:
     if state == "created":
         return Observed(Status.STOPPED, "container was created but never started")
     return Observed(Status.FAILED, f"container is {state or 'in an unknown state'}")
+
+
+#: The create arguments (``render_docker``'s) that belong to the host config rather than the container's.
+_HOST_CONFIG_KEYS = frozenset(
+    (
+        "init",
+        "cap_drop",
+        "security_opt",
+        "network_mode",
+        "nano_cpus",
+        "mem_limit",
+        "cpu_shares",
+        "mem_reservation",
+        "pids_limit",
+        "device_requests",
+    )
+)
+_CONTAINER_KEYS = frozenset(
+    ("image", "command", "name", "hostname", "labels", "environment", "working_dir", "user", "tty", "stdin_open")
+)
+
+
+def create_container_args(api: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``render_docker``'s ``containers.create`` arguments as the engine API's create call takes them
+    (container fields, and a host config made by docker-py's public ``create_host_config``)."""
+    unknown = set(kwargs) - _HOST_CONFIG_KEYS - _CONTAINER_KEYS - {"volumes"}
+    if unknown:
+        raise BackendError(f"cannot pass {', '.join(sorted(unknown))} to the Docker engine", step="create container")
+    volumes: dict[str, dict[str, str]] = kwargs.get("volumes") or {}
+    host = {k: v for k, v in kwargs.items() if k in _HOST_CONFIG_KEYS}
+    config = {k: v for k, v in kwargs.items() if k in _CONTAINER_KEYS}
+    return {
+        **config,
+        "volumes": [mount["bind"] for mount in volumes.values()],
+        "host_config": api.create_host_config(binds=volumes, **host),
+    }

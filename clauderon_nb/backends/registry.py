@@ -2,7 +2,8 @@
 ``docker login`` (or a given config.json), over basic auth or the bearer-token flow that Docker Hub,
 GHCR and most registries use.
 
-Standard library only (``http.client``); no credential value ever reaches a message.
+One ``http.client`` connection per request (proxies from the environment are not used yet); no credential
+value ever reaches a message.
 """
 
 from __future__ import annotations

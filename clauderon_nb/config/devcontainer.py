@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..model.build import BuildConfig
 from ..model.image import parse_image
-from ..model.redact import is_env_name, looks_secret_env
+from ..model.redact import is_env_name, looks_secret
 from .cache import remember, stat_key
 from .tomlfile import display_path, readable_file
 
@@ -131,7 +131,7 @@ def _take(data: dict[str, Any], folder: str, values: dict[str, Any]) -> None:
     if env is not None:
         if not isinstance(env, dict) or not all(is_env_name(k) and isinstance(v, str) for k, v in env.items()):
             raise ValueError("containerEnv: expected an object of variable names to text values")
-        secret = next((k for k in env if looks_secret_env(k)), None)
+        secret = next((k for k in env if looks_secret(k)), None)
         if secret is not None:
             raise ValueError(
                 f"containerEnv.{secret}: looks like a secret, which clauderon-nb never takes from a repository's "

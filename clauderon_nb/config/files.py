@@ -233,7 +233,7 @@ def _registry_host(value: Any, info: ValidationInfo) -> str:
 
 def _push_target(value: Any, info: ValidationInfo) -> str:
     """A registry host, optionally with a path under it (``ghcr.io/team``), where built images go."""
-    from ..model.image import parse_image
+    from ..model.image import is_registry_host, parse_image
 
     text = value.strip().rstrip("/") if isinstance(value, str) else ""
     first = text.split("/", 1)[0]
@@ -241,7 +241,7 @@ def _push_target(value: Any, info: ValidationInfo) -> str:
         ref = parse_image(f"{text}/clauderon-build/x:1", info.field_name or "build_push_registry")
     except ValueError:
         ref = None
-    if ref is None or not ("." in first or ":" in first or first == "localhost") or ref.registry == "docker.io":
+    if ref is None or not is_registry_host(first) or ref.registry == "docker.io":
         raise ValueError(
             f"{info.field_name} {value!r}: expected a registry the cluster pulls from, such as "
             "ghcr.io/team or 127.0.0.1:5000"

@@ -59,7 +59,6 @@ DEFAULT_WORKSPACE_SIZE = 10 * 1024**3
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_PIDS_LIMIT = 1024  # a Docker session's processes (a fork bomb stops here); policy max_pids bounds it
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-SOURCES = ("session", "preset", "repo", "devcontainer", "kernel", "user", "system", "policy", "default")
 
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ class _StoredSettings(BaseModel):
 
 @dataclass(frozen=True)
 class Layer:
-    source: str  # one of SOURCES
+    source: str  # session, preset, repo, devcontainer, kernel, user, system, policy or default
     origin: str  # human detail: a file, "preset large", "built-in default"
     values: dict[str, Any]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import types
 import typing
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, did_you_mean
-from ..model.redact import looks_secret_env
+from ..model.redact import looks_secret
 from .cache import remember, stat_key
 
 if sys.version_info >= (3, 11):
@@ -23,8 +22,6 @@ else:  # pragma: no cover
 
 M = TypeVar("M", bound=BaseModel)
 
-_SECRET_KEYS = {"password", "passwd", "token", "auth", "secret", "api_key", "apikey", "identitytoken", "client_secret"}
-_SECRET_PARTS = {"password", "passwd", "token", "secret", "apikey", "credential", "credentials"}
 # Keys whose values name a secret (a Secret object, a variable, a file) rather than hold one.
 _NAMES_A_SECRET = {
     "registry_auth",
@@ -44,17 +41,6 @@ def display_path(path: Path) -> str:
         return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
     except (ValueError, RuntimeError):
         return str(path)
-
-
-def looks_secret(key: str) -> bool:
-    """True for keys such as ``password``, ``token``, ``auth``, ``GITHUB_TOKEN`` or ``SMTP_PASS``."""
-    low = key.lower()
-    if low in _SECRET_KEYS:
-        return True
-    parts = set(re.split(r"[_\-.]", low))
-    if parts & _SECRET_PARTS or "api_key" in low or low.endswith(("_auth", "_pat")):
-        return True
-    return looks_secret_env(key)
 
 
 def _find_secret(data: Any, trail: tuple[str, ...] = ()) -> str | None:

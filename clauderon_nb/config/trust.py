@@ -11,9 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .resolve import Resolution
 
 TRUST_FILE = "trusted-repos.json"
 #: Settings that choose what runs with the user's credentials: a repository's files need trust to set them.
@@ -61,6 +67,22 @@ def is_trusted(home: Path, repo_root: Path) -> bool:
     return bool(files) and _load(home).get(str(repo_root.resolve())) == files_hash(repo_root, files)
 
 
+def trust_files(home: Path, repo_root: Path) -> str:
+    """Trust the current content of a repository's ``.clauderon.toml`` and devcontainer.json (a broken file
+    is refused, not trusted); a one-line summary."""
+    from .devcontainer import load_devcontainer
+    from .files import load_repo_config
+
+    files = repo_files(repo_root)
+    if not files:
+        return f"{repo_root} has no .clauderon.toml or devcontainer.json: nothing to trust"
+    load_repo_config(repo_root)
+    load_devcontainer(repo_root)
+    digest = trust(home, repo_root)
+    names = " and ".join(str(p) for p in files)
+    return f"Trusted {names} (sha256 {digest[:12]}); any change to {'them' if len(files) > 1 else 'it'} asks again."
+
+
 def trust(home: Path, repo_root: Path) -> str:
     """Record the current content of the repository's files as trusted; returns their hash."""
     data = _load(home)
@@ -71,3 +93,36 @@ def trust(home: Path, repo_root: Path) -> str:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, home / TRUST_FILE)
     return digest
+
+
+def trust_refusal(
+    home: Path, repo_root: Path, res: Resolution, *, secret_env: Sequence[str] = (), to_service: bool = False
+) -> str | None:
+    """The one trust decision. When the repository's own files choose what runs with the user's credentials
+    (``TRUSTED_KEYS``; and ``backend`` when it puts the agent on this machine), and it would get them, a
+    line saying so and how to trust the files; None when nothing is at stake or the user trusted this
+    content. ``secret_env``: the credentials the agent would get here; ``to_service``: the service adds
+    its own (every chosen key is at stake)."""
+    from ..model.choices import Backend
+    from ..model.display import show_value
+
+    chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
+    on_host = not to_service and res.sources.get("backend") == "repo" and res.settings.backend is Backend.LOCAL
+    if on_host:
+        chosen.append("backend")
+    gets = []
+    if to_service:
+        gets.append("would receive your credentials")
+    elif secret_env:
+        gets.append(f"would receive your credentials ({', '.join(secret_env)})")
+    if on_host:
+        gets.append("would run the agent on this machine as you, outside any container")
+    if not chosen or not gets or is_trusted(home, repo_root):
+        return None
+    what = ", ".join(f"{k} {show_value(k, getattr(res.settings, k))!r}" for k in chosen)
+    files = " and ".join(p.relative_to(repo_root).as_posix() for p in repo_files(repo_root))
+    return (
+        f"the repository's {files} chooses {what}, which {' and '.join(gets)}; review it, then "
+        f"trust it once with `clauderon-nb trust {shlex.quote(str(repo_root))}` (or %clauderon trust), "
+        "or override it with flags"
+    )

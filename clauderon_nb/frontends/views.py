@@ -8,14 +8,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..model.answers import format_rows, html_rows
 from ..model.display import show_value
 from ..model.session import Session
 from ..model.settings_table import SHOWN
-from ..render.plan import format_rows, html_rows, settings_rows
+from ..render.plan import settings_rows
 
 if TYPE_CHECKING:
     from ..config.resolve import Resolution
-    from ..sessions.images import ImageListing
+    from ..model.answers import ImageListing
 
 
 def session_dict(session: Session) -> dict[str, Any]:

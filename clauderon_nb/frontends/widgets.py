@@ -16,13 +16,13 @@ import ipywidgets as W
 from pydantic import ValidationError
 
 from ..errors import ClauderonError, describe_validation_error
+from ..model.answers import Options, PlanView
 from ..model.display import show_value
 from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
-from ..render.plan import Plan, PlanView
-from ..sessions.planning import Options
+from ..render.plan import Plan
 from .commandline import magic_line
 from .connect import Manager, manager_for
 from .views import SessionTable, age_text, owner_totals

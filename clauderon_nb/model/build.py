@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .image import BUILD_REPOSITORY
-from .redact import is_env_name, looks_secret_env
+from .redact import is_env_name, looks_secret
 
 #: Where built images are tagged on a Docker engine (``localhost/`` marks a local build, as Podman does).
 LOCAL_BUILD_PREFIX = f"localhost/{BUILD_REPOSITORY}"
@@ -75,7 +75,7 @@ class BuildConfig(BaseModel):
         for key, item in value.items():
             if not is_env_name(key):
                 raise ValueError(f"build.args key {key!r}: expected a build argument name such as NODE_VERSION")
-            if looks_secret_env(key):
+            if looks_secret(key):
                 raise ValueError(
                     f"build.args.{key}: looks like a secret, and build arguments stay readable in the image's "
                     "history; give the build no secrets (the agent gets its credentials from pass_env)"

@@ -68,6 +68,12 @@ def is_built_image(image: str) -> bool:
     return BUILD_REPOSITORY in path or image.startswith(f"{BUILD_REPOSITORY}/")
 
 
+def is_registry_host(first: str) -> bool:
+    """Docker's rule for a reference's first part: a registry when it holds ``.`` or ``:`` or is ``localhost``
+    (``ghcr.io``, ``127.0.0.1:5000``), else a path on Docker Hub (``library``, ``team``)."""
+    return "." in first or ":" in first or first == "localhost"
+
+
 def normalize_registry(host: str) -> str:
     """One spelling per registry: a URL becomes its host, and Docker Hub's aliases become ``docker.io``.
 
@@ -104,7 +110,7 @@ def parse_image(value: object, field: str = "image") -> ImageRef:
 
     registry, path = DEFAULT_REGISTRY, rest
     first, slash, remainder = rest.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
+    if slash and is_registry_host(first):
         if not _HOST.match(first):
             raise ValueError(f"{bad}: invalid registry host {first!r}")
         port = re.search(r":([0-9]+)$", first)

@@ -9,7 +9,9 @@ SECRET_MASK = "***"
 
 # scheme://user[:password]@host…  — the userinfo part is a credential (a token is often the user).
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
-_SECRET_WORDS = ("PASSWORD", "PASSWD", "PASS", "PWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "CREDENTIALS", "AUTH")
+_SECRET_WORDS = frozenset(
+    ("PASSWORD", "PASSWD", "PASS", "PWD", "TOKEN", "SECRET", "KEY", "APIKEY", "IDENTITYTOKEN", "AUTH")
+) | {"CREDENTIAL", "CREDENTIALS"}
 _SECRET_SUFFIXES = ("_PAT", "_DSN", "_COOKIE", "_SESSION", "_CERT")
 
 
@@ -41,11 +43,14 @@ def is_env_name(name: object) -> TypeGuard[str]:
     return isinstance(name, str) and _ENV_NAME.fullmatch(name) is not None
 
 
-def looks_secret_env(name: str) -> bool:
-    """Environment names that usually hold a secret: ``*_TOKEN``, ``*_PASSWORD``, ``*_KEY``, ``*PRIVATE_KEY*``…"""
+def looks_secret(name: str) -> bool:
+    """A name that usually holds a secret, as an environment variable or a config key (any case):
+    ``GITHUB_TOKEN``, ``password``, ``SMTP_PASS``, ``api_key``, ``identitytoken``, ``*PRIVATE_KEY*``, ``*_PAT``…"""
     upper = name.upper()
     parts = set(re.split(r"[_\-.]", upper))
-    return bool(parts & set(_SECRET_WORDS)) or "PRIVATE_KEY" in upper or upper.endswith(_SECRET_SUFFIXES)
+    return (
+        bool(parts & _SECRET_WORDS) or "PRIVATE_KEY" in upper or "API_KEY" in upper or upper.endswith(_SECRET_SUFFIXES)
+    )
 
 
 def mask_env(env: dict[str, str]) -> dict[str, str]:

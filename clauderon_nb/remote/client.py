@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ..config.environment import clauderon_home
 from ..errors import ClauderonError, ConfigError, EngineUnavailable
+from ..model.answers import CullAction, ImageListing, Options, PlanView
 from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.redact import redact_url, strip_credentials
@@ -30,10 +31,6 @@ from .wire import API, Endpoint, error_from_body, session_from_json
 if TYPE_CHECKING:
     from ..config.resolve import Resolution
     from ..model.request import CreateSessionRequest
-    from ..render.plan import PlanView
-    from ..sessions.culling import CullAction
-    from ..sessions.images import ImageListing
-    from ..sessions.planning import Options
 
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 #: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
@@ -156,28 +153,22 @@ class RemoteManager:
 
     # --- planning -----------------------------------------------------------
 
-    def _local_planner(self) -> Any:
-        from ..sessions.planning import Planner
-
-        return Planner(self.home, os.environ.get("JUPYTERHUB_USER", ""), self.defaults, self.defaults_origin)
-
     def resolve(self, request: CreateSessionRequest) -> Resolution:
         """Your side of the settings (the service adds its defaults and policy at create)."""
         from ..config.devcontainer import load_devcontainer
         from ..config.files import load_repo_config, load_system_config, load_user_config
         from ..config.policy import AdminPolicy
         from ..config.resolve import resolve
-        from ..sessions.gitrepo import inspect_repo_cached
+        from ..repos.gitrepo import inspect_repo_cached
 
         repo = inspect_repo_cached(request.repo)
-        planner = self._local_planner()
         return resolve(
             request,
             load_user_config(self.home),
             load_repo_config(repo.root),
             AdminPolicy(),  # advisory here; the service enforces its own
             engine_present=lambda: True,
-            owner=planner.owner,
+            owner=os.environ.get("JUPYTERHUB_USER", ""),
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
             agents_elsewhere=True,
@@ -186,13 +177,16 @@ class RemoteManager:
         )
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
-        return str(self._local_planner().trust_repo(repo))
+        from ..config.trust import trust_files
+        from ..repos.gitrepo import inspect_repo_cached
+
+        return trust_files(self.home, inspect_repo_cached(repo).root)
 
     def _body(self, request: CreateSessionRequest) -> tuple[dict[str, Any], Any, dict[str, str]]:
         """The JSON the service gets, the repository, and where each sent value came from."""
-        from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files
-        from ..sessions.bundles import repo_key
-        from ..sessions.gitrepo import inspect_repo_cached, remote_url_cached
+        from ..config.trust import trust_refusal
+        from ..repos.bundles import repo_key
+        from ..repos.gitrepo import inspect_repo_cached, remote_url_cached
         from .wire import request_json
 
         repo = inspect_repo_cached(request.repo)
@@ -217,18 +211,9 @@ class RemoteManager:
                 "service (it takes the image or build only); put it in the image's Dockerfile",
                 field="image",
             )
-        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
-        if chosen and not is_trusted(self.home, repo.root):
-            from ..model.display import show_value
-
-            what = ", ".join(f"{k} {show_value(k, getattr(res.settings, k))!r}" for k in chosen)
-            files = " and ".join(p.relative_to(repo.root).as_posix() for p in repo_files(repo.root))
-            raise ConfigError(
-                f"the repository's {files} chooses {what}, which would receive your credentials; review "
-                f"it, then trust it once with `clauderon-nb trust {repo.root}` (or %clauderon trust), "
-                "or override it with flags",
-                field="image",
-            )
+        refusal = trust_refusal(self.home, repo.root, res, to_service=True)
+        if refusal:
+            raise ConfigError(refusal, field="image")
         body = request_json(sent)
         body["prompt"] = request.prompt
         if request.name:
@@ -256,7 +241,6 @@ class RemoteManager:
     def _plan(
         self, body: dict[str, Any], origins: dict[str, str], for_create: bool = False
     ) -> tuple[PlanView, dict[str, Any]]:
-        from ..render.plan import PlanView
 
         answer = self.client.json("POST", "/plan", {**body, "intent": "create"} if for_create else body)
         try:
@@ -272,7 +256,6 @@ class RemoteManager:
         return replace(view, row_values=rows, sources={**view.sources, **origins}), answer
 
     def options(self) -> Options:
-        from ..sessions.planning import Options
 
         data = self.client.json("GET", "/options")
         try:
@@ -292,7 +275,6 @@ class RemoteManager:
 
     def images(self, target: str | None = None) -> ImageListing:
         """The service's image browser (its credentials, your policy)."""
-        from ..sessions.images import ImageListing
 
         query = f"?target={quote(target, safe='')}" if target else ""
         data = self.client.json("GET", f"/images{query}")
@@ -319,7 +301,7 @@ class RemoteManager:
     ) -> Session:
         """Create on the service: a dry run there first (so a refused create uploads nothing),
         then the create with only the commits the service does not have yet."""
-        from ..sessions.bundles import make_bundle
+        from ..repos.bundles import make_bundle
 
         report = progress or no_progress
         request = _request(request, fields)
@@ -397,7 +379,6 @@ class RemoteManager:
 
     def cull(self, now: float | None = None, dry_run: bool = False) -> builtins.list[CullAction]:
         """Ask the service for a pass of the policy's lifetimes now (hub admins only)."""
-        from ..sessions.culling import CullAction
 
         query = {**({"dry_run": "1"} if dry_run else {}), **({"now": repr(now)} if now is not None else {})}
         data = self.client.json("POST", "/cull", b"", query=query or None)
@@ -419,8 +400,8 @@ class RemoteManager:
 
     def fetch(self, name: str, repo: str | os.PathLike[str] | None = None) -> str:
         """Bring the session's branch into your repository as ``clauderon/<name>``; returns a one-line summary."""
-        from ..sessions.bundles import fetch_branch, set_branch
-        from ..sessions.gitrepo import inspect_repo
+        from ..repos.bundles import fetch_branch, set_branch
+        from ..repos.gitrepo import inspect_repo
 
         info = inspect_repo("." if repo is None else repo)
         session = self.get(name)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
 from ..model.redact import redact_url
@@ -28,6 +29,11 @@ ERRORS: dict[str, tuple[type[ClauderonError], int]] = {
     "EngineUnavailable": (EngineUnavailable, 503),
     "ClauderonError": (ClauderonError, 500),
 }
+
+
+def is_repo_key(value: object) -> TypeGuard[str]:
+    """A workspace's ``key`` on the wire: the service's name for a repository copy, 8-64 lowercase hex digits."""
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{8,64}", value) is not None
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,6 @@ def error_from_body(body: Any, status: int) -> ClauderonError:
     cls = ERRORS.get(kind, (ClauderonError, 500))[0]
     field = body.get("field") if isinstance(body.get("field"), str) else None
     message = body["message"][:2000]
-    if cls is BackendError or cls is EngineUnavailable:
-        return cls(message, field=field)
     return cls(message, field=field)
 
 

@@ -15,7 +15,7 @@ from tornado import web
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
 from ..model.redact import redact_text
 from ..remote.wire import status_of
-from ..sessions.bundles import BundleError
+from ..repos.bundles import BundleError
 from ..sessions.manager import Busy, NotFound
 from ..sessions.quotas import QuotaError
 from ..sessions.store import NameTaken

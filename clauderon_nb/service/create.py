@@ -21,11 +21,12 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ..model.git_ids import is_commit_hash
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.redact import has_credentials
-from ..remote.wire import credential_names, error_body, rename_aliases, session_json
-from ..sessions.bundles import Incoming, has_commit, keep_tip, receive_bundle, tips, touch
-from ..sessions.gitrepo import RepoInfo
+from ..remote.wire import credential_names, error_body, is_repo_key, rename_aliases, session_json
+from ..repos.bundles import Incoming, has_commit, keep_tip, receive_bundle, tips, touch
+from ..repos.gitrepo import RepoInfo
 from ..sessions.manager import SessionManager
 from ..sessions.quotas import QuotaError
 from .answers import MAX_JSON, ApiError, parse_json
@@ -35,7 +36,6 @@ from .state import Caller, Service
 #: A create with its workspace: one line of JSON, a newline, then the bundle's bytes.
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 KEEPALIVE = 8.0  # seconds between keepalive comments of a progress stream (JupyterHub's own interval)
-_KEY = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 @dataclass
@@ -85,9 +85,9 @@ def _workspace_of(service: Service, caller: Caller, workspace: Any) -> tuple[Rep
             "repo",
         )
     key, commit = workspace.get("key"), workspace.get("commit")
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not is_repo_key(key):
         raise ApiError("ValidationError", f"workspace.key {str(key)[:80]!r}: expected 8-64 lowercase hex digits")
-    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", commit):
+    if not is_commit_hash(commit):
         raise ApiError("ValidationError", f"workspace.commit {str(commit)[:80]!r}: expected a full commit hash")
     given_branch = workspace.get("branch")
     branch = given_branch if isinstance(given_branch, str) else "HEAD"

@@ -21,15 +21,14 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .._version import __version__
-from ..remote.wire import API, error_body, session_json
-from ..sessions.bundles import TIP_PREFIX, export_branch, touch
-from ..sessions.gitrepo import run_git
+from ..remote.wire import API, error_body, is_repo_key, session_json
+from ..repos.bundles import TIP_PREFIX, export_branch, touch
+from ..repos.gitrepo import run_git
 from ..sessions.manager import LAYOUT
 from ..sessions.quotas import QuotaError
-from ..sessions.store import Store
 from .answers import MAX_JSON, ApiError
-from .create import _KEY, CreateHandler, PlanHandler
-from .http import _TOKEN, ApiHandler
+from .create import CreateHandler, PlanHandler
+from .http import ApiHandler, bearer_token
 from .state import Service
 
 BUNDLE_TYPE = "application/x-git-bundle"
@@ -170,7 +169,7 @@ class BundleHandler(ApiHandler):
                 "to the repository's remote, not by fetch",
             )
         key = session.runtime.get("repo_key")
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not is_repo_key(key):
             raise ApiError("ConfigError", f"session {session.name!r} was not made from a sent workspace")
         bare = self.service.repo_dir(session.owner, key)  # derived again, never taken from the record
         base = session.runtime.get("base_commit") if isinstance(session.runtime.get("base_commit"), str) else None
@@ -228,10 +227,10 @@ class WorkspaceHandler(web.RequestHandler):
         self.finish(json.dumps(error_body("Unauthorized", "no such workspace, or the token was used already")))
 
     async def get(self, session_id: str) -> None:
-        match = _TOKEN.match(self.request.headers.get("Authorization", ""))
-        if not match or not re.fullmatch(r"[0-9a-f-]{36}", session_id):
+        token = bearer_token(self.request.headers.get("Authorization", ""))
+        if token is None or not re.fullmatch(r"[0-9a-f-]{36}", session_id):
             raise web.HTTPError(401)
-        bare, base = await self.service.run(self._redeem, session_id, match.group(1))
+        bare, base = await self.service.run(self._redeem, session_id, token)
         with temporary_bundle(self.service) as tmp:
             args = ["bundle", "create", "-q", str(tmp), f"{TIP_PREFIX}{base}"]
             out = await self.service.run(lambda: run_git(args, bare))
@@ -240,23 +239,10 @@ class WorkspaceHandler(web.RequestHandler):
             await send_bundle(self, tmp)
 
     def _redeem(self, session_id: str, token: str) -> tuple[Path, str]:
-        """Check the token against the session's record and strike it (it works once)."""
-        import hashlib
-        import hmac
-
-        with self.service._lock:
-            store = Store(self.service.data_dir / "sessions.sqlite", create=False)
-            session = store.find_any(session_id)
-            want = session.runtime.get("workspace_token_sha256") if session else None
-            got = hashlib.sha256(token.encode()).hexdigest()
-            if session is None or not isinstance(want, str) or not hmac.compare_digest(want, got):
-                raise web.HTTPError(401)
-            runtime = {k: v for k, v in session.runtime.items() if k != "workspace_token_sha256"}
-            store.update(session.id, runtime=runtime)
-        key, base = session.runtime.get("repo_key"), session.runtime.get("base_commit")
-        if not isinstance(key, str) or not _KEY.match(key) or not isinstance(base, str):
+        found = self.service.redeem_workspace_token(session_id, token)
+        if found is None:
             raise web.HTTPError(401)
-        return self.service.repo_dir(session.owner, key), base
+        return found
 
 
 class OpenApiHandler(web.RequestHandler):

@@ -29,6 +29,14 @@ from .state import Caller, Service
 
 T = TypeVar("T")
 _TOKEN = re.compile(r"(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: token …`` (or ``Bearer …``) header, or None."""
+    match = _TOKEN.match(authorization)
+    return match.group(1) if match else None
+
+
 #: Bytes of a refused request's body read and dropped before its connection is closed, when the caller is
 #: not identified (identified callers get twice their limit).
 DRAIN_UNIDENTIFIED = 64 * 1024
@@ -111,12 +119,12 @@ class ApiHandler(web.RequestHandler):
         return f"the request body is {size} bytes, over the {limit} bytes this endpoint takes"
 
     async def identify(self) -> Caller:
-        match = _TOKEN.match(self.request.headers.get("Authorization", ""))
-        if not match:
+        token = bearer_token(self.request.headers.get("Authorization", ""))
+        if token is None:
             raise ApiError("Unauthorized", "no JupyterHub token: send 'Authorization: token <your hub API token>'")
         hub = self.service.hub_auth
         try:
-            model = await hub.user_for_token(match.group(1), sync=False)
+            model = await hub.user_for_token(token, sync=False)
         except Exception as exc:  # noqa: BLE001 - the hub is down or answered oddly
             raise ApiError("EngineUnavailable", f"cannot reach the JupyterHub API to check the token ({exc})") from None
         if not model:

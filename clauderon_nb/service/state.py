@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..sessions.bundles import service_repo
-from ..sessions.culling import CullAction
+from ..model.answers import CullAction
+from ..repos.bundles import service_repo
 from ..sessions.manager import SessionManager
 from ..sessions.store import Store
 from .answers import ApiError
@@ -154,6 +154,30 @@ class Service:
                 if accounts.pop(owner, None) is not None:
                     self._save_accounts(accounts)
         return actions
+
+    def redeem_workspace_token(self, session_id: str, token: str) -> tuple[Path, str] | None:
+        """A Kubernetes session's one-time workspace token: checked against the session's record and struck
+        (it works once). The repository copy and the commit to send, or None for a wrong or used token."""
+        import hashlib
+        import hmac
+
+        from ..model.git_ids import is_commit_hash
+        from ..remote.wire import is_repo_key
+        from ..sessions.store import Store
+
+        with self._lock:
+            store = Store(self.data_dir / "sessions.sqlite", create=False)
+            session = store.find_any(session_id)
+            want = session.runtime.get("workspace_token_sha256") if session else None
+            got = hashlib.sha256(token.encode()).hexdigest()
+            if session is None or not isinstance(want, str) or not hmac.compare_digest(want, got):
+                return None
+            runtime = {k: v for k, v in session.runtime.items() if k != "workspace_token_sha256"}
+            store.update(session.id, runtime=runtime)
+        key, base = session.runtime.get("repo_key"), session.runtime.get("base_commit")
+        if not is_repo_key(key) or not is_commit_hash(base):
+            return None
+        return self.repo_dir(session.owner, key), base
 
     def check_account(self, owner: str, created: str | None) -> list[CullAction]:
         """Remember when ``owner``'s hub account was created; when the hub says another time, the name was

@@ -1,7 +1,7 @@
 """Sessions over time: the SQLite store, session workspaces and bringing their branches back,
-bundles to and from the service, liveness of the process doing a step, and the ``SessionManager``
-every front end calls.
+liveness of the process doing a step, planning, the image browser, and the ``SessionManager`` every
+front end calls.
 
-May import: ``backends``, ``render``, ``config``, ``model``, ``errors``. The store imports only
+May import: ``backends``, ``render``, ``repos``, ``config``, ``model``, ``errors``. The store imports only
 ``model.session`` (no resolver, no pydantic).
 """

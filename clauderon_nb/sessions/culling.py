@@ -8,40 +8,11 @@ service. The clock is a parameter, so a pass can be asked "as of" any time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..config.policy import AdminPolicy
+from ..model.answers import CullAction
 from ..model.session import Session, Status
 from ..model.units import human_duration
-
-#: How often an idle check looks at a session: the agent counts as active when its marker
-#: (CPU time, last output) changed since the previous pass.
-ACTIVITY_KEY = "activity"
-
-
-@dataclass(frozen=True)
-class CullAction:
-    """One thing a pass does (or, in a dry run, would do) to one session."""
-
-    session_id: str
-    owner: str
-    name: str
-    action: str  # "stop" or "delete"
-    reason: str  # the policy key
-    message: str  # what the user is told
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "id": self.session_id,
-            "owner": self.owner,
-            "name": self.name,
-            "action": self.action,
-            "reason": self.reason,
-            "message": self.message,
-        }
-
-    def __repr__(self) -> str:
-        return f"{self.action} {self.owner}/{self.name}: {self.message}"
 
 
 def due(

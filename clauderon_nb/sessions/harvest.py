@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ClauderonError
-from .gitrepo import fetch_one_ref, run_git
+from ..model.git_ids import OBJECT_ID, is_commit_hash
+from ..repos.gitrepo import fetch_one_ref, run_git
 
 DEFAULT_LIMIT = 1024**3  # bytes of new objects read back at most
 MAX_OBJECTS = 200_000  # loose objects and packs together
-_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_PACK = re.compile(r"pack-[0-9a-f]{40}(?:[0-9a-f]{24})?\.pack")
+_PACK = re.compile(rf"pack-{OBJECT_ID.pattern}\.pack")
 _REF_PART = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
@@ -202,7 +202,7 @@ def _read_ref(gitdir: int, branch: str) -> str:
             loose = _read_file(current, parts[-1], 4096)
         if loose is not None:
             text = loose.decode("ascii", errors="replace").strip()
-            if not _HASH.fullmatch(text):
+            if not is_commit_hash(text):
                 raise HarvestError(f"its branch {branch} is not a plain commit hash (a symbolic or damaged ref)")
             return text
     finally:
@@ -213,7 +213,7 @@ def _read_ref(gitdir: int, branch: str) -> str:
     for line in packed.splitlines():
         if line.endswith(wanted):
             text = line[: -len(wanted)].decode("ascii", errors="replace")
-            if _HASH.fullmatch(text):
+            if is_commit_hash(text):
                 return text
     raise HarvestError(f"its branch {branch} no longer exists in the workspace")
 

@@ -8,11 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ClauderonError, ConfigError
-from ..model.image import DEFAULT_REGISTRY, parse_image
+from ..model.answers import ImageListing, ImageRow
+from ..model.image import DEFAULT_REGISTRY, is_registry_host, parse_image
 
 CACHE_SECONDS = 60.0
 DETAILED_TAGS = 30  # tags described with digest, size and created (newest names first); the rest by name
@@ -34,73 +34,12 @@ def cached(key: tuple[Any, ...], compute: Callable[[], _T], seconds: float = CAC
     return value
 
 
-@dataclass(frozen=True)
-class ImageRow:
-    """One image (or repository) as the browser lists it."""
-
-    name: str  # a full reference, or a repository for a catalog
-    kind: str  # tag, repository, local, policy
-    digest: str | None = None
-    size: int | None = None
-    created: str | None = None
-    allowed: bool | None = None  # by the admin policy; None: no allowed_images rule
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "digest": self.digest,
-            "size": self.size,
-            "created": self.created,
-            "allowed": self.allowed,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImageRow:
-        size = data.get("size")
-        allowed = data.get("allowed")
-        return cls(
-            name=str(data["name"]),
-            kind=str(data["kind"]),
-            digest=str(data["digest"]) if data.get("digest") else None,
-            size=int(size) if isinstance(size, int) else None,
-            created=str(data["created"]) if data.get("created") else None,
-            allowed=bool(allowed) if isinstance(allowed, bool) else None,
-        )
-
-
-@dataclass(frozen=True)
-class ImageListing:
-    """What ``images`` shows: a title, the rows, the policy's rule and notes (e.g. no catalog)."""
-
-    title: str
-    rows: list[ImageRow] = field(default_factory=list)
-    rule: str | None = None  # "allowed_images: …  (policy file)"
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "rows": [r.to_json() for r in self.rows], "rule": self.rule, "notes": self.notes}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImageListing:
-        return cls(
-            title=str(data["title"]),
-            rows=[ImageRow.from_json(r) for r in data.get("rows") or []],
-            rule=str(data["rule"]) if data.get("rule") else None,
-            notes=[str(n) for n in data.get("notes") or []],
-        )
-
-
-def _is_registry(text: str) -> bool:
-    return "." in text or ":" in text or text == "localhost"
-
-
 def split_target(target: str) -> tuple[str, str | None]:
     """``REGISTRY`` -> (registry, None); ``[REGISTRY/]REPOSITORY[:tag]`` -> (registry, repository)."""
     text = target.strip().rstrip("/")
     if not text or any(c.isspace() for c in text):
         raise ConfigError(f"images {target!r}: expected REGISTRY or [REGISTRY/]REPOSITORY, e.g. ghcr.io/org/app")
-    if "/" not in text and _is_registry(text) and not re.search(r":[^0-9]", text):
+    if "/" not in text and is_registry_host(text) and not re.search(r":[^0-9]", text):
         return text, None
     try:
         ref = parse_image(text, "images")
@@ -230,7 +169,7 @@ class ImageBrowser:
     def suggestions(self, typed: str = "") -> list[str]:
         """Tags of the repository being typed (``registry/repo:``), for an image field."""
         text = typed.strip()
-        if "/" not in text or not _is_registry(text.split("/", 1)[0]):
+        if "/" not in text or not is_registry_host(text.split("/", 1)[0]):
             return []
         base = text.split("@", 1)[0]
         repo_part = base.rsplit(":", 1)[0] if ":" in base.split("/")[-1] else base

@@ -25,9 +25,9 @@ from .store import NameTaken, Store, StoreError
 from .workspace import SEED_PACKS
 
 if TYPE_CHECKING:
-    from .bundles import Incoming
-    from .culling import CullAction
-    from .gitrepo import RepoInfo
+    from ..model.answers import CullAction
+    from ..repos.bundles import Incoming
+    from ..repos.gitrepo import RepoInfo
     from .harvest import Harvest
 
 _log = logging.getLogger("clauderon")
@@ -47,10 +47,11 @@ class NotFound(ClauderonError):
 if TYPE_CHECKING:
     from ..backends.base import SessionBackend
     from ..config.resolve import Resolution
+    from ..model.answers import ImageListing, Options
     from ..model.request import CreateSessionRequest
     from ..render.plan import Plan
-    from .images import ImageBrowser, ImageListing
-    from .planning import Options, Planner
+    from .images import ImageBrowser
+    from .planning import Planner
 
 _NAME_ATTEMPTS = 8
 SURVEY_SECONDS = 1.0  # on the service: how long one engine listing answers everyone's list
@@ -244,8 +245,8 @@ class SessionManager:
     def fetch(self, name: str, repo: str | os.PathLike[str] | None = None) -> str:
         """Bring the session's branch into your repository (default: the one it was made from) as
         ``clauderon/<name>``; returns a one-line summary. The branch is read from the workspace as data."""
-        from .bundles import set_branch
-        from .gitrepo import inspect_repo
+        from ..repos.bundles import set_branch
+        from ..repos.gitrepo import inspect_repo
 
         session = self._find(name)
         if not self.backend(session.backend).local_workspace:
@@ -265,7 +266,10 @@ class SessionManager:
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         """Trust the current content of a repository's ``.clauderon.toml``; returns a one-line summary."""
-        return self._planner().trust_repo(repo)
+        from ..config.trust import trust_files
+        from ..repos.gitrepo import inspect_repo_cached
+
+        return trust_files(self.home, inspect_repo_cached(repo).root)
 
     def options(self) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
@@ -361,7 +365,7 @@ class SessionManager:
         """Check the checkout's size and the owner's repository storage, then move the sent workspace into the
         owner's copy; the session is made from the copy."""
         from ..config.policy import load_policy
-        from .bundles import tree_size
+        from ..repos.bundles import tree_size
         from .quotas import check_repo_storage
         from .workspace import check_size, checkout_size
 
@@ -389,7 +393,7 @@ class SessionManager:
         """Check the checkout's size against the policy, then make the workspace in a thread (the backend
         waits for it before the agent starts)."""
         from ..config.policy import load_policy
-        from .gitrepo import branch_exists, inspect_repo_cached, remote_url_cached
+        from ..repos.gitrepo import branch_exists, inspect_repo_cached, remote_url_cached
         from .workspace import WorkspaceJob, check_size, checkout_size
 
         policy = load_policy().for_user(self.owner, self.groups)
@@ -684,7 +688,7 @@ class SessionManager:
         """Where a session's branch comes back to: your repository, or on the service its copy of it."""
         if not self.shared:
             return Path(session.repo)
-        from .bundles import service_repo
+        from ..repos.bundles import service_repo
 
         key = session.runtime.get("repo_key")
         if not isinstance(key, str) or not _is_key(key):
@@ -910,7 +914,7 @@ class SessionManager:
     def purge(self, reason: str, dry_run: bool = False) -> builtins.list[CullAction]:
         """Remove everything of this owner on the service: sessions (nothing kept), repository copies and
         workspaces. For an owner whose hub account was deleted, or whose name now belongs to a new account."""
-        from .culling import CullAction
+        from ..model.answers import CullAction
         from .workspace import remove_tree
 
         message = "removed by the clauderon service: its owner's hub account was deleted"

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,12 @@ from ..config.files import (
 from ..config.policy import AdminPolicy, load_policy
 from ..config.presets import all_presets
 from ..config.resolve import Resolution, ResolvedSettings, resolve
-from ..config.trust import REPO_SOURCES, TRUSTED_KEYS, is_trusted, repo_files, trust
+from ..config.trust import trust_refusal
 from ..errors import ConfigError, PolicyError
+from ..model.answers import Options
 from ..model.choices import Backend
 from ..model.display import show_value
+from ..model.git_ids import is_commit_hash
 from ..model.image import is_built_image
 from ..model.limits import MAX_ARG_BYTES
 from ..model.naming import owner_folder, stable_name, workspace_root
@@ -44,26 +45,10 @@ from ..model.request import CreateSessionRequest
 from ..model.session import Session
 from ..render.plan import Plan
 from ..render.spec import SessionSpec, build_spec
+from ..repos.gitrepo import RepoInfo, inspect_repo_cached, is_local_remote, remote_url_cached
 from .deployment import deployment_id
-from .gitrepo import RepoInfo, inspect_repo_cached, is_local_remote, remote_url_cached
 
 DEFAULT_AGENT_UID = 1000  # the agent's uid when none is configured and the caller is root (or the service)
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a form offers: every choice already filtered by the admin policy."""
-
-    agents: list[str]
-    presets: dict[str, str]
-    backends: list[str]
-    pull_policies: list[str]
-    allowed_images: list[str]  # the policy's globs (empty: any image)
-    images: list[str]  # suggestions: the policy's literal images, then recently used ones
-    max_cpu: int | None
-    max_memory: int | None
-    #: Every bound of the admin policy that applies to this user: (key, value as read, where it is set).
-    bounds: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -205,7 +190,7 @@ class Planner:
         if self.shared and settings.image and settings.build is None:
             spec = replace(spec, registry_refusal=registry_refusal(settings.image, self.owner, self.groups))
         check_arguments(spec)
-        trust_note = self._untrusted_repo_file(res, repo, spec)
+        trust_note = trust_refusal(self.home, repo.root, res, secret_env=spec.secret_env)
         if trust_note:
             notes.append(trust_note)
         return Plan(
@@ -277,7 +262,7 @@ class Planner:
         secret_env = tuple(n for n in names if is_env_name(n)) if isinstance(names, list) else ()
         base = session.runtime.get("base_commit")
         branch = render.get("base_branch")
-        if not isinstance(base, str) or not re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", base):
+        if not is_commit_hash(base):
             raise ConfigError(f"session {session.name!r}: its stored base commit is damaged; delete it")
         if not isinstance(branch, str) or not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch):
             branch = "HEAD"
@@ -306,41 +291,6 @@ class Planner:
             deployment=deployment_id(self.home, create=False),
         )
         return replace(spec, secret_env=secret_env)
-
-    def _untrusted_repo_file(self, res: Resolution, repo: RepoInfo, spec: SessionSpec) -> str | None:
-        """A note when the repository's own file picks what runs with the user's credentials (or picks the
-        local backend, which runs the agent on this machine as the user), and the user has not trusted it."""
-        chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
-        on_host = res.sources.get("backend") == "repo" and res.settings.backend is Backend.LOCAL
-        if on_host:
-            chosen.append("backend")
-        if not chosen or not (spec.secret_env or on_host) or is_trusted(self.home, repo.root):
-            return None
-        what = ", ".join(f"{k} {show_value(k, getattr(res.settings, k))!r}" for k in chosen)
-        files = " and ".join(p.relative_to(repo.root).as_posix() for p in repo_files(repo.root))
-        gets = []
-        if spec.secret_env:
-            gets.append(f"would receive your credentials ({', '.join(spec.secret_env)})")
-        if on_host:
-            gets.append("would run the agent on this machine as you, outside any container")
-        return (
-            f"the repository's {files} chooses {what}, which {' and '.join(gets)}; review it, then "
-            f"trust it once with `clauderon-nb trust {shlex.quote(str(repo.root))}` (or %clauderon trust), "
-            "or override it with flags"
-        )
-
-    def trust_repo(self, repo: str | os.PathLike[str]) -> str:
-        """Trust the current content of a repository's ``.clauderon.toml`` and devcontainer.json; returns a
-        one-line summary."""
-        info = inspect_repo_cached(repo)
-        files = repo_files(info.root)
-        if not files:
-            return f"{info.root} has no .clauderon.toml or devcontainer.json: nothing to trust"
-        load_repo_config(info.root)  # a broken file is refused, not trusted
-        load_devcontainer(info.root)
-        digest = trust(self.home, info.root)
-        names = " and ".join(str(p) for p in files)
-        return f"Trusted {names} (sha256 {digest[:12]}); any change to {'them' if len(files) > 1 else 'it'} asks again."
 
     def options(self, recent_sessions: list[Session]) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -112,11 +112,6 @@ def check_repo_storage(used: int, adding: int, limit: tuple[int, str]) -> None:
         "sessions of repositories you no longer use (their copies are removed after delete_unused_repos_after)",
         "max_repo_storage",
     )
-
-
-def locked(home: Path, fn: Callable[[], T]) -> T:
-    with quota_lock(home):
-        return fn()
 
 
 def _int(value: Any) -> int:

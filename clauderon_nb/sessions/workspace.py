@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import BackendError, PolicyError
 from ..model.display import show_value
 from ..model.units import approx_size
-from .gitrepo import run_git
+from ..repos.gitrepo import run_git
 
 STEP = "create workspace"
 SEED_PACKS = "seed_packs"  # runtime key: the packs the workspace was made with (its base history)

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends.git import SAFE_GIT, run_git
 from ..config.cache import remember, stat_key
 from ..errors import ConfigError
+from ..model.git_ids import is_commit_hash
 from ..model.redact import redact_url
-
-_HASH = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+from .git import SAFE_GIT, run_git
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
         given,
     )
     lines = [line for line in both.stdout.split("\n") if line]
-    if both.returncode == 0 and len(lines) == 4 and _HASH.match(lines[2]):  # the common case: one git call
+    if both.returncode == 0 and len(lines) == 4 and is_commit_hash(lines[2]):  # the common case: one git call
         return RepoInfo(root=Path(lines[0]), common_dir=Path(lines[1]), branch=lines[3], commit=lines[2])
     bare = run_git(["rev-parse", "--is-bare-repository"], given)
     if bare.returncode == 0 and bare.stdout.strip() == "true":
@@ -88,7 +87,7 @@ def inspect_repo(path: str | os.PathLike[str]) -> RepoInfo:
     root, common = Path(lines[0]), Path(lines[1])
     head = run_git(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"], root)
     parts = head.stdout.split()
-    if head.returncode != 0 or len(parts) < 2 or not _HASH.match(parts[0]):
+    if head.returncode != 0 or len(parts) < 2 or not is_commit_hash(parts[0]):
         raise ConfigError(
             f"repo '{path}': has no commits yet; a session branch needs a commit to start from", field="repo"
         )

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ClauderonError, ConfigError
+from ..model.git_ids import is_commit_hash
 from .gitrepo import RepoInfo, fetch_one_ref, run_git
 
-_HASH = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 TIP_PREFIX = "refs/clauderon/tips/"
 _REF = re.compile(r"^(?:HEAD|refs/[A-Za-z0-9._/-]{1,200})$")  # no refspec syntax (":", "+", "^") gets through
 MAX_HAVES = 64
@@ -27,10 +27,6 @@ MAX_HAVES = 64
 
 class BundleError(ClauderonError):
     """A bundle is not valid or does not hold what it claims."""
-
-
-def is_commit_hash(value: object) -> bool:
-    return isinstance(value, str) and bool(_HASH.match(value))
 
 
 def service_repo(data_dir: Path, owner: str, key: str) -> Path:
