@@ -176,7 +176,7 @@ def test_owner_labels_are_label_safe(repo: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("JUPYTERHUB_USER", "Jane.Doe@example.org")
     p = SessionManager().plan(repo=str(repo), prompt="x", backend="kubernetes")
     owner = p.spec[1]["metadata"]["labels"]["clauderon.io/owner"]
-    assert owner.startswith("Jane.Doe-example.org-") and owner != label_safe("Jane.Doe-example.org")
+    assert owner.startswith("jane-doe-example-org--") and owner != label_safe("Jane.Doe-example.org")
     validate_manifests(p.spec)
     assert p.session_spec.owner == "Jane.Doe@example.org"
 

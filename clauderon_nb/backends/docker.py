@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..config.cache import Memo
 from ..config.environment import docker_socket
 from ..errors import BackendError, EngineUnavailable, PolicyError
 from ..model.display import show_value
 from ..model.image import parse_image, same_registry
-from ..model.naming import label_safe, object_name
+from ..model.naming import object_name, owner_label_matches
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_url
@@ -68,11 +69,11 @@ class DockerBackend:
 
     def __init__(self, survey_seconds: float = 0.0) -> None:
         self.survey_seconds = survey_seconds
-        self._surveyed: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._surveyed = Memo(16, survey_seconds)  # deployment -> its managed containers
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
-        self._image_config: dict[str, dict[str, Any]] = {}
-        self._image_ids: dict[str, str] = {}
+        self._image_config = Memo(256)  # image -> its config (Env, User …), as inspected
+        self._image_ids = Memo(256)  # image -> its id, as inspected
 
     @property
     def client(self) -> docker.DockerClient:
@@ -146,7 +147,7 @@ class DockerBackend:
             )
         if s.pull_policy is not PullPolicy.ALWAYS:
             if self.image_present(image):
-                return ImageCheck(image, "local", self._image_ids.get(image), "create uses it")
+                return ImageCheck(image, "local", self._image_ids.peek(image), "create uses it")
             if s.pull_policy is PullPolicy.NEVER:
                 raise BackendError(
                     f"image {image} is not present locally and the pull policy is never", step=CHECK_IMAGE
@@ -177,8 +178,8 @@ class DockerBackend:
 
         try:
             info = self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
-            self._image_config[image] = info.get("Config") or {}
-            self._image_ids[image] = str(info.get("Id") or "")
+            self._image_config.put(image, info.get("Config") or {})
+            self._image_ids.put(image, str(info.get("Id") or ""))
             return True
         except docker.errors.ImageNotFound:
             return False
@@ -251,7 +252,7 @@ class DockerBackend:
                         progress(ProgressEvent("build", line.strip(), detail=True))
         if not self.image_present(tag):
             raise BackendError(f"the build finished without an image {tag}", step=step, field="build")
-        return image_id or self._image_ids.get(tag, "")
+        return image_id or self._image_ids.peek(tag) or ""
 
     def push(self, tag: str, progress: ProgressCallback) -> str:
         """Push ``tag`` with the ``docker login`` credentials of its registry; returns its digest."""
@@ -526,10 +527,11 @@ class DockerBackend:
         )
 
     def _image_env(self, spec: SessionSpec) -> list[str]:
-        if spec.settings.image not in self._image_config:
-            info = self._api("inspect image", self.client.api.inspect_image, spec.settings.image)
-            self._image_config[str(spec.settings.image)] = info.get("Config") or {}
-        return list(self._image_config[str(spec.settings.image)].get("Env") or [])
+        image = str(spec.settings.image)
+        config = self._image_config.get(
+            image, lambda: self._api("inspect image", self.client.api.inspect_image, image).get("Config") or {}
+        )
+        return list(config.get("Env") or [])
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -549,8 +551,9 @@ class DockerBackend:
         """The session's containers, found by its labels (never by a stored id alone: the store is
         untrusted, and an interrupted create may not have recorded one)."""
         rows = self._list([f"{LABEL_PREFIX}session-id={session.id}", f"{LABEL_PREFIX}managed=true"], "find container")
-        owner = label_safe(session.owner)
-        return [r for r in rows if (r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner") == owner]
+        return [
+            r for r in rows if owner_label_matches((r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner"), session.owner)
+        ]
 
     def remove(self, session: Session) -> None:
         for row in self.containers(session):
@@ -588,18 +591,12 @@ class DockerBackend:
     def _managed(self, deployment: str = "") -> list[dict[str, Any]]:
         """Every managed container (of ``deployment``), in one engine call; on a busy service one call's
         answer serves every request of the next ``survey_seconds`` (any change made here forgets it)."""
-        import time
-
-        cached = self._surveyed.get(deployment)
-        if cached is not None and time.monotonic() - cached[0] < self.survey_seconds:
-            return cached[1]
         labels = [f"{LABEL_PREFIX}managed=true"]
         if deployment:  # only this deployment's containers: another one's on this engine are not ours
             labels.append(f"{LABEL_PREFIX}deployment={deployment}")
-        rows = self._list(labels, "list containers")
-        if self.survey_seconds > 0:
-            self._surveyed[deployment] = (time.monotonic(), rows)
-        return rows
+        if self.survey_seconds <= 0:
+            return self._list(labels, "list containers")
+        return self._surveyed.get(deployment, lambda: self._list(labels, "list containers"))
 
     def changed(self) -> None:
         """Something was made, started, stopped or removed here: the next listing asks the engine."""
@@ -617,12 +614,12 @@ class DockerBackend:
         return self._observe(sessions, rows), self._orphans(rows, known_ids, owner)
 
     def _observe(self, sessions: list[Session], rows: list[dict[str, Any]]) -> dict[str, Observed]:
-        wanted = {s.id: label_safe(s.owner) for s in sessions}
+        wanted = {s.id: s.owner for s in sessions}
         out: dict[str, Observed] = {}
         for row in rows:
             labels = row.get("Labels") or {}
             sid = labels.get(f"{LABEL_PREFIX}session-id")
-            if sid in wanted and labels.get(f"{LABEL_PREFIX}owner") == wanted[sid]:
+            if sid in wanted and owner_label_matches(labels.get(f"{LABEL_PREFIX}owner"), wanted[sid]):
                 out[sid] = _observed(row.get("State", ""), row.get("Status", ""))
         return out
 
@@ -635,7 +632,7 @@ class DockerBackend:
             name = labels.get(f"{LABEL_PREFIX}session-name", "")
             if not sid or sid in known_ids or labels.get(f"{LABEL_PREFIX}backend") != "docker":
                 continue
-            if owner is not None and labels.get(f"{LABEL_PREFIX}owner") != label_safe(owner):
+            if owner is not None and not owner_label_matches(labels.get(f"{LABEL_PREFIX}owner"), owner):
                 continue
             observed = _observed(row.get("State", ""), row.get("Status", ""))
             out.append(orphan_session(sid, name, labels, "docker", row.get("Image", ""), observed, row.get("Created")))

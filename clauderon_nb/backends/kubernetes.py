@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import BackendError
 from ..model.image import parse_image
-from ..model.naming import label_safe, object_name
+from ..model.naming import object_name, owner_label_matches
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import strip_credentials
@@ -344,7 +344,7 @@ class KubernetesBackend:
         labels = (obj.metadata.labels or {}) if obj.metadata else {}
         return bool(
             labels.get(f"{LABEL_PREFIX}session-id") == session.id
-            and labels.get(f"{LABEL_PREFIX}owner") == label_safe(session.owner)
+            and owner_label_matches(labels.get(f"{LABEL_PREFIX}owner"), session.owner)
         )
 
     def remove(self, session: Session) -> None:

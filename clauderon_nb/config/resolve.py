@@ -7,8 +7,6 @@ system-wide files (``/etc/clauderon``), the admin policy's defaults, built-in de
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -263,11 +261,9 @@ def owner_namespace_part(owner: str) -> str:
     a hash of the exact name. A plain name never holds ``--`` and a hashed one always does, so
     ``jane-doe-3f2a1b`` and ``Jane.Doe`` can never share a namespace.
     """
-    if re.fullmatch(r"[a-z0-9](?:[-a-z0-9]{0,20}[a-z0-9])?", owner) and "--" not in owner:
-        return owner
-    base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:14].strip("-")
-    digest = hashlib.sha256(owner.encode(errors="surrogatepass")).hexdigest()[:6]
-    return f"{base}--{digest}" if base else f"u--{digest}"
+    from ..model.naming import safe_slug
+
+    return safe_slug(owner, 22)
 
 
 def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[str, Any], str]:

@@ -19,6 +19,28 @@ def slugify(text: str, limit: int = MAX_NAME) -> str:
     return slug[:limit].rstrip("-")
 
 
+def short_hash(value: str, digits: int = 8) -> str:
+    """``digits`` hex of a hash of the exact value (any string, lone surrogates included)."""
+    import hashlib
+
+    return hashlib.sha256(value.encode(errors="surrogatepass")).hexdigest()[:digits]
+
+
+def safe_slug(value: str, limit: int = 63, valid: re.Pattern[str] | None = None) -> str:
+    """The package's one rule for a name made from someone's input, after KubeSpawner's safe slugs.
+
+    A value that is already valid (a DNS label unless ``valid`` says otherwise), at most ``limit``
+    characters long and without ``--`` is used as it is. Any other becomes its lowercase slug, ``--`` and
+    8 hex of a hash of the exact value. A value of the first kind never holds ``--`` and one of the second
+    always does, so two different values never share a slug (``Jane.Doe`` and ``jane-doe--<hash>``
+    included), and the result is always valid, lowercase-safe and at most ``limit`` characters.
+    """
+    if (valid or _DNS_LABEL).match(value) and value and len(value) <= limit and "--" not in value:
+        return value
+    base = slugify(value, max(limit - 10, 1)).strip("-")
+    return f"{base}--{short_hash(value)}" if base else f"x--{short_hash(value)}"
+
+
 def name_from_prompt(prompt: str) -> str:
     """A session name from the first words of a prompt plus ``-`` and 4 random characters."""
     words = re.findall(r"[A-Za-z0-9]+", prompt)[:6]
@@ -46,17 +68,12 @@ def object_name(name: str, owner: str) -> str:
     pick the same name, so the engine's name carries a short hash of the owner and one
     user's create can never collide with (or reveal) another user's container.
     """
-    import hashlib
-
-    return f"clauderon-{name}-{hashlib.sha256(owner.encode(errors='surrogatepass')).hexdigest()[:6]}"
+    return f"clauderon-{name}-{short_hash(owner, 6)}"
 
 
 def owner_folder(owner: str) -> str:
     """A folder name for ``owner`` that no other owner maps to (slug plus a hash of the exact name)."""
-    import hashlib
-
-    digest = hashlib.sha256(owner.encode(errors="surrogatepass")).hexdigest()[:16]
-    return f"{slugify(owner, 20) or 'u'}-{digest}"
+    return f"{slugify(owner, 20) or 'u'}-{short_hash(owner, 16)}"
 
 
 def workspace_root(home: Path, owner: str, shared: bool) -> Path:
@@ -78,14 +95,19 @@ def is_dns_label(value: str) -> bool:
 
 
 def label_safe(value: str) -> str:
-    """A Kubernetes/Docker label value for ``value``; escaped values carry a hash so they stay unique."""
-    if _LABEL_VALUE.match(value) and value:
-        return value
-    import hashlib
+    """A Kubernetes/Docker label value for ``value`` (``safe_slug``: a valid value without ``--`` is itself)."""
+    return safe_slug(value, 63, _LABEL_VALUE)
 
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")[:54].rstrip("-_.")
-    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
-    return f"{cleaned}-{digest}" if cleaned else f"u-{digest}"
+
+def owner_label_matches(label: object, owner: str) -> bool:
+    """Whether an object's owner label is ``owner``'s: as ``label_safe`` writes it, or as versions before
+    0.9 wrote a name that needed escaping (``Jane.Doe@x`` -> ``Jane.Doe-x-<8 hex>``), so that sessions made
+    before an upgrade are still found."""
+    if label == label_safe(owner):
+        return True
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner).strip("-_.")[:54].rstrip("-_.")
+    legacy = f"{cleaned or 'u'}-{short_hash(owner)}"
+    return not _LABEL_VALUE.match(owner) and label == legacy
 
 
 def current_owner() -> str:

@@ -4,12 +4,11 @@ images, each marked allowed or not by the admin policy; and the image field's su
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..config.cache import Memo
 from ..errors import ClauderonError, ConfigError
 from ..model.answers import ImageListing, ImageRow
 from ..model.image import DEFAULT_REGISTRY, is_registry_host, parse_image
@@ -17,21 +16,13 @@ from ..model.image import DEFAULT_REGISTRY, is_registry_host, parse_image
 CACHE_SECONDS = 60.0
 DETAILED_TAGS = 30  # tags described with digest, size and created (newest names first); the rest by name
 _T = TypeVar("_T")
-_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-_lock = threading.Lock()
+#: Registry answers (catalogs, tag lists, tag details) and the engine's images, for a minute.
+REGISTRY_ANSWERS = Memo(512, CACHE_SECONDS)
 
 
 def cached(key: tuple[Any, ...], compute: Callable[[], _T], seconds: float = CACHE_SECONDS) -> _T:
     """``compute()``, remembered for ``seconds`` (suggestions are asked for on every keystroke)."""
-    now = time.monotonic()
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and now - hit[0] < seconds:
-            return hit[1]  # type: ignore[no-any-return]
-    value = compute()
-    with _lock:
-        _cache[key] = (now, value)
-    return value
+    return REGISTRY_ANSWERS.get(key, compute, seconds)
 
 
 def split_target(target: str) -> tuple[str, str | None]:
