@@ -148,3 +148,24 @@ def test_each_rule_is_written_once() -> None:
     assert files == ["model/image.py"], files
     slugs = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if re.search(r"hexdigest\(\)\[:[0-9]", p.read_text())]
     assert sorted(slugs) == ["backends/buildctx.py", "repos/bundles.py"], slugs  # content keys, not names
+
+
+def test_the_widget_and_the_terminal_ui_share_one_form_state(home: Path, repo: Path) -> None:
+    """One ``form_state`` decides what a create form says; both forms only render it."""
+    from clauderon_nb.frontends.form_state import form_state
+    from clauderon_nb.frontends.widgets import CreateSessionForm
+    from clauderon_nb.sessions.manager import SessionManager
+
+    for module in ("widgets.py", "tui.py"):
+        text = (PKG / "frontends" / module).read_text()
+        assert "form_state(" in text and ".errors(include_url" not in text  # no copy of the per-field walk
+    mgr = SessionManager()
+    values = {"repo": str(repo), "prompt": "x", "backend": "docker", "memory_limit": "2x"}
+    state = form_state(mgr, values, prompt_touched=True)
+    assert list(state.errors) == ["memory_limit"] and not state.ok
+    assert state.errors["memory_limit"].startswith("memory_limit '2x': unknown unit 'x'; expected bytes")
+    form = CreateSessionForm(mgr)
+    for key, value in values.items():
+        form.fields[key].value = value
+    assert "memory_limit &#x27;2x&#x27;: unknown unit &#x27;x&#x27;" in form.errors["memory_limit"].value
+    assert form.create_button.disabled

@@ -31,7 +31,7 @@ from textual.widgets import (
     TextArea,
 )
 
-from ..errors import ClauderonError, describe_validation_error
+from ..errors import ClauderonError
 from ..model.display import show_value
 from ..model.hints import FIELDS, HINTS
 from ..model.progress import ProgressEvent, progress_fraction
@@ -269,71 +269,24 @@ class CreateScreen(Screen[None]):
                 self._load_local_images(value)
 
     def validate(self) -> bool:
-        """Every field through the request model, then the whole request through a dry-run plan."""
-        from pydantic import ValidationError
+        """Every field through the request model, then the whole request through a dry-run plan
+        (``form_state``: the same as the notebook widget's)."""
+        from .form_state import form_state
 
-        from ..model.request import CreateSessionRequest
-
-        for hint in FIELDS:
-            self.query_one(f"#e-{hint.name}", Static).update("")
         values = self.values()
+        state = form_state(self.manager, values, prompt_touched="prompt" in values)
         self.query_one("#command", Static).update("$ " + magic_line(values, prefix="clauderon-nb"))
-        summary = self.query_one("#summary", Static)
-        self.plan, ok = None, False
-        try:
-            request = CreateSessionRequest(**values)
-        except ValidationError as exc:
-            general = []
-            for err in exc.errors(include_url=False, include_input=False):
-                loc = err.get("loc") or ()
-                name = str(loc[0]) if loc else ""
-                ctx = err.get("ctx") or {}
-                text = str(ctx["error"]) if "error" in ctx else describe_validation_error(exc)
-                if name == "prompt" and "prompt" not in values:
-                    continue  # not scolded before anything is typed
-                if name in HINTS:
-                    self.query_one(f"#e-{name}", Static).update(text)
-                else:
-                    general.append(text)
-            summary.update(
-                "; ".join(general)
-                or ("Write a prompt to create a session." if "prompt" not in values else "Fix the fields marked above.")
-            )
-        else:
-            try:
-                self.plan = self.manager.plan(request)
-            except ClauderonError as exc:
-                target = exc.field if exc.field in HINTS else None
-                if target:
-                    self.query_one(f"#e-{target}", Static).update(str(exc))
-                summary.update(str(exc) if not target else f"Fix the {HINTS[target].title.lower()} field.")
-            else:
-                ok = not self.plan.needs_trust
-                self._show_plan(self.plan)
-                if self.plan.needs_trust:
-                    summary.update(self.plan.notes[-1])
-        self.query_one("#create", Button).disabled = not ok or self._creating
-        return ok
-
-    def _show_plan(self, plan: Any) -> None:
-        for key, value, source, origin in plan.rows():
-            widget = self.query(f"#f-{key}")
-            if not widget:
-                continue
-            field = widget.first()
-            where = (
-                source
-                if origin in ("", "this request")
-                else origin
-                if origin.startswith("built-in")
-                else f"from {origin}"
-            )
-            if isinstance(field, Input):
-                field.placeholder = f"{value} — {where}"
-        notes = "".join(f"\nNote: {n}" for n in plan.notes)
-        self.query_one("#summary", Static).update(
-            f"Ready: a {plan.backend} session {plan.name!r} on branch {plan.branch}.{notes}"
-        )
+        for hint in FIELDS:
+            self.query_one(f"#e-{hint.name}", Static).update(state.errors.get(hint.name, ""))
+        for key, text in state.hints.items():
+            field = self.query(f"#f-{key}")
+            if field and isinstance(field.first(), Input):
+                field.first(Input).placeholder = text
+        self.plan = state.plan
+        notes = "".join(f"\nNote: {n}" for n in state.notes)
+        self.query_one("#summary", Static).update(state.summary + notes)
+        self.query_one("#create", Button).disabled = not state.ok or self._creating
+        return state.ok
 
     # --- actions --------------------------------------------------------------------------
 

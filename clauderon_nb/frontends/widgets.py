@@ -207,86 +207,41 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         return CreateSessionRequest(**self.values())
 
     def validate(self) -> bool:
-        """Check every field through the model, then the whole request through a dry-run plan."""
-        for box in self.errors.values():
-            box.value = ""
+        """Check every field through the model, then the whole request through a dry-run plan
+        (``form_state``: the same as the terminal UI's)."""
+        from .form_state import form_state
+
+        touched = "prompt" in self._touched or bool(self.fields["prompt"].value)
+        state = form_state(self.manager, self.values(), prompt_touched=touched)
         self.magic.value = magic_line(self.values())
-        self.plan = None
-        ok = False
-        try:
-            request = self.request()
-        except ValidationError as exc:
-            self._show_field_errors(exc)
+        self.plan = state.plan
+        for name, box in self.errors.items():
+            box.value = _error_html(state.errors[name]) if name in state.errors else ""
+        if state.plan is not None:
+            self._show_plan(state.plan, state.hints)
+        if state.summary_is_error:
+            self.summary.value = _error_html(state.summary)
+        elif state.plan is None:
+            self.summary.value = f"<i>{html.escape(state.summary)}</i>"
         else:
-            try:
-                self.plan = self.manager.plan(request)
-            except ClauderonError as exc:
-                field = exc.field
-                if (
-                    field is not None and field in self.errors
-                ):  # beside the field it concerns (policy, repo, prompt size…)
-                    self.errors[field].value = _error_html(str(exc))
-                    self.summary.value = _error_html(f"Fix the {_label(field).lower()} field.")
-                else:
-                    self.summary.value = _error_html(str(exc))
-            else:
-                self._show_plan(self.plan)
-                # The repository's own file picks what would get the credentials: create refuses until trusted.
-                ok = not self.plan.needs_trust
-                if self.plan.needs_trust:
-                    self.summary.value = _error_html(self.plan.notes[-1])
-                    for key in ("image", "agent", "backend"):
-                        if self.plan.sources.get(key) == "repo":
-                            self.errors[key].value = _error_html(f"{key} chosen by the repository's .clauderon.toml")
-        self.create_button.disabled = not ok
-        return ok
+            note = " Container settings do not apply to it." if state.plan.backend == "local" else ""
+            said = "".join(f"<br><b>Note:</b> {html.escape(n)}" for n in state.notes)  # e.g. running on the host
+            self.summary.value = f"{html.escape(state.summary)}{note}{said}"
+        self.create_button.disabled = not state.ok
+        return state.ok
 
-    def _show_field_errors(self, exc: ValidationError) -> None:
-        general: list[str] = []
-        for err in exc.errors(include_url=False, include_input=False):
-            loc = err.get("loc") or ()
-            name = str(loc[0]) if loc else ""
-            if name == "prompt" and "prompt" not in self._touched and not self.fields["prompt"].value:
-                continue  # do not scold before anyone typed
-            ctx = err.get("ctx") or {}
-            text = str(ctx["error"]) if "error" in ctx else describe_validation_error(exc)
-            if name in self.errors:
-                self.errors[name].value = _error_html(text)
-            else:
-                general.append(text)
-        if general:
-            self.summary.value = _error_html("; ".join(general))
-        elif not self.fields["prompt"].value.strip():
-            self.summary.value = "<i>Write a prompt to create a session.</i>"
-        else:
-            self.summary.value = _error_html("Fix the fields marked in red.")
-
-    def _show_plan(self, plan: Plan | PlanView) -> None:
+    def _show_plan(self, plan: Plan | PlanView, hints: dict[str, str]) -> None:
         local = plan.backend == "local"
         for name in CONTAINER_FIELDS:
             self.fields[name].disabled = local and not self.fields[name].value
-        shown = {row[0] for row in plan.rows()}
-        if "build" not in shown and isinstance(self.fields.get("build"), W.Text):
+        if "build" not in hints and isinstance(self.fields.get("build"), W.Text):
             self.fields["build"].placeholder = "none — the image above (e.g. Dockerfile: build it from the repository)"
-        for key, value, source, origin in plan.rows():
+        for key, hint in hints.items():
             widget = self.fields.get(key)
-            if origin in ("", "this request"):
-                where = source
-            elif origin.startswith("built-in default"):
-                where = origin
-            else:
-                where = f"from {origin}"
-            hint = f"{value} — {where}"
             if isinstance(widget, (W.Text, W.Combobox)):
                 widget.placeholder = hint
-            elif isinstance(widget, W.Dropdown) and key in self.errors and not widget.value:
+            elif isinstance(widget, W.Dropdown) and key in self.errors and not (widget.value or self.errors[key].value):
                 self.errors[key].value = f"<small style='color:#57606a'>{html.escape(hint)}</small>"
-        note = " Container settings do not apply to it." if local else ""
-        said = "".join(f"<br><b>Note:</b> {html.escape(n)}" for n in plan.notes)  # e.g. running on the host
-        self.summary.value = (
-            f"Ready: a {html.escape(plan.backend)} session on branch "
-            f"<code>{html.escape(plan.branch)}</code>.{note}{said}"
-        )
 
     # --- creating -----------------------------------------------------------
 

@@ -62,6 +62,7 @@ class Service:
     _cull_lock: threading.Lock = field(default_factory=threading.Lock)
     metrics_public: bool = False  # /metrics without a token (else: hub admins and the admin scope)
     _warned_scope: bool = False
+    _warned_unreachable: bool = False
     _metrics: Any = None
     _account_cache: dict[str, str] | None = None  # owner -> when the hub created the account (accounts.json)
     _checked: dict[str, float] = field(default_factory=dict)  # owner -> when the culler last asked the hub
@@ -254,7 +255,7 @@ class Service:
         url = f"{hub.api_url.rstrip('/')}/users/{urllib.parse.quote(name, safe='')}"
         request = urllib.request.Request(url, headers={"Authorization": f"token {hub.api_token}"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=self._hub_tls()) as response:
                 body = json.loads(response.read() or b"{}")
                 return 200, body if isinstance(body, dict) else {}
         except urllib.error.HTTPError as exc:
@@ -265,8 +266,30 @@ class Service:
                     "to remove the sessions of deleted accounts"
                 )
             return exc.code, {}
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            if not self._warned_unreachable:
+                self._warned_unreachable = True
+                logging.getLogger("clauderon").warning(
+                    "cannot ask the hub about users at %s (%s): deleted accounts are not noticed until it answers",
+                    hub.api_url,
+                    exc,
+                )
             return 0, {}
+
+    def _hub_tls(self) -> Any:
+        """The TLS context HubAuth itself uses for the hub's API (JupyterHub's internal_ssl: the service's
+        certificate, key and the internal CA); None for plain HTTP or the system's defaults."""
+        hub = self.hub_auth
+        keyfile, certfile, cafile = (getattr(hub, k, None) for k in ("keyfile", "certfile", "client_ca"))
+        if keyfile and certfile:
+            from jupyterhub.utils import make_ssl_context
+
+            return make_ssl_context(keyfile, certfile, cafile=cafile)
+        if cafile:
+            import ssl
+
+            return ssl.create_default_context(cafile=cafile)
+        return None
 
     def repo_dir(self, owner: str, key: str) -> Path:
         return service_repo(self.data_dir, owner, key)
