@@ -170,3 +170,20 @@ def test_cull_from_cron_without_a_service(home: Path, repo: Path, tmp_path: Path
     assert gone.stdout.startswith("Did: delete ") and cli("list", env=env).stdout.strip() == "No sessions."
     bad = cli("cull", "--now", "yesterday", env=env)
     assert bad.returncode == 2 and "expected epoch seconds or an ISO 8601 time" in bad.stderr
+
+
+def test_one_command_line_builds_only_its_own_parser_and_every_command_is_listed() -> None:
+    """The CLI builds the parser of the command it was given (quicker); the list of commands is the full parser's."""
+    import argparse
+
+    from clauderon_nb.frontends.parser import COMMANDS, build_parser
+
+    full = build_parser()
+    (choices,) = [a.choices for a in full._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(choices) == COMMANDS
+    for command in COMMANDS:
+        only = build_parser(only=command)
+        (one,) = [a.choices for a in only._actions if isinstance(a, argparse._SubParsersAction)]
+        assert list(one) == [command]
+        sub = one[command]
+        assert sub.format_help() == choices[command].format_help()  # the same flags and help either way

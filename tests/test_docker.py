@@ -424,24 +424,32 @@ def test_owner_isolation(dhome: Path, repo: Path, image: str, monkeypatch: pytes
         alice.delete("alices")
 
 
-def test_list_is_one_engine_call(dhome: Path, repo: Path, image: str) -> None:
+def test_list_is_one_engine_call(dhome: Path, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted through docker-py and straight to the socket alike (a unix-socket engine is asked directly)."""
+    from clauderon_nb.backends import docker as docker_backend
+
     mgr = SessionManager()
     for i in range(3):
         mgr.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name=f"l{i}", image=image)
     api = mgr.backend("docker").client.api  # type: ignore[attr-defined]
     calls: list[str] = []
-    original = api.send
+    original, raw = api.send, docker_backend.get_json
 
     def counting(request: Any, **kwargs: Any) -> Any:
         calls.append(request.url)
         return original(request, **kwargs)
 
+    def counting_raw(path: Any, url: str, *args: Any) -> Any:
+        calls.append(url)
+        return raw(path, url, *args)
+
     api.send = counting
+    monkeypatch.setattr(docker_backend, "get_json", counting_raw)
     try:
         assert len(mgr.list()) == 3
     finally:
         api.send = original
-    assert len(calls) == 1, calls
+    assert calls == ["/containers/json"], calls
     for i in range(3):
         mgr.delete(f"l{i}")
 

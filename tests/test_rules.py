@@ -144,6 +144,8 @@ def _literals(pattern: str) -> list[str]:
 
 def test_each_rule_is_written_once() -> None:
     assert _literals("[0-9a-f]{40}") == ["model/git_ids.py"]
+    assert _literals("[0-9a-f]{8,64}") == ["repos/bundles.py"]
+    assert _literals("0123456789abcdef") == []  # hex checks by hand
     files = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if '"." in first or ":" in first' in p.read_text()]
     assert files == ["model/image.py"], files
     slugs = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if re.search(r"hexdigest\(\)\[:[0-9]", p.read_text())]

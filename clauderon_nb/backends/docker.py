@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,17 +25,16 @@ from ..render.docker import render_docker
 from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Follow, Observed, Workspace, orphan_session
 from .engine_socket import get_json
-from .images import STEP as CHECK_IMAGE
-from .images import ImageCheck, in_registry
-from .registry import select_credentials
 
 if TYPE_CHECKING:
     from ..model.build import BuildConfig
+    from .images import ImageCheck
 
 if TYPE_CHECKING:
     import docker
 
 POST_CREATE_TIMEOUT = 900.0
+EARLY_SURVEY_SECONDS = 2.0  # a survey started early answers the list that started it, not one much later
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
 
@@ -70,6 +70,7 @@ class DockerBackend:
     def __init__(self, survey_seconds: float = 0.0) -> None:
         self.survey_seconds = survey_seconds
         self._surveyed = Memo(16, survey_seconds)  # deployment -> its managed containers
+        self._early: dict[str, tuple[float, _Early]] = {}  # deployment -> (when, a survey started early)
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
         self._image_config = Memo(256)  # image -> its config (Env, User …), as inspected
@@ -137,6 +138,9 @@ class DockerBackend:
 
     def check_image(self, spec: SessionSpec) -> ImageCheck:
         """The dry run's answer to "is the image there?" (raises the create's error when it is not)."""
+        from .images import STEP as CHECK_IMAGE
+        from .images import ImageCheck, in_registry
+
         s = spec.settings
         image = str(s.image)
         if s.build is not None:
@@ -170,6 +174,8 @@ class DockerBackend:
         ref = parse_image(spec.settings.image)
         if not same_registry(auth.registry, ref.registry):
             return None  # credentials for another registry: the engine user's `docker login` applies
+        from .registry import select_credentials
+
         creds = select_credentials(ref.registry, auth.config_file, auth.registry)
         return creds.engine_auth() if creds else None
 
@@ -196,6 +202,8 @@ class DockerBackend:
         if spec.registry_refusal:
             raise PolicyError(spec.registry_refusal, field="image")
         if spec.settings.registry_check is not False:  # a clear line now instead of a failed pull later
+            from .images import in_registry
+
             progress(ProgressEvent("check", f"checking {image} in its registry"))
             in_registry(image, spec.settings.registry_auth)
         self.pull(image, spec, progress)
@@ -258,6 +266,8 @@ class DockerBackend:
         """Push ``tag`` with the ``docker login`` credentials of its registry; returns its digest."""
         ref = parse_image(tag)
         step = f"push image {tag}"
+        from .registry import select_credentials
+
         creds = select_credentials(ref.registry)
         progress(ProgressEvent("build", f"pushing {tag}"))
         stream = self._api(
@@ -446,7 +456,6 @@ class DockerBackend:
     def _wait_post_create(self, cid: str, spec: SessionSpec, progress: ProgressCallback) -> None:
         """Wait for the devcontainer's postCreateCommand: done (the agent starts) or failed (the create
         fails with its output's last lines)."""
-        import time
 
         from ..render.spec import POST_CREATE_DONE, post_create_script
 
@@ -578,10 +587,11 @@ class DockerBackend:
                 self._api("stop container", self.client.api.stop, str(row["Id"]), timeout=10)
 
     def _list(self, labels: list[str], step: str) -> list[dict[str, Any]]:
-        """``GET /containers/json`` for containers carrying every label: straight to a unix socket when
-        docker-py is not loaded yet (``list`` stays light), else through it."""
+        """``GET /containers/json`` for containers carrying every label: straight to the engine's unix socket
+        with the standard library (``list`` stays light, and it is the quickest call there is), else (a
+        tcp or ssh engine) through docker-py."""
         socket = docker_socket()
-        if self._client is None and socket is not None:
+        if socket is not None:
             import json
 
             params = {"all": "1", "filters": json.dumps({"label": labels})}
@@ -591,6 +601,12 @@ class DockerBackend:
     def _managed(self, deployment: str = "") -> list[dict[str, Any]]:
         """Every managed container (of ``deployment``), in one engine call; on a busy service one call's
         answer serves every request of the next ``survey_seconds`` (any change made here forgets it)."""
+        started, early = self._early.pop(deployment, (0.0, None))
+        if early is not None and time.monotonic() - started < EARLY_SURVEY_SECONDS:
+            return early.result()  # asked for while the caller read its records
+        return self._managed_now(deployment)
+
+    def _managed_now(self, deployment: str) -> list[dict[str, Any]]:
         labels = [f"{LABEL_PREFIX}managed=true"]
         if deployment:  # only this deployment's containers: another one's on this engine are not ours
             labels.append(f"{LABEL_PREFIX}deployment={deployment}")
@@ -598,9 +614,17 @@ class DockerBackend:
             return self._list(labels, "list containers")
         return self._surveyed.get(deployment, lambda: self._list(labels, "list containers"))
 
+    def survey_early(self, deployment: str = "") -> None:
+        """Start the next ``survey``'s engine call now, in a thread: the engine answers while the caller
+        reads its records (the call is I/O, the reading is CPU). The next ``survey`` takes its answer."""
+        if self.survey_seconds > 0:
+            return  # a cached listing is quicker still
+        self._early[deployment] = (time.monotonic(), _Early(lambda: self._managed_now(deployment)))
+
     def changed(self) -> None:
         """Something was made, started, stopped or removed here: the next listing asks the engine."""
         self._surveyed.clear()
+        self._early.clear()
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
         """One ``GET /containers/json`` with the managed label, for every session at once."""
@@ -740,3 +764,28 @@ def create_container_args(api: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         "volumes": [mount["bind"] for mount in volumes.values()],
         "host_config": api.create_host_config(binds=volumes, **host),
     }
+
+
+class _Early:
+    """A call running in a thread of its own; ``result()`` waits for it (and raises what it raised)."""
+
+    def __init__(self, call: Callable[[], list[dict[str, Any]]]) -> None:
+        import threading
+
+        self._value: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = call()
+            except BaseException as exc:  # noqa: BLE001 - raised again by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="clauderon-survey", daemon=True)
+        self._thread.start()
+
+    def result(self) -> list[dict[str, Any]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -12,14 +12,16 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
 from ..render.spec import SessionSpec
 from .base import Follow, Observed, Workspace
-from .images import ImageCheck
+
+if TYPE_CHECKING:
+    from .images import ImageCheck
 
 
 def _alive(pid: int, marker: str) -> bool:
@@ -67,6 +69,8 @@ class LocalBackend:
 
     def check_image(self, spec: SessionSpec) -> ImageCheck:
         """A local process has no image."""
+        from .images import ImageCheck
+
         return ImageCheck("", "unchecked", detail="none: the agent runs as a local process")
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:

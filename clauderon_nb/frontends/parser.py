@@ -108,11 +108,52 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
 
 
-def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
+#: Every subcommand, in the order ``--help`` lists them.
+COMMANDS = (
+    "create",
+    "list",
+    "show",
+    "logs",
+    "stop",
+    "start",
+    "delete",
+    "attach",
+    "config",
+    "trust",
+    "fetch",
+    "images",
+    "cull",
+    "serve",
+    "form",
+    "tui",
+    "sessions",
+)
+
+
+class _Nothing:
+    """Stands in for the parsers of subcommands not asked for: every call does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _Only:
+    """``add_subparsers``' result that makes the parser of one subcommand only (a command line holds one)."""
+
+    def __init__(self, sub: Any, name: str) -> None:
+        self._sub, self._name = sub, name
+
+    def add_parser(self, command: str, **kwargs: Any) -> Any:
+        return self._sub.add_parser(command, **kwargs) if command == self._name else _Nothing()
+
+
+def build_parser(prog: str = "clauderon-nb", only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``only``: just that subcommand's (what one command line needs, quicker)."""
     parser = _Parser(prog=prog, description="AI coding-agent sessions in Docker, Kubernetes or local processes.")
     parser.add_argument("--debug", action="store_true", help="show the full error chain instead of one line")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    every = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    every.required = True
+    sub: Any = every if only is None else _Only(every, only)
 
     create = sub.add_parser("create", help="create and start a session", description="Create and start a session.")
     _add_request_flags(create)
@@ -128,7 +169,7 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
     lst.add_argument("--all", action="store_true", help="every owner's sessions")
     lst.add_argument("--json", action="store_true", help="print JSON")
 
-    def named(cmd: str, text: str) -> argparse.ArgumentParser:
+    def named(cmd: str, text: str) -> Any:
         p = sub.add_parser(cmd, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("name", metavar="NAME", help="session name or id")
         return p
@@ -195,9 +236,10 @@ def build_parser(prog: str = "clauderon-nb") -> argparse.ArgumentParser:
         description="Run the clauderon service: a JupyterHub service that alone holds the Docker engine or "
         "Kubernetes credentials, identifies every caller by their hub token and enforces the admin policy.",
     )
-    from ..service.main import add_arguments
+    if only in (None, "serve"):
+        from ..service.main import add_arguments
 
-    add_arguments(serve)
+        add_arguments(serve)
     sub.add_parser("form", help="show the create form (in a notebook)", description="Show the create form.")
     tui = sub.add_parser(
         "tui",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError
 from ..model.redact import redact_url
@@ -29,11 +28,6 @@ ERRORS: dict[str, tuple[type[ClauderonError], int]] = {
     "EngineUnavailable": (EngineUnavailable, 503),
     "ClauderonError": (ClauderonError, 500),
 }
-
-
-def is_repo_key(value: object) -> TypeGuard[str]:
-    """A workspace's ``key`` on the wire: the service's name for a repository copy, 8-64 lowercase hex digits."""
-    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{8,64}", value) is not None
 
 
 @dataclass(frozen=True)

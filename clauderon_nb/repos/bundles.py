@@ -15,6 +15,7 @@ import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 from ..errors import ClauderonError, ConfigError
 from ..model.git_ids import is_commit_hash
@@ -34,6 +35,11 @@ def service_repo(data_dir: Path, owner: str, key: str) -> Path:
     from ..model.naming import owner_folder
 
     return data_dir / "repos" / owner_folder(owner) / f"{key}.git"
+
+
+def is_repo_key(value: object) -> TypeGuard[str]:
+    """A repository copy's key (``repo_key``; ``workspace.key`` on the wire): 8-64 lowercase hex digits."""
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{8,64}", value) is not None
 
 
 def repo_key(root: Path) -> str:

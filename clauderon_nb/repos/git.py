@@ -7,10 +7,13 @@ program named by its files on our behalf. Every git command of the package goes 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Options that keep git from running programs named by the repository's own files.
 SAFE_GIT = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never")
@@ -27,6 +30,8 @@ def git_env() -> dict[str, str]:
 
 def run_git(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git non-interactively with C-locale messages; ``ConfigError`` if git is missing."""
+    import subprocess  # loaded when git runs: `list` and `show` never do
+
     if not os.path.isdir(cwd):  # a repository not made yet (the service's copy before the first upload)
         return subprocess.CompletedProcess(git_argv(args), 128, "", f"fatal: cannot change to '{cwd}'\n")
     try:

@@ -24,8 +24,8 @@ from tornado.iostream import StreamClosedError
 from ..model.git_ids import is_commit_hash
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.redact import has_credentials
-from ..remote.wire import credential_names, error_body, is_repo_key, rename_aliases, session_json
-from ..repos.bundles import Incoming, has_commit, keep_tip, receive_bundle, tips, touch
+from ..remote.wire import credential_names, error_body, rename_aliases, session_json
+from ..repos.bundles import Incoming, has_commit, is_repo_key, keep_tip, receive_bundle, tips, touch
 from ..repos.gitrepo import RepoInfo
 from ..sessions.manager import SessionManager
 from ..sessions.quotas import QuotaError

@@ -21,8 +21,8 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .._version import __version__
-from ..remote.wire import API, error_body, is_repo_key, session_json
-from ..repos.bundles import TIP_PREFIX, export_branch, touch
+from ..remote.wire import API, error_body, session_json
+from ..repos.bundles import TIP_PREFIX, export_branch, is_repo_key, touch
 from ..repos.gitrepo import run_git
 from ..sessions.manager import LAYOUT
 from ..sessions.quotas import QuotaError

@@ -163,7 +163,7 @@ class Service:
         import hmac
 
         from ..model.git_ids import is_commit_hash
-        from ..remote.wire import is_repo_key
+        from ..repos.bundles import is_repo_key
         from ..sessions.store import Store
 
         with self._lock:

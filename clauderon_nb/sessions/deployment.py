@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from pathlib import Path
 
 from ..errors import ClauderonError
@@ -31,6 +30,8 @@ def deployment_id(home: Path, create: bool = True) -> str:
     if found is None and not create:
         return ""
     if found is None:
+        import secrets
+
         made = secrets.token_hex(8)
         tmp = home / f".{FILE}.{made}"
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.environment import clauderon_home, docker_engine_present
 from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailable, PolicyError, did_you_mean
 from ..model.choices import Backend
+from ..model.git_ids import is_commit_hash
 from ..model.image import is_built_image, parse_image
 from ..model.naming import current_owner, is_dns_label, name_from_prompt, owner_folder, workspace_root
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
@@ -30,7 +30,17 @@ if TYPE_CHECKING:
     from ..repos.gitrepo import RepoInfo
     from .harvest import Harvest
 
-_log = logging.getLogger("clauderon")
+
+class _Log:
+    """The ``clauderon`` logger, loaded when something is logged (``list`` and ``show`` log nothing)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("clauderon"), name)
+
+
+_log = _Log()
 #: Sessions made with a workspace of their own (not a git worktree of the user's repository).
 LAYOUT = "workspace"
 ACTIVITY_KEY = "activity"  # the agent's last CPU/output marker and when it changed (for idle_timeout)
@@ -96,6 +106,7 @@ class SessionManager:
         # one engine client), else made on first use.
         self._store: Store | None = store
         self._backends: dict[str, SessionBackend] = {} if backends is None else backends
+        self._roots: dict[str, str] = {}  # owner -> their workspaces' folder (derived, never stored)
 
     def __repr__(self) -> str:
         return f"SessionManager(home={str(self.home)!r}, owner={self.owner!r})"
@@ -500,6 +511,11 @@ class SessionManager:
         store = self._reader()
         if all_owners and self.shared and not self.is_admin:
             raise PolicyError("list --all: only hub admins see every user's sessions")
+        engine = docker_engine_present()
+        if engine:  # the engine answers while the records are read
+            early = getattr(self.backend("docker"), "survey_early", None)
+            if early is not None:
+                early(self._deployment())
         rows = store.all(None if all_owners else self.owner)
         # Only the caller's interrupted steps are finished here; others' are left to them (or an admin).
         sessions = [s for s in (self._recover(s) if s.owner == self.owner else s for s in rows) if s]
@@ -507,13 +523,14 @@ class SessionManager:
         for s in sessions:
             if s.status not in (Status.CREATING, Status.DELETING):
                 by_backend.setdefault(s.backend, []).append(s)
-        if "docker" not in by_backend and docker_engine_present():
+        if "docker" not in by_backend and engine:
             by_backend["docker"] = []  # no docker record, but labelled containers may still be there
         candidates: builtins.list[Session] = []
+        read = {s.id for s in rows}
         for name, group in by_backend.items():
             try:
                 observed, found = self.backend(name).survey(
-                    group, set(), None if all_owners else self.owner, self._deployment()
+                    group, read, None if all_owners else self.owner, self._deployment()
                 )
             except ClauderonError as exc:
                 for s in group:  # keep the records; say why their state is unknown
@@ -522,8 +539,8 @@ class SessionManager:
             candidates += found
             for s in group:
                 self._apply(s, observed.get(s.id))
-        # Read the records after the engine: a create writes its record before its container, so a
-        # container made meanwhile is known by now and never mistaken for an orphan.
+        # Containers without a record read above: read the records again, after the engine (a create writes
+        # its record before its container, so one made meanwhile is known by now, never taken for an orphan).
         known = {s.id for s in self._reader().all()} if candidates else set()
         sessions += [o for o in candidates if o.id not in known]
         if all_owners and not self.is_admin:
@@ -564,8 +581,14 @@ class SessionManager:
     def _missing_workspace(self, session: Session) -> str | None:
         if session.backend == "kubernetes" or session.status in (Status.CREATING, Status.DELETING):
             return None
-        path = self._workspace(session)
-        if os.path.lexists(path / ".git"):  # never followed: the agent may have made it a link
+        if session.runtime.get("layout") == LAYOUT:  # the common case, without pathlib (list looks at every one)
+            root = self._roots.get(session.owner)
+            if root is None:
+                root = self._roots[session.owner] = str(workspace_root(self.home, session.owner, self.shared))
+            git = f"{root}{os.sep}{session.name}{os.sep}.git"
+        else:
+            git = str(self._workspace(session) / ".git")
+        if os.path.lexists(git):  # never followed: the agent may have made it a link
             return None
         return (
             f"the workspace of session {session.name} was removed outside clauderon; the agent has no workspace: "
@@ -688,10 +711,10 @@ class SessionManager:
         """Where a session's branch comes back to: your repository, or on the service its copy of it."""
         if not self.shared:
             return Path(session.repo)
-        from ..repos.bundles import service_repo
+        from ..repos.bundles import is_repo_key, service_repo
 
         key = session.runtime.get("repo_key")
-        if not isinstance(key, str) or not _is_key(key):
+        if not is_repo_key(key):
             raise ClauderonError(f"session {session.name!r} was not made from a sent workspace")
         return service_repo(self.home, session.owner, key)
 
@@ -1047,21 +1070,13 @@ def _is_admin(owner: str) -> bool:
 
 def _base_of(session: Session) -> str | None:
     base = session.runtime.get("base_commit")
-    return base if _is_hash(base) else None
-
-
-def _is_key(value: str) -> bool:
-    return 8 <= len(value) <= 64 and all(c in "0123456789abcdef" for c in value)
+    return base if is_commit_hash(base) else None
 
 
 def _agent_uid(session: Session) -> int:
     """The uid the session's agent ran as (recorded at create)."""
     uid = session.runtime.get("uid")
     return uid if type(uid) is int and 0 < uid < 2**31 else 1000
-
-
-def _is_hash(value: Any) -> bool:
-    return isinstance(value, str) and len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
 
 
 def _redacted(session: Session) -> Session:
