@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -474,6 +475,24 @@ class DemoHub:
         path = self.workdir / "hub.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
+    def creates_in_progress(self) -> float:
+        """The service's ``clauderon_creates_in_progress`` gauge, read as an admin."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.service_url + "metrics", headers={"Authorization": f"token {self.tokens['admin']}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("clauderon_creates_in_progress "):
+                    return float(line.split()[1])
+        return 0.0
+
+    def _wait_for_creates(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.creates_in_progress() > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def stop(self, remove: bool = True) -> None:
         """Delete what is left on the service, stop the hub (it stops the proxy and the service), and
         restore the environment."""
@@ -484,6 +503,7 @@ class DemoHub:
                 from clauderon_nb.remote.client import RemoteManager
                 from clauderon_nb.remote.wire import Endpoint
 
+                self._wait_for_creates()  # a create whose client left still makes its session: let it end
                 admin = RemoteManager(Endpoint(self.service_url, self.tokens["admin"]))
                 for session in admin.list(all_owners=True):
                     admin.delete(session.id)
@@ -501,6 +521,7 @@ class DemoHub:
         if pidfile.exists():
             with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        stop_processes_under(self.workdir)  # the managed services, if the hub left them running
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -512,6 +533,35 @@ class DemoHub:
         self._saved_env.clear()
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def stop_processes_under(folder: Path, grace: float = 5.0) -> list[str]:
+    """Stop every process of this user whose command line names ``folder`` (a hub's managed services run in
+    sessions of their own, so stopping the hub's process group does not reach them): TERM, then KILL after
+    ``grace`` seconds. Returns their command lines. Only what names the folder is touched, nothing found by name."""
+    import signal
+
+    marker = str(folder).encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            if entry.stat().st_uid == os.getuid() and marker in command:
+                found[int(entry.name)] = command.replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in found):
+        time.sleep(0.05)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return list(found.values())
 
 
 def _answers(url: str, want: int) -> bool:

@@ -16,6 +16,17 @@ import clauderon_nb.config.policy
 from . import dockerkit, hubkit
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After every test, no process this run started (a hub's service, a proxy, an agent) may be left: any
+    whose command line names this run's temporary folder is stopped, and the run fails saying which."""
+    from .conftest_paths import clauderon_demo
+
+    yield
+    left = clauderon_demo.stop_processes_under(tmp_path_factory.getbasetemp())
+    assert not left, "processes left running by the tests (now stopped): " + "; ".join(c[:200] for c in left)
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "clauderon-home"

@@ -176,12 +176,12 @@ def test_one_command_line_builds_only_its_own_parser_and_every_command_is_listed
     """The CLI builds the parser of the command it was given (quicker); the list of commands is the full parser's."""
     import argparse
 
-    from clauderon_nb.frontends.parser import COMMANDS, build_parser
+    from clauderon_nb.frontends.parser import SUBCOMMANDS, build_parser
 
     full = build_parser()
     (choices,) = [a.choices for a in full._actions if isinstance(a, argparse._SubParsersAction)]
-    assert tuple(choices) == COMMANDS
-    for command in COMMANDS:
+    assert tuple(choices) == SUBCOMMANDS
+    for command in SUBCOMMANDS:
         only = build_parser(only=command)
         (one,) = [a.choices for a in only._actions if isinstance(a, argparse._SubParsersAction)]
         assert list(one) == [command]

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import git, made_by
+from .conftest_paths import clauderon_demo
 from .dockerkit import free_port, need
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -172,6 +173,7 @@ def test_an_admins_first_hour_as_the_page_says(
         if pidfile.exists():
             with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        clauderon_demo.stop_processes_under(tmp_path)  # the service the hub started, in a session of its own
         for container in made_by(docker_client, data):
             docker_client.api.remove_container(container["Id"], force=True)
     git("status", cwd=repo)

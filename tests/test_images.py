@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clauderon_nb import BackendError, SessionManager
+from clauderon_nb.backends import registry as registry_module
 from clauderon_nb.backends.registry import Credentials, RegistryClient, RegistryError
 from clauderon_nb.errors import ConfigError, PolicyError
 from clauderon_nb.image import parse_image
@@ -814,3 +818,125 @@ def test_an_identity_token_from_docker_login_is_exchanged_for_an_access_token(
         with pytest.raises(RegistryError) as err:
             in_registry(f"{front.host}/{repository}:1")
         assert err.value.kind == "denied" and "revoked" not in str(err.value)
+
+
+# --- the registry client's HTTP: proxies, kept connections, certs.d ---------------------------------
+
+
+class _Proxy:
+    """A forward proxy for plain HTTP: it notes each request line and each client connection."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.connections = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                proxy.connections += 1
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                proxy.lines.append(f"{self.command} {self.path}")
+                import http.client
+                import urllib.parse
+
+                target = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+                upstream.request(
+                    self.command, target.path + (f"?{target.query}" if target.query else ""), body, headers
+                )
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Proxy]:
+    running = _Proxy()
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", running.url)
+    monkeypatch.setenv("http_proxy", running.url)
+    registry_module._POOLS.clear()
+    try:
+        yield running
+    finally:
+        registry_module._POOLS.clear()
+        running.close()
+
+
+def test_registry_calls_go_through_the_environments_proxy_on_kept_connections(
+    proxy: _Proxy, registry: dockerkit.Registry, pushed: dict[str, str]
+) -> None:
+    client = RegistryClient(registry.host, Credentials(registry.user, registry.password, "test"))
+    _, repository = repository_of(pushed["tools:1"])
+    assert sorted(client.tags(repository)) == ["1", "2"]
+    client.tags(repository)
+    client.manifest(repository, "1")
+    assert proxy.lines and all(line.split()[1].startswith(f"http://{registry.host}/v2/") for line in proxy.lines)
+    assert len(proxy.lines) >= 4 and proxy.connections == 1  # one kept connection for every request
+
+
+def test_no_proxy_is_honoured(
+    proxy: _Proxy, registry: dockerkit.Registry, pushed: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    client = RegistryClient(registry.host, Credentials(registry.user, registry.password, "test"))
+    _, repository = repository_of(pushed["tools:1"])
+    assert sorted(client.tags(repository)) == ["1", "2"]
+    assert proxy.lines == []
+
+
+def test_an_unreachable_registry_says_why_in_a_few_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RegistryError, match=r"is unreachable \(connection refused\)$"):
+        RegistryClient(f"127.0.0.1:{dockerkit.free_port()}").tags("x/y")
+
+
+def test_docker_certs_d_gives_the_ca_and_the_client_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "certs.d" / "registry.example:5000"
+    folder.mkdir(parents=True)
+    for name in ("ca", "client"):
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+             "-keyout", str(folder / f"{name}.key"), "-out", str(folder / f"{name}.crt")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    (folder / "client.crt").rename(folder / "client.cert")
+    monkeypatch.setattr(registry_module, "CERTS_D", (tmp_path / "nothing", tmp_path / "certs.d"))
+    ca, client = registry_module._tls_files("registry.example:5000")
+    assert ca == str(folder / "ca.crt") and client == (str(folder / "client.cert"), str(folder / "client.key"))
+    pool: Any = registry_module._new_pool(None, "registry.example:5000")  # loads both, or raises
+    assert pool.connection_pool_kw["ssl_context"].cert_store_stats()["x509_ca"] >= 1
+    assert registry_module._tls_files("other.example") == (None, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import schemathesis
 import schemathesis.specs.openapi.checks as openapi_checks
 from hypothesis import HealthCheck, settings
 
-from clauderon_nb.model.session import Status
+from clauderon_nb.model.session import Session, Status
 from clauderon_nb.remote.openapi import ErrorAnswer, SessionAnswer, openapi_document
 from clauderon_nb.remote.wire import ERRORS
 
@@ -26,7 +27,10 @@ schema = schemathesis.openapi.from_dict(openapi_document(PREFIX))
 def test_the_document_names_every_error_kind_and_status() -> None:
     kinds = ErrorAnswer.model_json_schema()["properties"]["error"]["enum"]
     assert sorted(kinds) == sorted(ERRORS)
-    assert SessionAnswer.model_json_schema()["properties"]["status"]["enum"] == [s.value for s in Status]
+    session = SessionAnswer.model_json_schema()
+    status = session["properties"]["status"]
+    assert session["$defs"][status["$ref"].rsplit("/", 1)[1]]["enum"] == [s.value for s in Status]
+    assert list(session["properties"]) == [f.name for f in fields(Session)]  # the record's own fields
 
 
 @pytest.mark.docker

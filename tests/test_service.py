@@ -531,19 +531,6 @@ def test_an_agent_that_reads_the_prompt_from_its_environment_shows_it_to_no_othe
     assert prompt.encode() in (Path("/proc") / str(pid) / "environ").read_bytes()  # the agent has it
 
 
-def in_progress(hub: hubkit.Hub) -> float:
-    """The service's ``clauderon_creates_in_progress`` gauge, read as an admin would."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    request = urllib.request.Request(
-        hub.service_url + "metrics", headers={"Authorization": f"token {hub.tokens['admin']}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        text = response.read().decode()
-    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "clauderon_creates_in_progress"]
-    return float(family.samples[0].value)
-
-
 def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: str) -> None:
     """Four creates of one user may be in flight; the fifth is told to wait (the others are unaffected)."""
     import socket
@@ -562,10 +549,13 @@ def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: st
         )
         return sock
 
-    until(lambda: in_progress(hub) == 0, "the creates of earlier tests to end")
+    until(lambda: hub.creates_in_progress() == 0, "the creates of earlier tests to end")
     stalled = [start_upload() for _ in range(4)]
     try:
-        until(lambda: in_progress(hub) == 4, "the four uploads to be admitted (waiting for the rest of their bundles)")
+        until(
+            lambda: hub.creates_in_progress() == 4,
+            "the four uploads to be admitted (waiting for the rest of their bundles)",
+        )
         status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], json.loads(line))
         assert status == 429 and body["error"] == "TooManyRequests", body
         status, _ = raw(hub, "POST", "/plan", hub.tokens["alice"], json.loads(line))
@@ -573,7 +563,7 @@ def test_too_many_creates_at_once_are_429(hub: hubkit.Hub, repo: Path, image: st
     finally:
         for sock in stalled:
             sock.close()
-    until(lambda: in_progress(hub) == 0, "the abandoned uploads to stop counting")
+    until(lambda: hub.creates_in_progress() == 0, "the abandoned uploads to stop counting")
     status, body = raw(hub, "POST", "/sessions", hub.tokens["bob"], {**json.loads(line), "name": "after"})
     # Past the limit again: the answer is about the workspace.
     assert status == 409 and "send the workspace bundle" in body["message"], body

@@ -15,7 +15,7 @@ from ..config.environment import docker_socket
 from ..errors import BackendError, EngineUnavailable, PolicyError
 from ..model.display import show_value
 from ..model.image import parse_image, same_registry
-from ..model.naming import object_name, owner_label_matches
+from ..model.naming import object_name, owner_labels
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_url
@@ -560,9 +560,8 @@ class DockerBackend:
         """The session's containers, found by its labels (never by a stored id alone: the store is
         untrusted, and an interrupted create may not have recorded one)."""
         rows = self._list([f"{LABEL_PREFIX}session-id={session.id}", f"{LABEL_PREFIX}managed=true"], "find container")
-        return [
-            r for r in rows if owner_label_matches((r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner"), session.owner)
-        ]
+        mine = owner_labels(session.owner)
+        return [r for r in rows if (r.get("Labels") or {}).get(f"{LABEL_PREFIX}owner") in mine]
 
     def remove(self, session: Session) -> None:
         for row in self.containers(session):
@@ -638,25 +637,27 @@ class DockerBackend:
         return self._observe(sessions, rows), self._orphans(rows, known_ids, owner)
 
     def _observe(self, sessions: list[Session], rows: list[dict[str, Any]]) -> dict[str, Observed]:
-        wanted = {s.id: s.owner for s in sessions}
+        labels_of: dict[str, frozenset[str]] = {}
+        wanted = {s.id: labels_of.setdefault(s.owner, owner_labels(s.owner)) for s in sessions}
         out: dict[str, Observed] = {}
         for row in rows:
             labels = row.get("Labels") or {}
             sid = labels.get(f"{LABEL_PREFIX}session-id")
-            if sid in wanted and owner_label_matches(labels.get(f"{LABEL_PREFIX}owner"), wanted[sid]):
+            if sid in wanted and labels.get(f"{LABEL_PREFIX}owner") in wanted[sid]:
                 out[sid] = _observed(row.get("State", ""), row.get("Status", ""))
         return out
 
     def _orphans(self, rows: list[dict[str, Any]], known_ids: set[str], owner: str | None) -> list[Session]:
         """Containers with our labels and no record (a store deleted or damaged): shown so they can be removed."""
         out: list[Session] = []
+        mine = owner_labels(owner) if owner is not None else None
         for row in rows:
             labels = row.get("Labels") or {}
             sid = labels.get(f"{LABEL_PREFIX}session-id")
             name = labels.get(f"{LABEL_PREFIX}session-name", "")
             if not sid or sid in known_ids or labels.get(f"{LABEL_PREFIX}backend") != "docker":
                 continue
-            if owner is not None and not owner_label_matches(labels.get(f"{LABEL_PREFIX}owner"), owner):
+            if mine is not None and labels.get(f"{LABEL_PREFIX}owner") not in mine:
                 continue
             observed = _observed(row.get("State", ""), row.get("Status", ""))
             out.append(orphan_session(sid, name, labels, "docker", row.get("Image", ""), observed, row.get("Created")))

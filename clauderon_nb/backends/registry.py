@@ -2,24 +2,28 @@
 ``docker login`` (or a given config.json), over basic auth or the bearer-token flow that Docker Hub,
 GHCR and most registries use.
 
-One ``http.client`` connection per request (proxies from the environment are not used yet); no credential
-value ever reaches a message.
+HTTP goes through urllib3 (kept connections per registry), through the proxy the environment names
+(``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``), trusting the system's CAs plus Docker's per-registry
+``certs.d`` (``ca.crt``, and ``client.cert``/``client.key`` for registries that want a client
+certificate) as the engine does. No credential value ever reaches a message.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import ipaddress
 import json
+import os
 import re
 import socket
 import ssl
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.cache import Memo
 from ..errors import BackendError
 from ..model.image import DEFAULT_REGISTRY, normalize_registry
 from ..model.redact import redact_url
@@ -147,26 +151,30 @@ class RegistryClient:
 
     # --- HTTP ---------------------------------------------------------------------------
 
-    def _connect(self, scheme: str, host: str) -> http.client.HTTPConnection:
-        if scheme == "https":
-            return http.client.HTTPSConnection(host, timeout=self.timeout, context=ssl.create_default_context())
-        return http.client.HTTPConnection(host, timeout=self.timeout)
-
     def _send(
         self, method: str, url: str, headers: dict[str, str], redirects: int = 3, data: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
+        import urllib3
+
         parts = urllib.parse.urlsplit(url)
-        conn = self._connect(parts.scheme, parts.netloc)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            conn.request(method, target or "/", body=data, headers={"User-Agent": "clauderon-nb", **headers})
-            response = conn.getresponse()
-            body = response.read(MAX_BODY) if method != "HEAD" else b""
-            status, got = response.status, {k.lower(): v for k, v in response.getheaders()}
-        except (OSError, http.client.HTTPException) as exc:
+            response = _pool_for(url).request(
+                method,
+                url,
+                body=data,
+                headers={"User-Agent": "clauderon-nb", **headers},
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=self.timeout,
+            )
+            try:
+                body = response.read(MAX_BODY) if method != "HEAD" else b""
+                status, got = response.status, {k.lower(): v for k, v in response.headers.items()}
+            finally:
+                response.release_conn()
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise RegistryError("unreachable", f"registry {self.registry} is unreachable ({_reason(exc)})") from None
-        finally:
-            conn.close()
         location = got.get("location")
         if status in (301, 302, 303, 307, 308) and location and method == "GET" and redirects > 0:
             # Blobs are often served from storage elsewhere: follow, without credentials for another host.
@@ -421,6 +429,20 @@ def _next_page(link: str | None) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """A short cause: what the connection met under urllib3's wrapping (refused, unknown host, TLS …)."""
+    seen: BaseException | None = exc
+    for _ in range(6):  # MaxRetryError -> NewConnectionError -> ConnectionRefusedError, and so on
+        inner = getattr(seen, "reason", None) if not isinstance(seen, ssl.SSLError) else None
+        inner = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__ if seen else None)
+        if inner is None:
+            break
+        seen = inner
+    exc = seen or exc
+    name = type(exc).__name__
+    if name in ("ConnectTimeoutError", "ReadTimeoutError") or isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if name == "NameResolutionError":
+        return "unknown host"
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out"
     if isinstance(exc, socket.gaierror):
@@ -449,3 +471,56 @@ def select_credentials(
 def client_for(registry: str, config_file: Path | None = None, config_registry: str | None = None) -> RegistryClient:
     """A client for ``registry`` with the credentials ``select_credentials`` finds."""
     return RegistryClient(registry, select_credentials(registry, config_file, config_registry))
+
+
+#: Docker's folders of per-registry certificates (the engine's, and a rootless engine's).
+CERTS_D = (Path("/etc/docker/certs.d"), Path.home() / ".config" / "docker" / "certs.d")
+
+
+def _tls_files(host: str) -> tuple[str | None, tuple[str, str] | None]:
+    """Docker's ``certs.d/<host>/``: an extra CA (``ca.crt``) and a client certificate (``client.cert`` with
+    ``client.key``) for this registry, when there are any."""
+    for root in CERTS_D:
+        folder = root / host
+        if folder.is_dir():
+            ca = folder / "ca.crt"
+            cert, key = folder / "client.cert", folder / "client.key"
+            return (
+                str(ca) if ca.is_file() else None,
+                (str(cert), str(key)) if cert.is_file() and key.is_file() else None,
+            )
+    return None, None
+
+
+def _proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY``, minus ``NO_PROXY``)."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def _new_pool(proxy: str | None, host: str) -> Any:
+    import urllib3
+
+    context = ssl.create_default_context()
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        context.load_verify_locations(bundle)
+    ca, client = _tls_files(host)
+    if ca:
+        context.load_verify_locations(ca)
+    if client:
+        context.load_cert_chain(*client)
+    if proxy:
+        return urllib3.ProxyManager(proxy, ssl_context=context, num_pools=4, maxsize=4)
+    return urllib3.PoolManager(ssl_context=context, num_pools=4, maxsize=4)
+
+
+_POOLS = Memo(64)  # (proxy, registry host) -> a urllib3 pool manager, its connections kept between requests
+
+
+def _pool_for(url: str) -> Any:
+    host = urllib.parse.urlsplit(url).netloc
+    proxy = _proxy(url)
+    return _POOLS.get((proxy, host), lambda: _new_pool(proxy, host))

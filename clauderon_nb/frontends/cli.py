@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from ..model.redact import redact_json
-from .parser import COMMANDS, HelpShown, UsageProblem, build_parser
+from .parser import SUBCOMMANDS, HelpShown, UsageProblem, build_parser
 from .progress_display import TerminalProgress
 from .views import dumps
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 on success, 2 on usage errors, 1 on backend failures."""
     given = sys.argv[1:] if argv is None else argv
     first = next((a for a in given if not a.startswith("-")), None)
-    parser = build_parser("clauderon-nb", only=first if first in COMMANDS else None)
+    parser = build_parser("clauderon-nb", only=first if first in SUBCOMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except HelpShown as shown:

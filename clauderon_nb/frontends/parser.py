@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from ..errors import did_you_mean
 from ..model.hints import FIELDS
 
+#: Every subcommand, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "create",
     "list",
@@ -28,8 +29,8 @@ SUBCOMMANDS = (
     "images",
     "cull",
     "serve",
-    "tui",
     "form",
+    "tui",
     "sessions",
 )
 
@@ -106,28 +107,6 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
             )
         else:
             group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
-
-
-#: Every subcommand, in the order ``--help`` lists them.
-COMMANDS = (
-    "create",
-    "list",
-    "show",
-    "logs",
-    "stop",
-    "start",
-    "delete",
-    "attach",
-    "config",
-    "trust",
-    "fetch",
-    "images",
-    "cull",
-    "serve",
-    "form",
-    "tui",
-    "sessions",
-)
 
 
 class _Nothing:

@@ -99,15 +99,20 @@ def label_safe(value: str) -> str:
     return safe_slug(value, 63, _LABEL_VALUE)
 
 
+def owner_labels(owner: str) -> frozenset[str]:
+    """The owner labels that are ``owner``'s: as ``label_safe`` writes it, and as versions before 0.9 wrote a
+    name that needed escaping (``Jane.Doe@x`` -> ``Jane.Doe-x-<8 hex>``), so that sessions made before an
+    upgrade are still found. Work it out once per owner, then test each object's label against it."""
+    labels = {label_safe(owner)}
+    if not _LABEL_VALUE.match(owner):
+        cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner).strip("-_.")[:54].rstrip("-_.")
+        labels.add(f"{cleaned or 'u'}-{short_hash(owner)}")
+    return frozenset(labels)
+
+
 def owner_label_matches(label: object, owner: str) -> bool:
-    """Whether an object's owner label is ``owner``'s: as ``label_safe`` writes it, or as versions before
-    0.9 wrote a name that needed escaping (``Jane.Doe@x`` -> ``Jane.Doe-x-<8 hex>``), so that sessions made
-    before an upgrade are still found."""
-    if label == label_safe(owner):
-        return True
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner).strip("-_.")[:54].rstrip("-_.")
-    legacy = f"{cleaned or 'u'}-{short_hash(owner)}"
-    return not _LABEL_VALUE.match(owner) and label == legacy
+    """Whether an object's owner label is ``owner``'s (``owner_labels``)."""
+    return label in owner_labels(owner)
 
 
 def current_owner() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 #: The kinds of ``wire.ERRORS`` and the values of ``Status`` (``tests/test_openapi.py`` keeps them equal).
 ErrorKind = Literal[
@@ -28,7 +28,6 @@ ErrorKind = Literal[
     "EngineUnavailable",
     "ClauderonError",
 ]
-StatusName = Literal["creating", "running", "stopped", "failed", "deleting"]
 
 
 class _Answer(BaseModel):
@@ -44,27 +43,20 @@ class ErrorAnswer(_Answer):
     request_id: str | None = None
 
 
-class SessionAnswer(_Answer):
-    id: str
-    name: str
-    owner: str
-    backend: str
-    agent: str
-    repo: str
-    worktree: str
-    branch: str
-    prompt: str
-    settings: dict[str, Any]
-    backend_id: str | None
-    status: StatusName
-    error: str | None
-    created_at: float
-    updated_at: float
-    runtime: dict[str, Any]
+def _session_answer() -> type[_Answer]:
+    """A session as the API sends it: the fields of the ``Session`` record, read from the record itself."""
+    from typing import get_type_hints
+
+    from ..model.session import Session
+
+    fields: dict[str, Any] = {name: (hint, ...) for name, hint in get_type_hints(Session).items()}
+    return create_model("SessionAnswer", __base__=_Answer, **fields)
 
 
-class SessionsAnswer(_Answer):
-    sessions: list[SessionAnswer]
+SessionAnswer = _session_answer()
+
+
+SessionsAnswer = create_model("SessionsAnswer", __base__=_Answer, sessions=(list[SessionAnswer], ...))  # type: ignore[valid-type]
 
 
 class RootAnswer(_Answer):

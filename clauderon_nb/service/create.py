@@ -277,11 +277,11 @@ class CreateHandler(ApiHandler):
         body = self._body
         assert body is not None
         mgr = self.manager()
-        incoming = await self.call(lambda: self._workspace(body))
+        incoming = await self.call(lambda: self._workspace(body), background=True)
         self._working = True
         if "text/event-stream" not in self.request.headers.get("Accept", ""):
             try:
-                session = await self.call(lambda: self._create(mgr, body, lambda e: None, incoming))
+                session = await self.call(lambda: self._create(mgr, body, lambda e: None, incoming), background=True)
             finally:
                 self._release()
             self.send_json(session_json(session), 201)
@@ -306,7 +306,7 @@ class CreateHandler(ApiHandler):
 
         async def produce() -> None:
             try:
-                session = await self.service.run(lambda: self._create(mgr, body, report, incoming))
+                session = await self.service.run_create(lambda: self._create(mgr, body, report, incoming))
             except Exception as exc:  # noqa: BLE001 - sent as the stream's last event
                 error = self.answer_for(exc)
                 await events.put(

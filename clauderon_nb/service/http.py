@@ -229,9 +229,11 @@ class ApiHandler(web.RequestHandler):
     def manager(self) -> SessionManager:
         return self.service.manager(self.caller)
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking manager work in the pool; errors become API errors."""
+    async def call(self, fn: Callable[..., T], *args: Any, background: bool = False) -> T:
+        """Run blocking manager work in the pool (``background``: a create's, at lower CPU priority);
+        errors become API errors."""
         try:
-            return await self.service.run(fn, *args)
+            run = self.service.run_create if background else self.service.run
+            return await run(fn, *args)
         except Exception as exc:  # noqa: BLE001 - every failure is answered as JSON
             raise self.answer_for(exc) from None

@@ -181,6 +181,7 @@ def serve(args: argparse.Namespace) -> int:
         server.stop()
         service.executor.shutdown(wait=False, cancel_futures=True)
         service.stream_executor.shutdown(wait=False, cancel_futures=True)
+        service.create_executor.shutdown(wait=False, cancel_futures=True)
 
     asyncio.run(main())
     return 0

@@ -51,6 +51,11 @@ class Service:
     #: waits its turn instead of taking the engine and the CPUs from every other user's requests.
     create_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "clauderon"))
+    #: Creates and the workspaces they receive run in threads of lower CPU priority (and so do the git and
+    #: build processes they start): a burst of creates slows other creates, not everyone's short requests.
+    create_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, "clauderon-create", initializer=_background_priority)
+    )
     #: Followed logs wait on the engine in threads of their own, so they never starve short requests.
     stream_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(MAX_STREAMS, "clauderon-stream")
@@ -325,6 +330,10 @@ class Service:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    async def run_create(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` in a create thread (lower CPU priority than the threads serving short requests)."""
+        return await asyncio.get_running_loop().run_in_executor(self.create_executor, fn, *args)
+
     def begin_create(self, owner: str) -> None:
         with self._lock:
             if self._inflight.get(owner, 0) >= self.max_inflight_creates:
@@ -362,3 +371,10 @@ class Service:
 
     async def run_stream(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.stream_executor, fn, *args)
+
+
+def _background_priority() -> None:
+    """Lower the calling thread's CPU priority by 10 (on Linux a thread's own; the processes it starts
+    inherit it). Without the right to, nothing changes."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
