@@ -398,7 +398,7 @@ class DemoHub:
             if hub.noengine_url:
                 waits.append(("the second service", hub.noengine_url + "api/v1/", 401))
             for what, url, want in waits:
-                while not _answers(url, want):
+                while not answers(url, want):
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{what} did not come up:\n{hub.log()}")
                     time.sleep(0.1)
@@ -564,7 +564,8 @@ def stop_processes_under(folder: Path, grace: float = 5.0) -> list[str]:
     return list(found.values())
 
 
-def _answers(url: str, want: int) -> bool:
+def answers(url: str, want: int) -> bool:
+    """Whether ``url`` answers with status ``want`` now."""
     import urllib.error
     import urllib.request
 

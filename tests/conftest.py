@@ -221,3 +221,23 @@ def hub(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, k8s_for_hu
     for c in leftovers:
         docker_client.api.remove_container(c["Id"], force=True)
     assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"
+
+
+@pytest.fixture
+def policy(hub: hubkit.Hub) -> Iterator[Path]:
+    """The hub service's policy file, empty again after the test."""
+    yield hub.policy
+    hub.policy.write_text("")
+
+
+@pytest.fixture
+def clean_sessions(hub: hubkit.Hub) -> Iterator[None]:
+    """After the test, every hub user's sessions on the service are deleted (``usefixtures`` it)."""
+    from clauderon_nb.remote.client import RemoteManager
+    from clauderon_nb.remote.wire import Endpoint
+
+    yield
+    for user in hubkit.USERS:
+        mgr = RemoteManager(Endpoint(hub.service_url, hub.tokens[user]))
+        for s in mgr.list():
+            mgr.delete(s.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -528,3 +529,52 @@ def test_gpus_on_an_engine_without_a_gpu_runtime_is_one_line_and_nothing_made(
     assert message.startswith("check GPUs: gpus 1: this Docker engine has no GPU runtime (its runtimes: ")
     assert "\n" not in message and exc.value.field == "gpus"
     assert_nothing_left(docker_client, dhome, repo, "gpu")
+
+
+def test_a_busy_service_lists_from_one_engine_answer_and_a_change_refreshes_only_its_owner(
+    dhome: Path, repo: Path, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the service shares one backend: a listing serves ``survey_seconds``; a change of bob's makes bob's
+    next list ask the engine, not alice's; an old listing answers at once while a fresh one is fetched."""
+    from clauderon_nb.backends import docker as docker_backend
+    from clauderon_nb.backends.docker import DockerBackend
+
+    from .waiting import until
+
+    backend = DockerBackend(survey_seconds=60)
+    calls: list[str] = []
+    raw = docker_backend.get_json
+
+    def counting(path: Any, url: str, *args: Any) -> Any:
+        if url == "/containers/json" and "session-id" not in str(args):
+            calls.append(url)
+        return raw(path, url, *args)
+
+    monkeypatch.setattr(docker_backend, "get_json", counting)
+    alice = SessionManager(owner="alice", backends={"docker": backend})
+    bob = SessionManager(owner="bob", backends={"docker": backend})
+    alice.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="a1", image=image)
+    try:
+        assert [s.name for s in alice.list()] == ["a1"] and len(calls) == 1  # asked: alice changed something
+        assert bob.list() == [] and alice.list()[0].status is Status.RUNNING and len(calls) == 1  # kept
+        bob.create(repo=str(repo), prompt="x", backend="docker", agent="echo", name="b1", image=image)
+        before = len(calls)
+        assert [s.name for s in alice.list()] == ["a1"] and len(calls) == before  # bob's change: not hers
+        assert [(s.name, s.status) for s in bob.list()] == [("b1", Status.RUNNING)] and len(calls) == before + 1
+        import time as real_time
+
+        class TwoMinutesLater:  # the kept listing is now old (older than survey_seconds, within the limit)
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real_time, name)
+
+            def monotonic(self) -> float:
+                return real_time.monotonic() + 120
+
+        monkeypatch.setattr(docker_backend, "time", TwoMinutesLater())
+        before = len(calls)
+        assert [s.name for s in alice.list()] == ["a1"]
+        until(lambda: len(calls) > before, "a listing fetched in the background")
+    finally:
+        alice.delete("a1")
+        with contextlib.suppress(ClauderonError):
+            bob.delete("b1")

@@ -38,16 +38,6 @@ def step(name: str) -> str:
     return textwrap.dedent(match.group(1))
 
 
-def answers(url: str, want: int) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == want)
-    except urllib.error.HTTPError as exc:
-        return exc.code == want
-    except OSError:
-        return False
-
-
 def hub_call(api: str, token: str, method: str, path: str, body: Any = None) -> Any:
     request = urllib.request.Request(
         api + path,
@@ -136,7 +126,7 @@ def test_an_admins_first_hour_as_the_page_says(
     try:
         deadline = time.monotonic() + 90
         service = f"http://127.0.0.1:{port}/services/clauderon/api/v1/"
-        while not (answers(api + "/", 200) and answers(service, 401)):
+        while not (clauderon_demo.answers(api + "/", 200) and clauderon_demo.answers(service, 401)):
             assert proc.poll() is None and time.monotonic() < deadline, (workdir / "hub.log").read_text()[-3000:]
             time.sleep(0.2)
         assert "clauderon service" in (workdir / "hub.log").read_text()  # its log line, as the page says

@@ -10,7 +10,6 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,7 @@ from . import hubkit
 from .conftest import git
 from .waiting import logs_contain, until
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub]
-
-
-@pytest.fixture
-def policy(hub: hubkit.Hub) -> Iterator[Path]:
-    """The service's policy file, empty again after the test."""
-    yield hub.policy
-    hub.policy.write_text("")
-
-
-@pytest.fixture(autouse=True)
-def clean_sessions(hub: hubkit.Hub) -> Iterator[None]:
-    yield
-    for user in hubkit.USERS:
-        mgr = remote(hub, user)
-        for s in mgr.list():
-            mgr.delete(s.id)
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.usefixtures("clean_sessions")]
 
 
 def remote(hub: hubkit.Hub, user: str) -> RemoteManager:

@@ -23,22 +23,7 @@ from clauderon_nb.remote.wire import Endpoint
 from . import hubkit
 from .conftest import git
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub]
-
-
-@pytest.fixture
-def policy(hub: hubkit.Hub) -> Iterator[Path]:
-    yield hub.policy
-    hub.policy.write_text("")
-
-
-@pytest.fixture(autouse=True)
-def clean_sessions(hub: hubkit.Hub) -> Iterator[None]:
-    yield
-    for user in ("alice", "bob"):
-        mgr = RemoteManager(Endpoint(hub.service_url, hub.tokens[user]))
-        for s in mgr.list():
-            mgr.delete(s.id)
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.usefixtures("clean_sessions")]
 
 
 def connect(url: str) -> tuple[socket.socket, str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import docker
 
 POST_CREATE_TIMEOUT = 900.0
+STALE_SURVEYS = 10  # a kept listing older than survey_seconds still answers (refreshed behind) up to this many times
 EARLY_SURVEY_SECONDS = 2.0  # a survey started early answers the list that started it, not one much later
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
@@ -69,7 +71,10 @@ class DockerBackend:
 
     def __init__(self, survey_seconds: float = 0.0) -> None:
         self.survey_seconds = survey_seconds
-        self._surveyed = Memo(16, survey_seconds)  # deployment -> its managed containers
+        self._surveyed = Memo(16)  # deployment -> (when the engine was asked, its managed containers)
+        self._changed_at: dict[str | None, float] = {}  # owner (None: anyone's) -> when we last changed theirs
+        self._refreshing: set[str] = set()  # deployments whose listing is being asked for in the background
+        self._survey_lock = threading.Lock()
         self._early: dict[str, tuple[float, _Early]] = {}  # deployment -> (when, a survey started early)
         self._client: docker.DockerClient | None = None
         self._ncpu: int | None = None
@@ -333,7 +338,7 @@ class DockerBackend:
         except docker.errors.DockerException as exc:
             raise BackendError(_explain(exc), step="create container") from None
         cid = str(created["Id"])
-        self.changed()
+        self.changed(spec.owner)
         try:  # from here on, any failure or interrupt removes the container again
             uid, gid = self._agent_ids(cid, spec)
             in_workspace = not spec.command[0].startswith("/") and "/" in spec.command[0]
@@ -347,13 +352,13 @@ class DockerBackend:
             progress(ProgressEvent("start", f"starting container {spec.object_name}"))
             try:
                 api.start(cid)
-                self.changed()
+                self.changed(spec.owner)
             except docker.errors.DockerException as exc:
                 raise BackendError(_explain(exc), step="start container") from None
             if spec.settings.post_create_command and wait:
                 self._wait_post_create(cid, spec, progress)
         except BaseException:
-            self._remove(cid)
+            self._remove(cid, spec.owner)
             raise
         return cid, {"container": spec.object_name, "uid": uid, "gid": gid}
 
@@ -451,7 +456,7 @@ class DockerBackend:
                     step=step,
                 )
         finally:
-            self._remove(cid)
+            self._remove(cid, listed=False)  # a helper: never part of a listing
 
     def _wait_post_create(self, cid: str, spec: SessionSpec, progress: ProgressCallback) -> None:
         """Wait for the devcontainer's postCreateCommand: done (the agent starts) or failed (the create
@@ -544,10 +549,11 @@ class DockerBackend:
 
     # --- lifecycle ----------------------------------------------------------
 
-    def _remove(self, container_id: str) -> None:
+    def _remove(self, container_id: str, owner: str | None = None, *, listed: bool = True) -> None:
         import docker
 
-        self.changed()
+        if listed:
+            self.changed(owner)
         try:
             self.client.api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
@@ -565,7 +571,7 @@ class DockerBackend:
 
     def remove(self, session: Session) -> None:
         for row in self.containers(session):
-            self._remove(str(row["Id"]))
+            self._remove(str(row["Id"]), session.owner)
 
     def start(self, session: Session, spec: SessionSpec | None = None) -> dict[str, Any]:
         rows = self.containers(session)
@@ -575,15 +581,17 @@ class DockerBackend:
                 "it again",
                 step="start container",
             )
-        self.changed()
+        self.changed(session.owner)
         self._api("start container", self.client.api.start, str(rows[0]["Id"]))
+        self.changed(session.owner)
         return {**session.runtime, "container": (rows[0].get("Names") or ["/"])[0].lstrip("/")}
 
     def stop(self, session: Session) -> None:
-        self.changed()
+        self.changed(session.owner)
         for row in self.containers(session):
             if row.get("State") in ("running", "restarting", "paused"):
                 self._api("stop container", self.client.api.stop, str(row["Id"]), timeout=10)
+        self.changed(session.owner)
 
     def _list(self, labels: list[str], step: str) -> list[dict[str, Any]]:
         """``GET /containers/json`` for containers carrying every label: straight to the engine's unix socket
@@ -597,21 +605,62 @@ class DockerBackend:
             return list(get_json(socket, "/containers/json", params, step))
         return list(self._api(step, self.client.api.containers, all=True, filters={"label": labels}))
 
-    def _managed(self, deployment: str = "") -> list[dict[str, Any]]:
-        """Every managed container (of ``deployment``), in one engine call; on a busy service one call's
-        answer serves every request of the next ``survey_seconds`` (any change made here forgets it)."""
+    def _managed(self, deployment: str = "", owner: str | None = None) -> list[dict[str, Any]]:
+        """Every managed container (of ``deployment``), in one engine call. On a busy service one answer
+        serves every request of the next ``survey_seconds``, then a little longer while a fresh one is asked
+        for in the background, so no list waits on a busy engine; but never for an ``owner`` whose sessions
+        were changed here since (``owner`` None: since any change)."""
         started, early = self._early.pop(deployment, (0.0, None))
         if early is not None and time.monotonic() - started < EARLY_SURVEY_SECONDS:
             return early.result()  # asked for while the caller read its records
-        return self._managed_now(deployment)
+        if self.survey_seconds <= 0:
+            return self._managed_now(deployment)
+        kept = self._surveyed.peek(deployment)
+        if kept is not None:
+            asked, rows = kept
+            every = self._changed_at.values()
+            changed = self._changed_at.get(owner, 0.0) if owner is not None else max(every, default=0.0)
+            changed = max(changed, self._changed_at.get(None, 0.0))
+            age = time.monotonic() - asked
+            if asked > changed and age < self.survey_seconds:
+                return list(rows)
+            if asked > changed and age < self.survey_seconds * STALE_SURVEYS:
+                self._refresh(deployment)
+                return list(rows)
+        return self._ask(deployment)
+
+    def _ask(self, deployment: str) -> list[dict[str, Any]]:
+        asked = time.monotonic()  # before the call: a change made while it runs is newer than its answer
+        rows = self._managed_now(deployment)
+        with self._survey_lock:
+            kept = self._surveyed.peek(deployment)
+            if kept is None or kept[0] < asked:
+                self._surveyed.put(deployment, (asked, rows))
+        return rows
+
+    def _refresh(self, deployment: str) -> None:
+        """Ask the engine for a fresh listing in a thread of its own (one at a time per deployment)."""
+        with self._survey_lock:
+            if deployment in self._refreshing:
+                return
+            self._refreshing.add(deployment)
+
+        def run() -> None:
+            try:
+                self._ask(deployment)
+            except Exception:  # noqa: BLE001 - the next list asks again, and says what went wrong
+                pass
+            finally:
+                with self._survey_lock:
+                    self._refreshing.discard(deployment)
+
+        threading.Thread(target=run, name="clauderon-survey-refresh", daemon=True).start()
 
     def _managed_now(self, deployment: str) -> list[dict[str, Any]]:
         labels = [f"{LABEL_PREFIX}managed=true"]
         if deployment:  # only this deployment's containers: another one's on this engine are not ours
             labels.append(f"{LABEL_PREFIX}deployment={deployment}")
-        if self.survey_seconds <= 0:
-            return self._list(labels, "list containers")
-        return self._surveyed.get(deployment, lambda: self._list(labels, "list containers"))
+        return self._list(labels, "list containers")
 
     def survey_early(self, deployment: str = "") -> None:
         """Start the next ``survey``'s engine call now, in a thread: the engine answers while the caller
@@ -620,9 +669,10 @@ class DockerBackend:
             return  # a cached listing is quicker still
         self._early[deployment] = (time.monotonic(), _Early(lambda: self._managed_now(deployment)))
 
-    def changed(self) -> None:
-        """Something was made, started, stopped or removed here: the next listing asks the engine."""
-        self._surveyed.clear()
+    def changed(self, owner: str | None = None) -> None:
+        """Something of ``owner``'s (None: of anyone) was made, started, stopped or removed here: their next
+        listing asks the engine (other owners' listings are not affected: their containers did not change)."""
+        self._changed_at[owner] = time.monotonic()
         self._early.clear()
 
     def observe(self, sessions: list[Session]) -> dict[str, Observed]:
@@ -633,7 +683,7 @@ class DockerBackend:
         self, sessions: list[Session], known_ids: set[str], owner: str | None, deployment: str = ""
     ) -> tuple[dict[str, Observed], list[Session]]:
         """``observe`` and ``orphans`` from one engine call."""
-        rows = self._managed(deployment)
+        rows = self._managed(deployment, owner)
         return self._observe(sessions, rows), self._orphans(rows, known_ids, owner)
 
     def _observe(self, sessions: list[Session], rows: list[dict[str, Any]]) -> dict[str, Observed]:
