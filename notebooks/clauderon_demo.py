@@ -444,18 +444,8 @@ class DemoHub:
         return str(self.call("POST", f"/users/{user}/tokens", body)["token"])
 
     def call(self, method: str, path: str, body: object = None) -> Any:
-        import json
-        import urllib.request
-
-        request = urllib.request.Request(
-            self.api + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"token {self.admin_token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
+        """The hub's REST API as the hub admin."""
+        return hub_api(self.api, self.admin_token, method, path, body)
 
     def login(self, user: str) -> None:
         """Make this process look like ``user``'s single-user server: the hub API URL and a token."""
@@ -533,6 +523,22 @@ class DemoHub:
         self._saved_env.clear()
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def hub_api(api: str, token: str, method: str, path: str, body: object = None) -> Any:
+    """A call of a hub's REST API (``api`` ends in ``/hub/api``) with ``token``; the JSON answer, or None."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        api + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
 
 
 def stop_processes_under(folder: Path, grace: float = 5.0) -> list[str]:

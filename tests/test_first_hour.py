@@ -4,7 +4,6 @@ configuration, run with this machine's paths, ports and test image, on a real Ju
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -36,18 +35,6 @@ def step(name: str) -> str:
     match = re.search(rf"<!-- first-hour:{name} -->\n\s*```\w*\n(.*?)\n\s*```", text, flags=re.S)
     assert match, f"docs/jupyterhub.md has no first-hour:{name} block"
     return textwrap.dedent(match.group(1))
-
-
-def hub_call(api: str, token: str, method: str, path: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        api + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
 
 
 def test_an_admins_first_hour_as_the_page_says(
@@ -132,8 +119,8 @@ def test_an_admins_first_hour_as_the_page_says(
         assert "clauderon service" in (workdir / "hub.log").read_text()  # its log line, as the page says
         # Step 6: a first session, as alice, from her terminal on the hub.
         with contextlib.suppress(urllib.error.HTTPError):
-            hub_call(api, admin_token, "POST", "/users/alice")
-        token = hub_call(api, admin_token, "POST", "/users/alice/tokens", {"note": "first hour"})["token"]
+            clauderon_demo.hub_api(api, admin_token, "POST", "/users/alice")
+        token = clauderon_demo.hub_api(api, admin_token, "POST", "/users/alice/tokens", {"note": "first hour"})["token"]
         monkeypatch.setenv("JUPYTERHUB_API_URL", api)
         monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
         monkeypatch.delenv("JUPYTERHUB_USER", raising=False)

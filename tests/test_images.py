@@ -938,5 +938,10 @@ def test_docker_certs_d_gives_the_ca_and_the_client_certificate(
     ca, client = registry_module._tls_files("registry.example:5000")
     assert ca == str(folder / "ca.crt") and client == (str(folder / "client.cert"), str(folder / "client.key"))
     pool: Any = registry_module._new_pool(None, "registry.example:5000")  # loads both, or raises
-    assert pool.connection_pool_kw["ssl_context"].cert_store_stats()["x509_ca"] >= 1
+    plain: Any = registry_module._new_pool(None, "other.example")
+    cas = pool.connection_pool_kw["ssl_context"].cert_store_stats()["x509_ca"]
+    assert cas == plain.connection_pool_kw["ssl_context"].cert_store_stats()["x509_ca"] + 1  # ca.crt, trusted
     assert registry_module._tls_files("other.example") == (None, None)
+    (tmp_path / "certs.d" / "ca.crt").write_text("not a certificate")
+    for name in ("..", "../certs.d", "a/b", ""):  # not hosts: never a folder outside certs.d
+        assert registry_module._tls_files(name) == (None, None)

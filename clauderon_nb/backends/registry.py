@@ -479,7 +479,12 @@ CERTS_D = (Path("/etc/docker/certs.d"), Path.home() / ".config" / "docker" / "ce
 
 def _tls_files(host: str) -> tuple[str | None, tuple[str, str] | None]:
     """Docker's ``certs.d/<host>/``: an extra CA (``ca.crt``) and a client certificate (``client.cert`` with
-    ``client.key``) for this registry, when there are any."""
+    ``client.key``) for this registry, when there are any. A name that is not a host (``..``, a slash) has none:
+    it never names a folder outside ``certs.d``."""
+    from ..model.image import is_host
+
+    if not is_host(host):
+        return None, None
     for root in CERTS_D:
         folder = root / host
         if folder.is_dir():

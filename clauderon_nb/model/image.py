@@ -68,6 +68,12 @@ def is_built_image(image: str) -> bool:
     return BUILD_REPOSITORY in path or image.startswith(f"{BUILD_REPOSITORY}/")
 
 
+def is_host(text: str) -> bool:
+    """A registry host as image references allow it: DNS names or an IPv6 literal, an optional port
+    (never ``..``, a slash or an empty part: safe to name a folder after)."""
+    return bool(_HOST.match(text))
+
+
 def is_registry_host(first: str) -> bool:
     """Docker's rule for a reference's first part: a registry when it holds ``.`` or ``:`` or is ``localhost``
     (``ghcr.io``, ``127.0.0.1:5000``), else a path on Docker Hub (``library``, ``team``)."""
