@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from clauderon_nb.config.cache import Memo
+from clauderon_nb.config.files import RegistryAuth
+from clauderon_nb.config.resolve import ResolvedSettings
+from clauderon_nb.model.build import BuildConfig
+from clauderon_nb.model.choices import Backend
 from clauderon_nb.model.git_ids import is_commit_hash
+from clauderon_nb.model.hints import DEFAULTABLE_FIELDS
 from clauderon_nb.model.image import is_registry_host
 from clauderon_nb.model.naming import label_safe, owner_label_matches, safe_slug
+from clauderon_nb.model.pull_policy import PullPolicy
 from clauderon_nb.model.redact import looks_secret
+from clauderon_nb.model.request import CreateSessionRequest
+from clauderon_nb.model.settings_json import request_json
 
 PKG = Path(__file__).resolve().parent.parent / "clauderon_nb"
 LABEL = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -171,3 +181,74 @@ def test_the_widget_and_the_terminal_ui_share_one_form_state(home: Path, repo: P
         form.fields[key].value = value
     assert "memory_limit &#x27;2x&#x27;: unknown unit &#x27;x&#x27;" in form.errors["memory_limit"].value
     assert form.create_button.disabled
+
+
+def _every_setting(tmp_path: Path) -> ResolvedSettings:
+    """Resolved settings with every field set to a value other than its default."""
+    auth = tmp_path / "config.json"
+    auth.write_text("{}")
+    return ResolvedSettings(
+        backend=Backend.KUBERNETES,
+        agent="claude",
+        preset="small",
+        image="ghcr.io/org/app:1.2@sha256:" + "a" * 64,
+        build=BuildConfig(context="sub", dockerfile="sub/Dockerfile.dev", args={"A": "1"}, target="dev"),
+        pull_policy=PullPolicy.ALWAYS,
+        cpu_limit=1500,
+        memory_limit=3 * 1024**3,
+        cpu_request=250,
+        memory_request=512 * 1024**2,
+        gpus=2,
+        container_env={"MODE": "dev"},
+        container_user="agent",
+        post_create_command=["make", "setup"],
+        registry_check=False,
+        build_push_registry="registry.example:5000",
+        network="none",
+        extra_env={"TOKEN": "s3cret"},
+        registry_auth=RegistryAuth(registry="ghcr.io", config_file=auth),
+        namespace="team-a",
+        service_account="agents",
+        storage_class="fast",
+        workspace_size=10 * 1024**3,
+        image_pull_secrets=("pull-a", "pull-b"),
+        git_remote_url="https://example.org/org/app.git",
+        workspace="ephemeral",
+        run_as_user=1234,
+        pod_start_timeout=90.0,
+        kubeconfig=tmp_path / "kubeconfig",
+        context="kind",
+        gpu_resource="nvidia.com/gpu",
+        node_selector={"pool": "gpu"},
+        tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        priority_class_name="low",
+        pids_limit=256,
+    )
+
+
+def test_every_setting_round_trips_through_the_store_and_the_service(tmp_path: Path) -> None:
+    """One encoder (``model/settings_json.py``): the stored form parses back to the same settings, and a
+    create's body parses back, through the request model, to the same values."""
+    settings = _every_setting(tmp_path)
+    unset = [k for k, f in ResolvedSettings.__dataclass_fields__.items() if getattr(settings, k) == f.default]
+    assert unset == [], f"the round trip must cover every field: {unset}"
+    stored = json.loads(json.dumps(settings.to_json()))
+    assert "s3cret" not in json.dumps(stored)  # possibly secret values never leave as JSON
+    back = ResolvedSettings.from_json(stored, secrets={"TOKEN": "s3cret", "MODE": "dev"})
+    # Registry auth is a local file for pulls, not part of the session: it is not read back.
+    assert replace(back, registry_auth=settings.registry_auth) == settings
+    every = {k: getattr(settings, k) for k in DEFAULTABLE_FIELDS if k in ResolvedSettings.__dataclass_fields__}
+    for left_out in ("build", "image"):  # a request gives an image or a build, never both
+        sent = {k: v for k, v in every.items() if k != left_out}
+        request = CreateSessionRequest(prompt="x", **json.loads(json.dumps(request_json(sent))))
+        for key, value in sent.items():
+            assert getattr(request, key) == value, key
+
+
+def test_settings_are_encoded_in_one_place() -> None:
+    """Nothing but ``model/settings_json.py`` turns settings into JSON by hand (no second ``to_json``)."""
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        if path.name == "settings_json.py":
+            continue
+        assert "def request_json" not in text and "mask_env(" not in text.replace("def mask_env(", ""), path

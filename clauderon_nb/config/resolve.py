@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +21,9 @@ from ..model.display import show_value
 from ..model.fields import BackendName, Build, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, local_backend_refusal
 from ..model.pull_policy import PullPolicy
-from ..model.redact import is_env_name, mask_env, redact_url
+from ..model.redact import is_env_name
 from ..model.request import CreateSessionRequest, check_request_within_limit
+from ..model.settings_json import settings_json
 from ..model.settings_table import BACKEND_KEYS
 from ..model.units import parse_cpu
 from .agents import all_agents, find_agent
@@ -103,27 +103,8 @@ class ResolvedSettings:
         return asdict(self)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON values, as stored with the session (no secrets: auth is a file path)."""
-        out: dict[str, Any] = {}
-        for key, value in self.as_dict().items():
-            if isinstance(value, RegistryAuth):
-                value = {"registry": value.registry, "config_file": str(value.config_file)}
-            elif isinstance(value, BuildConfig):
-                value = value.to_json()
-            elif key == "container_env" and value:
-                value = mask_env(value)
-            elif key == "extra_env":
-                value = mask_env(value)  # possibly secret: names only, wherever settings are stored or shown
-            elif key == "git_remote_url" and value:
-                value = redact_url(value)
-            elif isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Path):
-                value = str(value)
-            out[key] = value
-        return out
+        """Plain JSON values, as stored with the session (``model/settings_json.py``: no secrets)."""
+        return settings_json(self.as_dict())
 
     @classmethod
     def from_json(cls, data: dict[str, Any], secrets: dict[str, str] | None = None) -> ResolvedSettings:

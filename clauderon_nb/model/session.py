@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from .display import show_value
+from .git_ids import is_commit_hash
 
 
 class Status(str, Enum):
@@ -41,6 +42,21 @@ class Session:
     created_at: float
     updated_at: float
     runtime: dict[str, Any] = field(default_factory=dict)  # backend bookkeeping: argv, pid, base commit…
+
+    def recorded_groups(self) -> tuple[str, ...]:
+        """The hub groups the owner had when the session was made (what its policy sections were)."""
+        groups = self.runtime.get("groups")
+        return tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
+
+    def base_commit(self) -> str | None:
+        """The commit the session's branch started from, if the record holds a valid one."""
+        base = self.runtime.get("base_commit")
+        return base if is_commit_hash(base) else None
+
+    def agent_uid(self) -> int:
+        """The uid the session's agent ran as (recorded at create; 1000 when the record has none or a bad one)."""
+        uid = self.runtime.get("uid")
+        return uid if type(uid) is int and 0 < uid < 2**31 else 1000
 
     def summary(self) -> str:
         """Image and limits in one short phrase."""

@@ -185,9 +185,9 @@ class RemoteManager:
     def _body(self, request: CreateSessionRequest) -> tuple[dict[str, Any], Any, dict[str, str]]:
         """The JSON the service gets, the repository, and where each sent value came from."""
         from ..config.trust import trust_refusal
+        from ..model.settings_json import request_json
         from ..repos.bundles import repo_key
         from ..repos.gitrepo import inspect_repo_cached, remote_url_cached
-        from .wire import request_json
 
         repo = inspect_repo_cached(request.repo)
         res = self.resolve(request)

@@ -128,26 +128,6 @@ def session_from_json(data: Any) -> Session:
         raise ClauderonError(f"the clauderon service sent a malformed session ({exc})") from None
 
 
-def request_json(values: dict[str, Any]) -> dict[str, Any]:
-    """Canonical request values as JSON the request model parses back to the same values
-    (CPU as ``"1500m"``, memory in bytes, enums by value)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        if key.startswith("cpu_"):
-            out[key] = f"{int(value)}m"
-        elif key.startswith("memory_"):
-            out[key] = str(int(value))
-        elif hasattr(value, "value"):
-            out[key] = str(value.value)
-        elif hasattr(value, "model_dump"):  # a build: its table
-            out[key] = value.model_dump(exclude_none=True)
-        else:
-            out[key] = str(value)
-    return out
-
-
 def credential_names(
     secret_env: tuple[str, ...], extra_env: dict[str, str], service_env: tuple[str, ...] = ()
 ) -> list[str]:

@@ -16,7 +16,8 @@ from ..errors import BackendError, ClauderonError, ConfigError, EngineUnavailabl
 from ..model.redact import redact_text
 from ..remote.wire import status_of
 from ..repos.bundles import BundleError
-from ..sessions.manager import Busy, NotFound
+from ..sessions.listing import NotFound
+from ..sessions.liveness import Busy
 from ..sessions.quotas import QuotaError
 from ..sessions.store import NameTaken
 

@@ -24,8 +24,8 @@ from .._version import __version__
 from ..remote.wire import API, error_body, session_json
 from ..repos.bundles import TIP_PREFIX, export_branch, is_repo_key, touch
 from ..repos.gitrepo import run_git
-from ..sessions.manager import LAYOUT
 from ..sessions.quotas import QuotaError
+from ..sessions.workspace import LAYOUT
 from .answers import MAX_JSON, ApiError
 from .create import CreateHandler, PlanHandler
 from .http import ApiHandler, bearer_token

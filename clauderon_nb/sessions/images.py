@@ -3,15 +3,19 @@ images, each marked allowed or not by the admin policy; and the image field's su
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config.cache import Memo
 from ..errors import ClauderonError, ConfigError
 from ..model.answers import ImageListing, ImageRow
-from ..model.image import DEFAULT_REGISTRY, is_registry_host, parse_image
+from ..model.image import DEFAULT_REGISTRY, is_built_image, is_registry_host, parse_image
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
 
 CACHE_SECONDS = 60.0
 DETAILED_TAGS = 30  # tags described with digest, size and created (newest names first); the rest by name
@@ -192,3 +196,41 @@ def _tag_order(tag: str) -> tuple[Any, ...]:
     """Version-like tags by their numbers (1.10 after 1.9), others by name."""
     parts = re.split(r"(\d+)", tag)
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def browser_for(m: SessionManager) -> ImageBrowser:
+    """The image browser as the manager's owner may use it: their policy, the configured registry auth, and
+    the engine's images that policy allows (on the service: only if the policy names images, never builds)."""
+    from ..config.environment import docker_engine_present
+    from ..config.files import load_system_config, load_user_config
+
+    policy = m.policy()
+    auth = (
+        load_user_config(m.home).docker.data.image.registry_auth or load_system_config().docker.data.image.registry_auth
+    )
+    local = None
+    if docker_engine_present():
+
+        def local() -> list[str]:
+            tags = list(m.backend("docker").local_images())  # type: ignore[attr-defined]
+            if m.shared and policy.first("allowed_images") is None:
+                return []
+            return [
+                t
+                for t in tags
+                if policy.image_allowed(canonical_image(t)) and not (m.shared and is_built_image(canonical_image(t)))
+            ]
+
+    return ImageBrowser(policy, auth, local, only_allowed_registries=m.shared)
+
+
+def suggestions_for(m: SessionManager, typed: str = "") -> list[str]:
+    """Suggestions for an image field: the policy's literal images, recent ones, the engine's, and the tags
+    of a registry repository being typed (cached for a minute)."""
+    browser = browser_for(m)
+    out = list(m.options().images)
+    if browser.local is not None:
+        with contextlib.suppress(ClauderonError):
+            out += cached(("local", m.owner), browser.local, 10.0)
+    out += browser.suggestions(typed)
+    return list(dict.fromkeys(out))

@@ -11,6 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import ClauderonError
+from ..model.session import Session, Status
+
+
+class Busy(ClauderonError):
+    """Another step (a create or delete) is running on the session."""
+
 
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), or ``None`` where unknown."""
@@ -53,3 +60,13 @@ def process_gone(info: Any) -> bool:
         pass  # exists, belongs to someone else: compare start times below
     started = _start_time(pid)
     return bool(info.get("start")) and started is not None and started != info["start"]
+
+
+def refuse_if_busy(session: Session, action: str) -> None:
+    """Refuse ``action`` while a create or delete of the session is under way."""
+    if session.status in (Status.CREATING, Status.DELETING):
+        who = session.runtime.get("creator" if session.status is Status.CREATING else "deleter") or {}
+        raise Busy(
+            f"session {session.name!r} is {session.status.value} (process {who.get('pid', '?')}); "
+            f"{action} it when that is done"
+        )
