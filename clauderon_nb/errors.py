@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,6 +41,8 @@ class EngineUnavailable(BackendError):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest choice, or ""."""
     options = list(choices)
+    import difflib  # loaded for a typo only
+
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not match and len(word) >= 3:  # "cpu" -> "cpu_limit", "mem" -> "memory"
         match = [c for c in options if c.startswith(word) or word.startswith(c)][:1]

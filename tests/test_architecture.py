@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,34 @@ def test_read_only_paths_import_no_pydantic_docker_or_kubernetes(module: str) ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_list_show_and_logs_run_without_the_planning_side(tmp_path: Path) -> None:
+    """What ``list``, ``show`` and ``logs`` load (their speed is most of their cost): no planning side, no
+    field table, no image parsing, no pydantic. Run as the command, on a home with a local session."""
+    heavy = (
+        "pydantic",
+        "docker",
+        "clauderon_nb.model.answers",
+        "clauderon_nb.render.plan",
+        "clauderon_nb.render.spec",
+        "clauderon_nb.model.hints",
+        "clauderon_nb.model.image",
+        "clauderon_nb.config.resolve",
+        "decimal",
+        "html",
+    )
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['clauderon-nb'] + sys.argv[1:]\n"
+        "from clauderon_nb.frontends.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "CLAUDERON_HOME": str(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
+    for command in (["list"], ["show", "nope"], ["logs", "nope"]):
+        out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, env=env)
+        assert out.stdout.strip().splitlines()[-1] == "LOADED []", (command, out.stdout, out.stderr)
 
 
 def test_the_field_hints_and_the_request_model_declare_the_same_fields() -> None:

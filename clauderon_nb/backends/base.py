@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..model.naming import LABEL_PREFIX
 from ..model.progress import ProgressCallback
 from ..model.session import Session, Status
-from ..render.spec import LABEL_PREFIX, SessionSpec
 
 if TYPE_CHECKING:
+    from ..render.spec import SessionSpec
     from .images import ImageCheck
 
 

@@ -15,20 +15,18 @@ from ..config.cache import Memo
 from ..config.environment import docker_socket
 from ..errors import BackendError, EngineUnavailable, PolicyError
 from ..model.display import show_value
-from ..model.image import parse_image, same_registry
-from ..model.naming import object_name, owner_labels
+from ..model.naming import LABEL_PREFIX, WORKSPACE, object_name, owner_labels
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import redact_url
 from ..model.session import Session, Status
 from ..model.units import human_cpu
-from ..render.docker import render_docker
-from ..render.spec import LABEL_PREFIX, WORKSPACE, SessionSpec
 from .base import Follow, Observed, Workspace, orphan_session
 from .engine_socket import get_json
 
 if TYPE_CHECKING:
     from ..model.build import BuildConfig
+    from ..render.spec import SessionSpec
     from .images import ImageCheck
 
 if TYPE_CHECKING:
@@ -173,6 +171,8 @@ class DockerBackend:
         return ImageCheck(image, "registry", found.digest, "create pulls it")
 
     def _auth_config(self, spec: SessionSpec) -> dict[str, Any] | None:
+        from ..model.image import parse_image, same_registry  # list and show never parse an image
+
         auth = spec.settings.registry_auth
         if auth is None:
             return None  # docker-py uses the engine user's `docker login` credentials
@@ -269,6 +269,8 @@ class DockerBackend:
 
     def push(self, tag: str, progress: ProgressCallback) -> str:
         """Push ``tag`` with the ``docker login`` credentials of its registry; returns its digest."""
+        from ..model.image import parse_image
+
         ref = parse_image(tag)
         step = f"push image {tag}"
         from .registry import select_credentials
@@ -294,6 +296,8 @@ class DockerBackend:
         return str(digest)
 
     def pull(self, image: str, spec: SessionSpec, progress: ProgressCallback) -> None:
+        from ..model.image import parse_image
+
         ref = parse_image(image)
         step = f"pull image {image}"
         auth = self._auth_config(spec)
@@ -328,6 +332,8 @@ class DockerBackend:
         workspace: Workspace | None = None,
     ) -> tuple[str, dict[str, Any]]:
         import docker
+
+        from ..render.docker import render_docker
 
         kwargs = render_docker(spec, secrets)
         progress(ProgressEvent("create", f"creating container {spec.object_name}"))

@@ -15,13 +15,13 @@ from typing import Any
 
 from ..errors import BackendError
 from ..model.image import parse_image
-from ..model.naming import object_name, owner_label_matches
+from ..model.naming import LABEL_PREFIX, object_name, owner_label_matches
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.pull_policy import PullPolicy
 from ..model.redact import strip_credentials
 from ..model.session import Session, Status
 from ..render.kubernetes import AGENT_CONTAINER, render_kubernetes
-from ..render.spec import LABEL_PREFIX, SessionSpec
+from ..render.spec import SessionSpec
 from .base import Follow, Observed, Workspace
 from .images import ImageCheck, in_registry
 from .registry import RegistryError

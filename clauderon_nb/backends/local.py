@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendError
 from ..model.progress import ProgressCallback, ProgressEvent
 from ..model.session import Session, Status
-from ..render.spec import SessionSpec
 from .base import Follow, Observed, Workspace
 
 if TYPE_CHECKING:
+    import threading
+
+    from ..render.spec import SessionSpec
     from .images import ImageCheck
 
 
@@ -75,6 +73,8 @@ class LocalBackend:
 
     def preflight(self, spec: SessionSpec, progress: ProgressCallback) -> None:
         progress(ProgressEvent("check", f"looking for {spec.command[0]}"))
+        import shutil
+
         if shutil.which(spec.command[0]) is None:
             raise BackendError(
                 f"agent command {spec.command[0]!r} is not on PATH; install it, or set "
@@ -84,6 +84,8 @@ class LocalBackend:
 
     def _spawn(self, argv: list[str], cwd: str, env: Mapping[str, str], log: Path, exit_file: Path) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
+        import subprocess
+
         proc = subprocess.run(
             [sys.executable, "-m", "clauderon_nb.backends._local_runner", str(log), str(exit_file), "--", *argv],
             cwd=cwd,
@@ -147,6 +149,8 @@ class LocalBackend:
         pid = session.runtime.get("pid") or _find_runner(str(exit_file))
         if not isinstance(pid, int) or not _alive(pid, exit_file):
             return
+        import signal
+
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -196,6 +200,8 @@ class LocalBackend:
             raise BackendError(f"the log file {path} no longer exists", step="logs")
         if not follow:
             return _tail(path, tail)
+        import threading
+
         stop = threading.Event()
         return Follow(self._follow(session, path, tail, stop), stop.set)
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ClauderonError, describe_validation_error
-from ..model.hints import HINTS
 from ..model.progress import ProgressCallback, no_progress
 from ..model.redact import redact_text
 from .parser import UsageProblem, request_fields
-from .views import ConfigView, CullReport, ImageTable, SessionDetails, SessionTable, Text
+from .views import SessionDetails, SessionTable, Text
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
@@ -91,11 +90,16 @@ def run(args: argparse.Namespace, ctx: Context, *, prompt: str | None = None) ->
         if args.backend:
             fields["backend"] = args.backend
         from ..model.request import CreateSessionRequest
+        from .reports import ConfigView
 
         return ConfigView(mgr.resolve(CreateSessionRequest(**fields)), tuple(mgr.options().bounds))
     if cmd == "images":
+        from .reports import ImageTable
+
         return ImageTable(mgr.images(args.target))
     if cmd == "cull":
+        from .reports import CullReport
+
         return CullReport(mgr.cull(now=args.now, dry_run=args.dry_run), args.dry_run)
     if cmd == "fetch":
         return Text(mgr.fetch(args.name, args.repo))
@@ -117,6 +121,8 @@ def describe(exc: BaseException) -> tuple[str, int]:
     """One line for an error and the exit code: 2 for usage and config, 1 for backend failures."""
     pydantic = sys.modules.get("pydantic")  # a validation error means pydantic is loaded already
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        from ..model.hints import HINTS
+
         return _one_line(describe_validation_error(exc, fields=HINTS)), 2
     if isinstance(exc, BackendError):
         return _one_line(str(exc)), 1

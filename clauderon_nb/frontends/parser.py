@@ -11,7 +11,6 @@ import re
 from typing import Any, NoReturn
 
 from ..errors import did_you_mean
-from ..model.hints import FIELDS
 
 #: Every subcommand, in the order ``--help`` lists them.
 SUBCOMMANDS = (
@@ -39,10 +38,40 @@ class UsageProblem(Exception):
     """A command-line mistake: one line, exit code 2."""
 
 
+_WIDTH: list[int] = []
+
+
+def _terminal_width() -> int:
+    """The terminal's width, read once per process (as ``shutil.get_terminal_size``, without its imports)."""
+    if not _WIDTH:
+        import os
+        import sys
+
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+            except (OSError, ValueError):
+                columns = 0
+        _WIDTH.append(columns or 80)
+    return _WIDTH[0]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout; the width is read once (argparse makes a formatter for every argument added)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, width or _terminal_width() - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Flags are spelled in full (no "--prom" for "--prompt"): the magic keeps the prompt verbatim by its flag.
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -89,6 +118,10 @@ def _explain(parser: argparse.ArgumentParser, message: str) -> str:
 
 
 def _add_request_flags(parser: argparse.ArgumentParser) -> None:
+    if isinstance(parser, _Nothing):
+        return  # another command's line: the field table is not loaded
+    from ..model.hints import FIELDS
+
     basic = parser.add_argument_group("session")
     advanced = parser.add_argument_group(
         "advanced container settings", "memory units are 1024-based for both backends: 512m = 512 MiB, 4g = 4 GiB"
@@ -258,4 +291,6 @@ def _non_negative(text: str) -> int:
 
 def request_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The ``create`` flags the user gave, by request field name."""
+    from ..model.hints import FIELDS
+
     return {h.name: getattr(args, h.name) for h in FIELDS if getattr(args, h.name, None) is not None}

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..model.answers import format_rows, html_rows
-from ..model.display import show_value
+from ..model.display import escape_html, show_value
 from ..model.session import Session
 from ..model.settings_table import SHOWN
-from ..render.plan import settings_rows
-
-if TYPE_CHECKING:
-    from ..config.resolve import Resolution
-    from ..model.answers import ImageListing
 
 
 def session_dict(session: Session) -> dict[str, Any]:
@@ -70,8 +63,8 @@ class SessionTable:
         now = time.time()
         body = "".join(
             "<tr>"
-            + "".join(f"<td>{html.escape(c)}</td>" for c in row)
-            + f"<td>{html.escape(age_text(now - s.created_at))}</td></tr>"
+            + "".join(f"<td>{escape_html(c)}</td>" for c in row)
+            + f"<td>{escape_html(age_text(now - s.created_at))}</td></tr>"
             for row, s in zip(self._rows(), self.sessions, strict=True)
         )
         names = ("name", "status", "backend", "image", "cpu", "memory", "error", "age")
@@ -137,79 +130,15 @@ class SessionDetails:
         return "\n".join(f"{k:<{width}}  {v}" for k, v in self._lines())
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._lines())
+        rows = "".join(f"<tr><th>{escape_html(k)}</th><td>{escape_html(v)}</td></tr>" for k, v in self._lines())
         return f"<table>{rows}</table>"
 
     def to_json(self) -> dict[str, Any]:
         return session_dict(self.session)
 
 
-@dataclass(frozen=True)
-class ConfigView:
-    """``config``: effective settings for a backend and where each comes from."""
-
-    resolution: Resolution
-    bounds: tuple[tuple[str, str, str], ...] = ()  # the admin policy's bounds for this user (key, value, where)
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        r = self.resolution
-        return settings_rows(r.settings, r.sources, r.origins)
-
-    def __repr__(self) -> str:
-        text = f"Effective settings for the {self.resolution.settings.backend.value} backend:\n" + "\n".join(
-            format_rows(self.rows())
-        )
-        text += "".join(f"\n  note: {note}" for note in self.resolution.notes)
-        if self.bounds:
-            width = max(len(k) for k, _, _ in self.bounds)
-            vwidth = max(len(v) for _, v, _ in self.bounds)
-            text += "\nAdmin policy bounds for you:\n" + "\n".join(
-                f"  {k:<{width}}  {v:<{vwidth}}  ({where})" for k, v, where in self.bounds
-            )
-        return text
-
-    def _repr_html_(self) -> str:
-        bounds = "".join(
-            f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td><td>{html.escape(w)}</td></tr>"
-            for k, v, w in self.bounds
-        )
-        return (
-            f"<div><b>Effective settings</b> for the {html.escape(self.resolution.settings.backend.value)} backend"
-            f"{html_rows(self.rows())}"
-            + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.resolution.notes)
-            + (f"<b>Admin policy bounds for you</b><table>{bounds}</table>" if bounds else "")
-            + "</div>"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        values = self.resolution.settings.to_json()
-        out: dict[str, Any] = {
-            key: {"value": values.get(key), "source": source, "from": origin} for key, _, source, origin in self.rows()
-        }
-        if self.bounds:
-            out["policy_bounds"] = {k: {"value": v, "from": w} for k, v, w in self.bounds}
-        return out
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
-
-
-@dataclass(frozen=True)
-class CullReport:
-    """``cull``: what a pass did (or would do)."""
-
-    actions: list[Any]  # CullAction
-    dry_run: bool = False
-
-    def __repr__(self) -> str:
-        if not self.actions:
-            return "Nothing to cull."
-        head = "Would" if self.dry_run else "Did"
-        return "\n".join(f"{head}: {a!r}" for a in self.actions)
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return [a.to_json() for a in self.actions]
 
 
 def owner_totals(sessions: list[Session]) -> list[tuple[str, str]]:
@@ -229,52 +158,3 @@ def owner_totals(sessions: list[Session]) -> list[tuple[str, str]]:
             )
         )
     return rows
-
-
-_ALLOWED = {True: "allowed", False: "not allowed", None: "-"}
-
-
-@dataclass(frozen=True)
-class ImageTable:
-    """``images``: repositories or tags of a registry, or the policy's and the engine's images."""
-
-    listing: ImageListing
-
-    def _rows(self) -> list[tuple[str, ...]]:
-        from ..model.units import approx_size
-
-        return [
-            (
-                r.name,
-                r.kind,
-                (r.digest or "-")[:19],
-                approx_size(r.size) if r.size else "-",
-                (r.created or "-")[:19].replace("T", " "),
-                _ALLOWED[r.allowed],
-            )
-            for r in self.listing.rows
-        ]
-
-    def __repr__(self) -> str:
-        lines = [self.listing.title + ":"]
-        rows = self._rows()
-        if rows:
-            head = ("IMAGE", "KIND", "DIGEST", "SIZE", "CREATED", "POLICY")
-            lines += ["  " + line for line in text_table([head, *rows]).splitlines()]
-        else:
-            lines.append("  (none)")
-        if self.listing.rule:
-            lines.append(f"  policy: {self.listing.rule}")
-        lines += [f"  note: {n}" for n in self.listing.notes]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("image", "kind", "digest", "size", "created", "policy"))
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self._rows())
-        said = [*([self.listing.rule] if self.listing.rule else []), *self.listing.notes]
-        extra = "".join(f"<p>{html.escape(n)}</p>" for n in said)
-        title = html.escape(self.listing.title)
-        return f"<div><b>{title}</b><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{extra}</div>"
-
-    def to_json(self) -> dict[str, Any]:
-        return self.listing.to_json()

@@ -5,12 +5,12 @@ culler (``CullAction``). Plain data with ``to_json``/``from_json``: no resolver,
 
 from __future__ import annotations
 
-import html
 import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from .display import escape_html
 from .redact import redact_json
 
 
@@ -125,8 +125,8 @@ def format_rows(rows: list[tuple[str, str, str, str]]) -> list[str]:
 
 def html_rows(rows: list[tuple[str, str, str, str]]) -> str:
     body = "".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td>"
-        f"<td>{html.escape(src)}</td><td>{html.escape(o)}</td></tr>"
+        f"<tr><td><code>{escape_html(k)}</code></td><td>{escape_html(v)}</td>"
+        f"<td>{escape_html(src)}</td><td>{escape_html(o)}</td></tr>"
         for k, v, src, o in rows
     )
     return (
@@ -210,12 +210,12 @@ class PlanView:
 
     def _repr_html_(self) -> str:
         return (
-            f"<div><b>Plan</b>: {html.escape(self.backend)} session <code>{html.escape(self.name)}</code> "
-            f"on branch <code>{html.escape(self.branch)}</code> <i>(dry run: nothing created)</i>"
+            f"<div><b>Plan</b>: {escape_html(self.backend)} session <code>{escape_html(self.name)}</code> "
+            f"on branch <code>{escape_html(self.branch)}</code> <i>(dry run: nothing created)</i>"
             f"{html_rows(self.rows())}"
-            + (f"<p><b>Image:</b> {html.escape(self.image_check)}</p>" if self.image_check else "")
-            + "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes)
-            + f"<p>command: <code>{html.escape(shlex.join(self.command))}</code></p>"
-            f"<details><summary>rendered {html.escape(self.backend)} spec</summary>"
-            f"<pre>{html.escape(self._rendered())}</pre></details></div>"
+            + (f"<p><b>Image:</b> {escape_html(self.image_check)}</p>" if self.image_check else "")
+            + "".join(f"<p><b>Note:</b> {escape_html(n)}</p>" for n in self.notes)
+            + f"<p>command: <code>{escape_html(shlex.join(self.command))}</code></p>"
+            f"<details><summary>rendered {escape_html(self.backend)} spec</summary>"
+            f"<pre>{escape_html(self._rendered())}</pre></details></div>"
         )

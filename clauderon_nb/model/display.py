@@ -7,6 +7,13 @@ from typing import Any
 from .units import human_cpu, human_memory
 
 
+def escape_html(text: str) -> str:
+    """``html.escape``, with ``html`` loaded only when something is rendered as HTML (not by the CLI)."""
+    import html
+
+    return html.escape(text)
+
+
 def show_value(key: str, value: Any) -> str:
     """A setting as a person reads it (memory in exact binary units, CPU in cores)."""
     if value is None:

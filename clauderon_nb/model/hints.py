@@ -125,8 +125,6 @@ FIELDS: tuple[FieldHint, ...] = (
 HINTS: dict[str, FieldHint] = {h.name: h for h in FIELDS}
 #: Fields that only make sense for a container (refused on the local backend).
 CONTAINER_FIELDS = tuple(h.name for h in FIELDS if h.container_only)
-#: Resource fields, in display order.
-RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
 #: Fields a repository's .clauderon.toml (or a front end's defaults) may set: all but what names one session.
 DEFAULTABLE_FIELDS = tuple(h.name for h in FIELDS if h.name not in ("repo", "prompt", "name"))
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from pathlib import Path
 
 MAX_NAME = 40  # before the "-xxxx" suffix
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
-_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+_SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+#: Every label and annotation clauderon puts on an engine object starts with it.
+LABEL_PREFIX = "clauderon.io/"
+#: Where a session's workspace is inside its container or pod.
+WORKSPACE = "/workspace"
 
 
 def slugify(text: str, limit: int = MAX_NAME) -> str:
@@ -120,9 +123,13 @@ def current_owner() -> str:
     hub = os.environ.get("JUPYTERHUB_USER", "").strip()
     if hub:
         return hub
-    import getpass
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # as getpass.getuser, without its terminal imports
+        user = os.environ.get(name)
+        if user:
+            return user
+    import pwd
 
     try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry (e.g. a container uid)
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (e.g. a container uid)
         return f"uid-{os.getuid()}"

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .fields import BackendName, Build, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
-from .hints import CONTAINER_FIELDS, HINTS, RESOURCE_FIELDS, local_backend_refusal
+from .hints import CONTAINER_FIELDS, HINTS, local_backend_refusal
 from .limits import MAX_ARG_BYTES, MAX_PROMPT_BYTES
+from .settings_table import RESOURCE_FIELDS
 from .units import human_cpu, human_memory
 
 

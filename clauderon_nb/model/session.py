@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .display import show_value
+from .display import escape_html, show_value
 from .git_ids import is_commit_hash
+
+#: ``runtime["layout"]`` of sessions made with a workspace of their own (not a git worktree of the repository).
+LAYOUT = "workspace"
+#: Runtime key: the packs the workspace was made with (its base history).
+SEED_PACKS = "seed_packs"
 
 
 class Status(str, Enum):
@@ -78,9 +82,9 @@ class Session:
 
     def _repr_html_(self) -> str:
         color = {"running": "#1a7f37", "failed": "#cf222e"}.get(self.status.value, "#57606a")
-        err = f"<br><span style='color:#cf222e'>{html.escape(self.error)}</span>" if self.error else ""
+        err = f"<br><span style='color:#cf222e'>{escape_html(self.error)}</span>" if self.error else ""
         return (
-            f"<div><b>Session</b> <code>{html.escape(self.name)}</code> "
-            f"<span style='color:{color}'>{html.escape(self.status.value)}</span> on {html.escape(self.backend)} "
-            f"&middot; {html.escape(self.summary())} &middot; branch <code>{html.escape(self.branch)}</code>{err}</div>"
+            f"<div><b>Session</b> <code>{escape_html(self.name)}</code> "
+            f"<span style='color:{color}'>{escape_html(self.status.value)}</span> on {escape_html(self.backend)} "
+            f"&middot; {escape_html(self.summary())} &middot; branch <code>{escape_html(self.branch)}</code>{err}</div>"
         )

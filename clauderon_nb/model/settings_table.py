@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .hints import RESOURCE_FIELDS
-
+#: The CPU and memory limits and requests (the fields the quotas and the policy bound).
+RESOURCE_FIELDS = ("cpu_limit", "memory_limit", "cpu_request", "memory_request")
 CONTAINER_KEYS = ("image", "build", "pull_policy", *RESOURCE_FIELDS, "gpus")
 #: What a devcontainer.json gives a container besides its image (see config.devcontainer).
 DEVCONTAINER_KEYS = ("container_env", "container_user", "post_create_command")

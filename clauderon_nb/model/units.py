@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
 
 CPU_HELP = "a positive number of cores such as 2 or 0.5, or integer millicores such as 500m"
 MEMORY_HELP = (
@@ -52,6 +51,8 @@ def _show(value: object) -> str:
 
 def parse_cpu(value: object, field: str = "cpu") -> int:
     """Parse a CPU quantity into integer millicores (``"500m"`` -> 500, ``2`` -> 2000)."""
+    from decimal import Decimal  # loaded when something is parsed, not for showing a value
+
     bad = f"{field} {_show(value)}"
     if isinstance(value, bool):
         raise ValueError(f"{bad}: expected {CPU_HELP}")
@@ -95,6 +96,8 @@ def parse_memory(value: object, field: str = "memory", minimum: int | None = Non
     """Parse a memory quantity into integer bytes (``"2g"`` -> 2147483648).
 
     ``minimum``: the smallest value accepted (default: Docker's 6 MiB; sizes of files pass 1)."""
+    from decimal import Decimal, InvalidOperation
+
     bad = f"{field} {_show(value)}"
     if isinstance(value, bool):
         raise ValueError(f"{bad}: expected {MEMORY_HELP}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model.naming import WORKSPACE
 from ..model.redact import SECRET_MASK
 from ..model.units import docker_cpu_shares, docker_nano_cpus
-from .spec import WORKSPACE, SessionSpec, container_command, container_environment
+from .spec import SessionSpec, container_command, container_environment
 
 
 def workspace_volumes(spec: SessionSpec) -> dict[str, dict[str, str]]:

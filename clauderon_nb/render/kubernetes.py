@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model.naming import WORKSPACE
 from ..model.redact import SECRET_MASK, redact_url, strip_credentials
 from ..model.units import k8s_cpu, k8s_memory
-from .spec import WORKSPACE, SessionSpec, container_command, container_environment
+from .spec import SessionSpec, container_command, container_environment
 
 AGENT_CONTAINER = "agent"
 VOLUME_ROOT = "/clauderon"  # where the init container sees the whole volume; the agent sees only repo/

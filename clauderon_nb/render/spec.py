@@ -6,15 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..model.naming import label_safe, object_name
+from ..model.naming import LABEL_PREFIX, label_safe, object_name
 from ..model.redact import has_credentials
 
 if TYPE_CHECKING:  # the backends import this module to read a spec; only planning builds one
     from ..config.agents import AgentEnv
     from ..config.resolve import ResolvedSettings
-
-LABEL_PREFIX = "clauderon.io/"
-WORKSPACE = "/workspace"
 
 
 @dataclass(frozen=True)

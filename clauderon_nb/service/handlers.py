@@ -21,11 +21,11 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .._version import __version__
+from ..model.session import LAYOUT
 from ..remote.wire import API, error_body, session_json
 from ..repos.bundles import TIP_PREFIX, export_branch, is_repo_key, touch
 from ..repos.gitrepo import run_git
 from ..sessions.quotas import QuotaError
-from ..sessions.workspace import LAYOUT
 from .answers import MAX_JSON, ApiError
 from .create import CreateHandler, PlanHandler
 from .http import ApiHandler, bearer_token

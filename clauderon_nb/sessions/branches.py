@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ClauderonError
-from ..model.session import Session
-from .workspace import LAYOUT, SEED_PACKS
+from ..model.session import LAYOUT, SEED_PACKS, Session
 
 if TYPE_CHECKING:
     from .harvest import Harvest

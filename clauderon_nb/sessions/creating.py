@@ -18,10 +18,9 @@ from ..errors import BackendError, ClauderonError, ConfigError
 from ..model.naming import name_from_prompt
 from ..model.progress import ProgressCallback, ProgressEvent, no_progress
 from ..model.redact import redact_text, strip_credentials
-from ..model.session import Session, Status
+from ..model.session import LAYOUT, SEED_PACKS, Session, Status
 from .liveness import this_process
 from .store import NameTaken
-from .workspace import LAYOUT, SEED_PACKS
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest

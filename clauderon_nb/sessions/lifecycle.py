@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ClauderonError
 from ..model.image import is_built_image, parse_image
-from ..model.session import Session, Status
+from ..model.session import LAYOUT, Session, Status
 from .branches import keep_branch
 from .listing import find, get, missing_workspace, orphan
 from .liveness import refuse_if_busy
 from .removal import recover, remove_session
 from .store import StoreError
-from .workspace import LAYOUT
 
 if TYPE_CHECKING:
     from .manager import SessionManager

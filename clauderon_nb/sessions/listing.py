@@ -37,8 +37,9 @@ def find(m: SessionManager, name_or_id: str) -> Session:
         session = store.find(name, owner)
     elif not owner:
         session = store.find(name_or_id, m.owner)
-        if session is None and m.is_admin:
-            session = store.find_any(name_or_id)
+        if session is None:  # an admin may name anyone's session by its id (the policy is read only then)
+            other = store.find_any(name_or_id)
+            session = other if other is not None and m.is_admin else None
     if session is None:
         names = [s.name for s in store.all(m.owner)]
         raise NotFound(f"no session named {name_or_id!r}{did_you_mean(name_or_id, names)}")

@@ -12,12 +12,11 @@ from ..config.environment import clauderon_home
 from ..errors import ClauderonError
 from ..model.naming import current_owner, workspace_root
 from ..model.progress import ProgressCallback
-from ..model.session import Session
+from ..model.session import LAYOUT, Session
 from . import listing
 from .listing import NotFound
 from .liveness import Busy
 from .store import Store
-from .workspace import LAYOUT
 
 if TYPE_CHECKING:
     from ..backends.base import SessionBackend

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ClauderonError, EngineUnavailable
 from ..model.naming import owner_folder
-from ..model.session import Session, Status
+from ..model.session import LAYOUT, Session, Status
 from .branches import keep_branch
 from .liveness import process_gone, refuse_if_busy, this_process
-from .workspace import LAYOUT
 
 if TYPE_CHECKING:
     from ..model.answers import CullAction

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Callable
@@ -159,6 +158,8 @@ class Store:
                 raise
             finally:
                 conn.close()
+            import random
+
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 0.2)
 

@@ -24,9 +24,6 @@ from ..model.units import approx_size
 from ..repos.gitrepo import run_git
 
 STEP = "create workspace"
-SEED_PACKS = "seed_packs"  # runtime key: the packs the workspace was made with (its base history)
-#: Sessions made with a workspace of their own (not a git worktree of the user's repository).
-LAYOUT = "workspace"
 _FLATTEN_DEPTH = 64  # deeper folders are moved up before they are removed: no fd chain, no recursion
 
 
