@@ -29,6 +29,18 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def median_times(ours: Callable[[], object], baseline: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Medians of ``ours`` and ``baseline`` run in turn, so a busy moment of the machine weighs on both."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeat):
+        for fn, samples in ((baseline, b), (ours, a)):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(a), statistics.median(b)
+
+
 @contextmanager
 def scratch() -> Iterator[tuple[Path, Path]]:
     """(CLAUDERON_HOME, repo) in a temp dir, with the sleeper agent and network none."""

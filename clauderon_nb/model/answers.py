@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .display import escape_html
 from .redact import redact_json
+
+
+def fields_json(answer: Any, **renamed: str) -> dict[str, Any]:
+    """A flat answer's fields as a JSON object, in declaration order (``renamed``: field -> key on the wire)."""
+    return {renamed.get(f.name, f.name): getattr(answer, f.name) for f in fields(answer)}
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,7 @@ class ImageRow:
     allowed: bool | None = None  # by the admin policy; None: no allowed_images rule
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "digest": self.digest,
-            "size": self.size,
-            "created": self.created,
-            "allowed": self.allowed,
-        }
+        return fields_json(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageRow:
@@ -99,14 +97,7 @@ class CullAction:
     message: str  # what the user is told
 
     def to_json(self) -> dict[str, str]:
-        return {
-            "id": self.session_id,
-            "owner": self.owner,
-            "name": self.name,
-            "action": self.action,
-            "reason": self.reason,
-            "message": self.message,
-        }
+        return fields_json(self, session_id="id")
 
     def __repr__(self) -> str:
         return f"{self.action} {self.owner}/{self.name}: {self.message}"

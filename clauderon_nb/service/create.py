@@ -27,6 +27,7 @@ from ..model.redact import has_credentials
 from ..remote.wire import credential_names, error_body, rename_aliases, session_json
 from ..repos.bundles import Incoming, has_commit, is_repo_key, keep_tip, receive_bundle, tips, touch
 from ..repos.gitrepo import RepoInfo
+from ..sessions.creating import FromClient
 from ..sessions.manager import SessionManager
 from ..sessions.quotas import QuotaError
 from .answers import MAX_JSON, ApiError, parse_json
@@ -382,16 +383,14 @@ class CreateHandler(ApiHandler):
             # A Docker create works the engine and the CPUs throughout; a Kubernetes one mostly waits.
             docker = self._plan is not None and getattr(self._plan, "backend", "") == "docker"
             with self.service.create_slots if docker else contextlib.nullcontext():
-                session = mgr.create(
-                    body.request,
-                    progress=progress,
-                    wait=body.wait,
+                client = FromClient(
+                    workspace,
                     secrets=body.env,
-                    workspace=workspace,
                     remote=body.remote,
-                    extra_runtime={"client_repo": body.client_repo, "repo_key": body.key},
+                    runtime={"client_repo": body.client_repo, "repo_key": body.key},
                     incoming=incoming,
                 )
+                session = mgr.create(body.request, progress=progress, wait=body.wait, client=client)
             if incoming is None:
                 keep_tip(body.workspace.root, body.workspace.commit)
                 touch(body.workspace.root)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ClauderonError, ConfigError
@@ -38,23 +38,35 @@ DEFAULT_MAX_CHECKOUT = 10 * 1024**3
 DEFAULT_MAX_REPO_STORAGE = 20 * 1024**3
 
 
+@dataclass(frozen=True)
+class FromClient:
+    """What a create through the service brings besides the request: the credentials the client sent, the
+    repository made from its bundle (``workspace``) and its remote (a pod clones it), what the record keeps of
+    the client (``runtime``: its repository's path and key), and the quarantine of a sent workspace, accepted
+    into the owner's copy once nothing refuses the create (``incoming``; else left to be discarded)."""
+
+    workspace: RepoInfo
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    remote: str | None = None
+    runtime: dict[str, str] = field(default_factory=dict)
+    incoming: Incoming | None = None
+
+
 def create(
     m: SessionManager,
     request: CreateSessionRequest,
     progress: ProgressCallback | None = None,
-    *,
     wait: bool = True,
-    secrets: dict[str, str] | None = None,
-    workspace: RepoInfo | None = None,
-    remote: str | None = None,
-    extra_runtime: dict[str, str] | None = None,
-    incoming: Incoming | None = None,
+    client: FromClient | None = None,
 ) -> Session:
     """Create and start a session (see ``SessionManager.create``). All or nothing."""
     report = progress or no_progress
-    plan, session, token = reserve(m, request, workspace, remote, extra_runtime or {}, secrets if m.shared else None)
+    secrets = client.secrets if client is not None and m.shared else {}
+    remote = client.remote if client is not None else None
+    incoming = client.incoming if client is not None else None
+    plan, session, token = reserve(m, request, client, secrets)
     spec = plan.session_spec
-    secret_values = _credentials(m, spec, {**(secrets or {}), **plan.settings.extra_env})
+    secret_values = _credentials(m, spec, {**secrets, **plan.settings.extra_env})
     if token:
         from ..render.kubernetes import WORKSPACE_TOKEN_KEY
 
@@ -167,12 +179,7 @@ def start_workspace(m: SessionManager, spec: SessionSpec, remote: str | None) ->
 
 
 def reserve(
-    m: SessionManager,
-    request: CreateSessionRequest,
-    workspace: RepoInfo | None,
-    remote: str | None,
-    extra_runtime: dict[str, str],
-    credentials: Mapping[str, str] | None,
+    m: SessionManager, request: CreateSessionRequest, client: FromClient | None, credentials: Mapping[str, str]
 ) -> tuple[Plan, Session, str | None]:
     """Plan and insert a ``creating`` record naming what will be made (write-ahead); the unique
     name is taken atomically here. The first try uses the dry run's name."""
@@ -183,13 +190,19 @@ def reserve(
     planner = m.planner()
     for attempt in range(_NAME_ATTEMPTS):
         name = None if attempt == 0 or request.name else name_from_prompt(request.prompt)
-        plan = planner.plan(request, name, workspace, credentials if m.shared else None, remote)
+        plan = planner.plan(
+            request,
+            name,
+            client.workspace if client else None,
+            credentials if m.shared else None,
+            client.remote if client else None,
+        )
         if plan.needs_trust:
             raise ConfigError(plan.notes[-1], field="image")
         spec = plan.session_spec
         now = time.time()
         token = None
-        extra: dict[str, Any] = dict(extra_runtime)
+        extra: dict[str, Any] = dict(client.runtime) if client else {}
         if spec.workspace_url:  # one fetch of the workspace by the pod; only its hash is kept
             import hashlib
             import secrets as secret_tokens

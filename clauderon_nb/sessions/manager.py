@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from ..model.answers import CullAction, ImageListing, Options
     from ..model.request import CreateSessionRequest
     from ..render.plan import Plan
-    from ..repos.bundles import Incoming
     from ..repos.gitrepo import RepoInfo
+    from .creating import FromClient
     from .harvest import Harvest
     from .planning import Planner
 
@@ -237,11 +237,7 @@ class SessionManager:
         progress: ProgressCallback | None = None,
         *,
         wait: bool = True,
-        secrets: dict[str, str] | None = None,
-        workspace: RepoInfo | None = None,
-        remote: str | None = None,
-        extra_runtime: dict[str, str] | None = None,
-        incoming: Incoming | None = None,
+        client: FromClient | None = None,
         **fields: Any,
     ) -> Session:
         """Create and start a session. All or nothing: on any failure nothing is left behind.
@@ -249,25 +245,13 @@ class SessionManager:
         What the create will make is recorded before it is made, and every object
         carries the session's labels, so a create killed half-way is found and
         cleaned up by the next ``list``, ``get`` or ``delete``.
-        ``wait=False`` returns once the container or pod is submitted. ``secrets``: credential
-        values sent by a client (the service); others come from this process's environment.
-        ``workspace``: the repository the service made from a client's bundle; ``remote``: the
-        client repository's remote (a pod clones it). ``incoming``: the service's quarantine of a sent
-        workspace, accepted into the user's copy once nothing refuses the create (else left to be discarded).
+        ``wait=False`` returns once the container or pod is submitted. ``client``: what the service
+        brings from a client (``sessions.creating.FromClient``: sent credentials and workspace); without it
+        credentials come from this process's environment and the workspace from the request's repository.
         """
-        from . import creating
+        from .creating import create
 
-        return creating.create(
-            self,
-            _request(request, fields),
-            progress,
-            wait=wait,
-            secrets=secrets,
-            workspace=workspace,
-            remote=remote,
-            extra_runtime=extra_runtime,
-            incoming=incoming,
-        )
+        return create(self, _request(request, fields), progress, wait, client)
 
     def precheck(self, plan: Plan, name_given: bool) -> None:
         """What would refuse a create before anything is sent or imported: the quotas, a taken name."""

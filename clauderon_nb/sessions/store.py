@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -61,7 +62,14 @@ _COLUMNS = (
 )
 
 
+_STATUSES = {s.value: s for s in Status}
+_decode = json.JSONDecoder().decode  # json.loads without its per-call checks (a list reads every record)
+
+
 def _status(value: Any) -> Status:
+    found = _STATUSES.get(value) if isinstance(value, str) else None
+    if found is not None:
+        return found
     try:
         return Status(value)
     except ValueError:
@@ -87,7 +95,10 @@ class Store:
     """
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
+        import threading
+
         self.path = path
+        self._local = threading.local()  # one connection per thread, kept (opening one is most of a read)
         try:
             os.stat(path)
             self.exists = True
@@ -115,6 +126,27 @@ class Store:
         self._migrate()
         self.exists = True
 
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection to the store, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+                conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; skips an fsync per commit
+            except sqlite3.Error as exc:
+                raise StoreError(self._explain(exc)) from None
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self, conn: sqlite3.Connection) -> None:
+        """After an error the connection is closed; the next step opens a fresh one."""
+        self._local.conn = None
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        conn.close()
+
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` when writing).
 
@@ -125,39 +157,29 @@ class Store:
         deadline = time.monotonic() + BUSY_SECONDS
         delay = 0.005
         while True:
+            conn = self._connection()
             try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise StoreError(self._explain(exc)) from None
-            try:
-                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
-                conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; skips an fsync per commit
                 if write:
                     conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 if write:
                     conn.execute("COMMIT")
                 return result
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() > deadline:
-                    raise StoreError(self._explain(exc)) from None
             except sqlite3.IntegrityError:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            except sqlite3.OperationalError as exc:
+                self._drop_connection(conn)
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(self._explain(exc)) from None
             except sqlite3.DatabaseError as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._drop_connection(conn)
                 raise StoreError(self._explain(exc)) from None
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._drop_connection(conn)
                 raise
-            finally:
-                conn.close()
             import random
 
             time.sleep(delay + random.random() * delay)
@@ -202,7 +224,7 @@ class Store:
 
     @staticmethod
     def _parse_row(row: tuple[Any, ...]) -> Session:
-        settings, runtime = json.loads(row[9]), json.loads(row[15])
+        settings, runtime = _decode(row[9]), _decode(row[15])
         if not isinstance(settings, dict) or not isinstance(runtime, dict):
             raise ValueError("settings and runtime must be JSON objects")
         return Session(
