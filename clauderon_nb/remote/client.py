@@ -81,14 +81,15 @@ class ServiceClient:
         conn = self._connection()
         try:
             conn.request(method, url, body=body, headers=sent)
+            sock = conn.sock  # kept: an answer that closes the connection takes it from ``conn``
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise EngineUnavailable(
                 f"cannot reach the clauderon service at {redact_url(self.endpoint.url)} ({exc})"
             ) from None
-        if streaming and response.status < 400 and conn.sock is not None:
-            conn.sock.settimeout(None)
+        if streaming and response.status < 400 and sock is not None:
+            sock.settimeout(None)  # the answer has started: from now on it may be quiet for as long as the agent
         if response.status >= 400:
             raw = response.read(65536)
             conn.close()
