@@ -39,8 +39,10 @@ def validate_manifests(manifests: list[dict[str, Any]]) -> None:
                         assert _QUANTITY.match(value), (key, value)
                         if key == "cpu":
                             parse_cpu(value)
-                        else:
+                        elif key == "memory":
                             parse_memory(value)
+                        else:  # an extended resource (nvidia.com/gpu): a whole number
+                            assert value.isdigit(), (key, value)
         for value in manifest["metadata"]["labels"].values():
             assert len(value) <= 63 and re.match(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value)
         assert re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", manifest["metadata"]["name"])

@@ -21,6 +21,19 @@ def error_line(**kwargs: object) -> str:
     return line
 
 
+def test_preset_options_take_pairs_a_table_or_repeated_flags() -> None:
+    for given in ("image=r, size=large", ["image=r", "size=large"], {"image": "r", "size": "large"}):
+        assert CreateSessionRequest(prompt="x", preset_options=given).preset_options == {"image": "r", "size": "large"}
+    for bad, said in (
+        ("image", "expected NAME=VALUE pairs"),
+        (["image=r", "image=s"], "image is given twice"),
+        ({"my option": "x"}, "option name 'my option'"),
+        ({"image": "a\nb"}, "expected a value on one line"),
+    ):
+        with pytest.raises(ValidationError, match=said):
+            CreateSessionRequest(prompt="x", preset_options=bad)
+
+
 def test_every_create_flag_is_a_field() -> None:
     assert FIELDS == [
         "repo",
@@ -37,6 +50,7 @@ def test_every_create_flag_is_a_field() -> None:
         "memory_request",
         "gpus",
         "preset",
+        "preset_options",
     ]
 
 

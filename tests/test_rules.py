@@ -191,6 +191,7 @@ def _every_setting(tmp_path: Path) -> ResolvedSettings:
         backend=Backend.KUBERNETES,
         agent="claude",
         preset="small",
+        preset_options={"image": "r"},
         image="ghcr.io/org/app:1.2@sha256:" + "a" * 64,
         build=BuildConfig(context="sub", dockerfile="sub/Dockerfile.dev", args={"A": "1"}, target="dev"),
         pull_policy=PullPolicy.ALWAYS,

@@ -10,6 +10,7 @@ import pytest
 
 from clauderon_nb import CreateSessionForm, CreateSessionRequest, SessionList, SessionManager
 from clauderon_nb.frontends.widgets import ADVANCED_TITLE, magic_line
+from clauderon_nb.model.hints import HINTS
 from clauderon_nb.model.session import Status
 
 
@@ -21,7 +22,7 @@ def form_for(repo: Path, **defaults: str) -> CreateSessionForm:
 
 def test_built_from_the_request_model(home: Path, repo: Path) -> None:
     form = form_for(repo)
-    assert list(form.fields) == list(CreateSessionRequest.model_fields)
+    assert list(form.fields) == [n for n in CreateSessionRequest.model_fields if HINTS[n].in_form]
     assert form.advanced.get_title(0) == ADVANCED_TITLE
     assert form.advanced.selected_index is None  # collapsed
     advanced_box = form.advanced.children[0]

@@ -7,9 +7,18 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 
 from ..model.fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import DEFAULTABLE_FIELDS
@@ -17,6 +26,7 @@ from ..model.redact import has_credentials, is_env_name, redact_url
 from ..model.request import CreateSessionRequest
 from ..model.units import parse_memory
 from .environment import clauderon_home as clauderon_home  # re-exported
+from .profiles import Profile, ProfileOption, override_values
 from .tomlfile import load_toml, readable_file
 
 
@@ -190,9 +200,13 @@ ResourceName = Annotated[str, BeforeValidator(_resource_name)]
 
 
 class PresetConfig(_File):
-    """``[presets.NAME]`` in config.toml: a named resource template (and, for Kubernetes, placement)."""
+    """``[presets.NAME]`` in config.toml: a named resource template (and, for Kubernetes, placement); a
+    ``[[profile_list]]`` profile becomes one too (``config/profiles.py``), with its options."""
 
     description: str | None = None
+    display_name: str | None = None  # a profile's
+    image: Image | None = None
+    pull_policy: Policy | None = None
     cpu_limit: Cpu | None = None
     memory_limit: Memory | None = None
     cpu_request: Cpu | None = None
@@ -201,6 +215,15 @@ class PresetConfig(_File):
     node_selector: LabelMap | None = None
     tolerations: list[Toleration] | None = None
     priority_class_name: ObjectName | None = None
+    gpu_resource: ResourceName | None = None  # a profile's extra_resource_limits
+    default: bool = False  # a profile's: the one used when no layer names a preset
+    allowed_groups: list[str] | None = None  # a profile's: only for members of these hub groups
+    profile_options: dict[str, ProfileOption] = Field(default_factory=dict)
+
+    #: What is about the preset rather than a setting it gives.
+    ABOUT: ClassVar[frozenset[str]] = frozenset(
+        {"description", "display_name", "default", "allowed_groups", "profile_options", "tolerations"}
+    )
 
 
 class AgentConfig(_File):
@@ -223,6 +246,21 @@ class GeneralConfig(_File):
     default_agent: Identifier | None = None
     presets: dict[str, PresetConfig] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    # KubeSpawner-style profiles: each becomes a preset named by its slug (``config/profiles.py``).
+    profile_list: list[Profile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _profiles_are_presets(self) -> GeneralConfig:
+        for index, profile in enumerate(self.profile_list):
+            where = f"profile_list[{index}] ({profile.display_name!r})"
+            name = profile.name
+            if name in self.presets:
+                raise ValueError(f"{where}: slug {name!r} is also a [presets.{name}]; give the profile another slug")
+            self.presets[name] = profile_preset(profile, where)
+        defaults = [p.name for p in self.profile_list if p.default]
+        if len(defaults) > 1:
+            raise ValueError(f"profile_list: {', '.join(defaults)} all say default = true; one may")
+        return self
 
 
 def _registry_host(value: Any, info: ValidationInfo) -> str:
@@ -377,6 +415,35 @@ def agents_of(*configs: UserConfig) -> dict[str, AgentConfig]:
     for config in configs:
         out.update(config.general.data.agents)
     return out
+
+
+def profile_preset(profile: Profile, where: str) -> PresetConfig:
+    """A profile as a preset: its override mapped to our fields and parsed like any preset; its options kept
+    (each choice's override is checked now, an unlisted choice's once its value is known)."""
+    from ..errors import describe_validation_error
+
+    def parsed(values: dict[str, Any], at: str) -> PresetConfig:
+        try:
+            return PresetConfig.model_validate(values)
+        except ValidationError as exc:
+            raise ValueError(f"{at}: {describe_validation_error(exc)}") from None
+
+    for key, option in profile.profile_options.items():
+        for choice, picked in option.choices.items():
+            at = f"{where} option {key}={choice}"
+            parsed(override_values(picked.kubespawner_override, at), at)
+        unlisted = option.unlisted_choice
+        if unlisted is not None and unlisted.enabled:
+            override_values(unlisted.kubespawner_override, f"{where} option {key} (unlisted)")
+    values = override_values(profile.kubespawner_override, where)
+    about = {
+        "description": profile.description or None,
+        "display_name": profile.display_name,
+        "default": profile.default,
+        "allowed_groups": profile.allowed_groups,
+        "profile_options": profile.profile_options,
+    }
+    return parsed({**values, **about}, where)
 
 
 def presets_of(*configs: UserConfig) -> dict[str, PresetConfig]:

@@ -18,7 +18,7 @@ from ..errors import ConfigError, describe_validation_error, did_you_mean
 from ..model.build import BuildConfig
 from ..model.choices import Backend
 from ..model.display import show_value
-from ..model.fields import BackendName, Build, Gpus, Identifier, Image, Memory, Policy
+from ..model.fields import BackendName, Build, Gpus, Identifier, Image, Memory, Policy, PresetOptions
 from ..model.hints import CONTAINER_FIELDS, DEFAULTABLE_FIELDS, local_backend_refusal
 from ..model.pull_policy import PullPolicy
 from ..model.redact import is_env_name
@@ -48,7 +48,7 @@ from .files import (
     presets_of,
 )
 from .policy import AdminPolicy
-from .presets import all_presets, preset_values
+from .presets import all_presets, default_profile, preset_values
 from .tomlfile import display_path
 
 DEFAULT_IMAGE = "ghcr.io/shepherdjerred/dotfiles:latest"
@@ -66,6 +66,7 @@ class ResolvedSettings:
     backend: Backend
     agent: str
     preset: str | None = None
+    preset_options: dict[str, str] | None = None  # the choices made for the preset's options
     image: str | None = None
     build: BuildConfig | None = None  # the image is built from the repository (``image`` is then its tag)
     pull_policy: PullPolicy | None = None
@@ -162,6 +163,7 @@ class _StoredSettings(BaseModel):
     backend: BackendName
     agent: Identifier
     preset: Identifier | None = None
+    preset_options: PresetOptions | None = None
     image: Image | None = None
     build: Build | None = None
     pull_policy: Policy | None = None
@@ -333,10 +335,24 @@ class _Inputs:
     policy: AdminPolicy
     owner: str
     presets: dict[str, Any]
+    groups: tuple[str, ...] | None = None  # the owner's hub groups where known (a profile's allowed_groups)
+    presets_elsewhere: bool = False  # a client of the service: a preset unknown here is the service's to resolve
+
+    def preset_options(self) -> dict[str, str] | None:
+        """The options chosen for the preset in force: from the highest layer that gives some."""
+        for values in (self.session, self.repo_values, self.devcontainer_values, self.kernel_values):
+            if values.get("preset_options"):
+                return dict(values["preset_options"])
+        return None
 
 
-def _preset_layer(name: str, named_by: str, source_origin: str, presets: dict[str, Any]) -> Layer:
-    return Layer("preset", f"preset {name}{source_origin}", preset_values(name, presets, named_by=named_by))
+def _preset_layer(name: str, named_by: str, source_origin: str, inputs: _Inputs) -> Layer:
+    if inputs.presets_elsewhere and name not in inputs.presets:
+        return Layer("preset", f"preset {name} (the clauderon service's)", {})
+    values = preset_values(
+        name, inputs.presets, named_by=named_by, options=inputs.preset_options(), groups=inputs.groups
+    )
+    return Layer("preset", f"preset {name}{source_origin}", values)
 
 
 def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], str | None, Layer | None]:
@@ -363,18 +379,26 @@ def layers_for(inputs: _Inputs, backend: Backend | None) -> tuple[list[Layer], s
         if backend is not None and preset_name is None and values.get("preset"):
             preset_name, preset_layer = values["preset"], layers[-1]
             named_by = "session" if source == "session" else origin
-            layers.append(_preset_layer(preset_name, named_by, said, inputs.presets))
+            layers.append(_preset_layer(preset_name, named_by, said, inputs))
     layers.append(_files_layer("user", inputs.user, backend, inputs.owner))
     layers.append(_files_layer("system", inputs.system, backend, inputs.owner))
     if backend is None:
         return layers, None, None
     defaults = _defaults(backend)
-    policy_values, policy_origin, default_preset = _policy_defaults(
-        inputs.policy, defaults, preset_name, inputs.presets
-    )
+    if preset_name is None and inputs.policy.first("default_preset") is None:
+        profile = default_profile(inputs.presets, inputs.groups)
+        if profile is not None:  # a profile marked default = true: as if the user's files named it
+            preset_name = profile
+            layers.append(_preset_layer(profile, "the default profile", " (the default profile)", inputs))
+            preset_layer = layers[-1]
+    policy_values, policy_origin, default_preset = _policy_defaults(inputs, defaults, preset_name)
     layers.append(Layer("policy", policy_origin, policy_values))
     if default_preset is not None:
         preset_name, preset_layer = default_preset, layers[-1]
+    if preset_name is None and inputs.preset_options():
+        raise ConfigError(
+            "preset_options: no preset is chosen to take them; give --preset (a profile's slug)", field="preset_options"
+        )
     layers.append(Layer("default", "built-in default", defaults))
     return layers, preset_name, preset_layer
 
@@ -391,10 +415,11 @@ def _files_layer(source: str, files: UserConfig, backend: Backend | None, owner:
 
 
 def _policy_defaults(
-    policy: AdminPolicy, defaults: dict[str, Any], preset_named: str | None, presets: dict[str, Any]
+    inputs: _Inputs, defaults: dict[str, Any], preset_named: str | None
 ) -> tuple[dict[str, Any], str, str | None]:
     """The admin's defaults: maximums as default limits, an allowed image, pull policy or network when the
     built-in one is not allowed, and the default preset when no layer named one."""
+    policy = inputs.policy
     values: dict[str, Any] = {}
     origin = policy.files[0].where if policy.files else ""
     if policy.max_cpu() is not None:
@@ -425,7 +450,9 @@ def _policy_defaults(
     if not found or preset_named is not None:
         return values, origin, None
     name, where = found[0], found[1].where
-    preset = preset_values(name, presets, named_by=f"policy {where}")
+    preset = preset_values(
+        name, inputs.presets, named_by=f"policy {where}", options=inputs.preset_options(), groups=inputs.groups
+    )
     _check_preset_within_policy(name, where, preset, policy)
     return {**values, **preset}, where, name
 
@@ -478,11 +505,15 @@ def resolve(
     system: UserConfig | None = None,
     devcontainer: Devcontainer | None = None,
     build_tag: Callable[[BuildConfig, Backend, str | None], str] | None = None,
+    groups: tuple[str, ...] | None = None,
+    presets_elsewhere: bool = False,
 ) -> Resolution:
     """Resolve every setting for ``request``; raises ``ConfigError`` or ``PolicyError``.
 
     ``agents_elsewhere``: the agent table that counts is the clauderon service's (a client's
-    side of a remote create), so an agent unknown here is left for the service to check.
+    side of a remote create), so an agent unknown here is left for the service to check;
+    ``presets_elsewhere`` likewise for a preset (the service's profiles). ``groups``: the owner's hub
+    groups, where known: a profile with ``allowed_groups`` is for their members only.
 
     ``frontend``: defaults of the front end in use (``%config Clauderon.default_backend``, the
     form's defaults), a layer of their own below the repository file, with source ``kernel``.
@@ -508,6 +539,8 @@ def resolve(
         policy=policy,
         owner=owner,
         presets=all_presets(presets_of(system or _NO_SYSTEM, user)),
+        groups=groups,
+        presets_elsewhere=presets_elsewhere,
     )
     notes: list[str] = []
     sources: dict[str, str] = {}
@@ -560,7 +593,11 @@ def resolve(
     # 2. Every other setting, field by field, from the whole list.
     layers, preset_name, preset_layer = layers_for(inputs, backend)
     record("preset", preset_layer)
+    options = inputs.preset_options() if preset_name is not None else None
     values: dict[str, Any] = {"backend": backend, "agent": agent_name, "preset": preset_name}
+    if options:
+        values["preset_options"] = options
+        record("preset_options", preset_layer)
     picked: dict[str, Layer | None] = {}
     for key in BACKEND_KEYS[backend.value]:
         values[key], layer = _pick(key, layers)

@@ -22,5 +22,7 @@ def magic_line(values: dict[str, str], prefix: str = "%clauderon") -> str:
 
 
 def flag_text(name: str, value: str) -> str:
-    flag = flag_for(name)
+    from ..model.hints import HINTS
+
+    flag = HINTS[name].flag if name in HINTS else flag_for(name)
     return f"{flag}={shlex.quote(value)}" if value.startswith("-") else f"{flag} {shlex.quote(value)}"

@@ -138,6 +138,10 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
                 nargs="?",
                 const=hint.const,
             )
+        elif hint.repeat:
+            group.add_argument(
+                hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help, action="append"
+            )
         else:
             group.add_argument(hint.flag, dest=hint.name, metavar=hint.metavar, default=None, help=hint.help)
 

@@ -33,7 +33,7 @@ from textual.widgets import (
 
 from ..errors import ClauderonError
 from ..model.display import show_value
-from ..model.hints import FIELDS, HINTS
+from ..model.hints import FORM_FIELDS, HINTS
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.session import Session, Status
 from .commandline import magic_line
@@ -159,13 +159,13 @@ class CreateScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="create-form"):
             yield Label("New session", id="title")
-            for hint in FIELDS:
+            for hint in FORM_FIELDS:
                 if not hint.advanced:
                     yield from self._field(hint.name)
             with Collapsible(title=ADVANCED_TITLE, collapsed=True, id="advanced"):
                 yield Static(self._bounds(), id="bounds")
                 yield Button("What does an image need? (F1)", id="image-help-button")
-                for hint in FIELDS:
+                for hint in FORM_FIELDS:
                     if hint.advanced:
                         yield from self._field(hint.name)
             yield Static("", id="summary")
@@ -245,7 +245,7 @@ class CreateScreen(Screen[None]):
 
     def values(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for hint in FIELDS:
+        for hint in FORM_FIELDS:
             widget = self.query_one(f"#f-{hint.name}")
             if isinstance(widget, TextArea):
                 value = widget.text
@@ -276,7 +276,7 @@ class CreateScreen(Screen[None]):
         values = self.values()
         state = form_state(self.manager, values, prompt_touched="prompt" in values)
         self.query_one("#command", Static).update("$ " + magic_line(values, prefix="clauderon-nb"))
-        for hint in FIELDS:
+        for hint in FORM_FIELDS:
             self.query_one(f"#e-{hint.name}", Static).update(state.errors.get(hint.name, ""))
         for key, text in state.hints.items():
             field = self.query(f"#f-{key}")
@@ -294,7 +294,7 @@ class CreateScreen(Screen[None]):
         """F2 opens the section and moves to its first field (F2 again closes it, back to the form's first)."""
         section = self.query_one("#advanced", Collapsible)
         section.collapsed = not section.collapsed
-        first = next(h.name for h in FIELDS if h.advanced == (not section.collapsed))
+        first = next(h.name for h in FORM_FIELDS if h.advanced == (not section.collapsed))
         self.set_focus(self.query_one(f"#f-{first}"))  # at once: keys typed next go to it
 
     def action_image_help(self) -> None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ..errors import ClauderonError, describe_validation_error
 from ..model.answers import Options, PlanView
 from ..model.display import show_value
-from ..model.hints import CONTAINER_FIELDS, FIELDS, HINTS
+from ..model.hints import CONTAINER_FIELDS, FORM_FIELDS, HINTS
 from ..model.progress import ProgressEvent, progress_fraction
 from ..model.request import CreateSessionRequest
 from ..model.session import Session, Status
@@ -67,7 +67,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         self.errors: dict[str, W.HTML] = {}
         basic: list[W.Widget] = []
         advanced: list[W.Widget] = []
-        for hint in FIELDS:
+        for hint in FORM_FIELDS:
             name = hint.name
             widget = self._make_widget(name)
             self.fields[name] = widget
@@ -232,7 +232,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
 
     def _show_plan(self, plan: Plan | PlanView, hints: dict[str, str]) -> None:
         local = plan.backend == "local"
-        for name in CONTAINER_FIELDS:
+        for name in (n for n in CONTAINER_FIELDS if n in self.fields):
             self.fields[name].disabled = local and not self.fields[name].value
         if "build" not in hints and isinstance(self.fields.get("build"), W.Text):
             self.fields["build"].placeholder = "none — the image above (e.g. Dockerfile: build it from the repository)"

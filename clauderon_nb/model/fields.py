@@ -51,6 +51,37 @@ def _identifier(value: Any, info: ValidationInfo) -> str:
     return value.strip()
 
 
+def _preset_options(value: Any, info: ValidationInfo) -> dict[str, str]:
+    """A preset's option choices: a table, or ``NAME=VALUE`` text (several: a list, or separated by commas)."""
+    field = _field(info)
+    expected = f"{field} {value!r}: expected NAME=VALUE pairs, such as image=pytorch"
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):  # each item NAME=VALUE, or several separated by commas
+        pairs: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(expected)
+            for part in (p for p in item.split(",") if p.strip()):
+                name, eq, chosen = part.partition("=")
+                if not eq or not name.strip():
+                    raise ValueError(expected)
+                if name.strip() in pairs:
+                    raise ValueError(f"{field}: {name.strip()} is given twice")
+                pairs[name.strip()] = chosen.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise ValueError(expected)
+    out: dict[str, str] = {}
+    for name, chosen in value.items():
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() or c in "=," for c in name.strip()):
+            raise ValueError(f"{field}: option name {name!r}: expected a name such as image (no spaces)")
+        if not isinstance(chosen, str) or not chosen or "\n" in chosen or "\x00" in chosen:
+            raise ValueError(f"{field} {name}={chosen!r}: expected a value on one line")
+        out[name.strip()] = chosen
+    return out
+
+
 def _session_name(value: Any, info: ValidationInfo) -> str:
     """A name is used as given or refused: it names a container, a branch and a folder, so it never changes."""
     field = _field(info)
@@ -78,6 +109,8 @@ def _build(value: Any, info: ValidationInfo) -> Any:
 
 
 Gpus = Annotated[int, BeforeValidator(_gpus)]
+PresetOptions = Annotated[dict[str, str], BeforeValidator(_preset_options)]
+"""The chosen values of a preset's options (a KubeSpawner profile's ``profile_options``)."""
 """GPU count; -1 is "all"."""
 Cpu = Annotated[int, BeforeValidator(_cpu)]
 """CPU quantity, held as integer millicores."""

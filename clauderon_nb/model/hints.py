@@ -31,11 +31,14 @@ class FieldHint:
     choices: ChoiceSource | None = None
     label: str = ""
     const: str | None = None  # the value of the bare flag (``--build`` alone), when it may be given without one
+    repeat: bool = False  # the flag may be given several times (its values make a list)
+    in_form: bool = True  # a field of its own in the forms (else they set it from other fields)
+    cli_flag: str = ""  # the flag's spelling when it is not the name's (a repeated flag is singular)
 
     @property
     def flag(self) -> str:
         """The command-line spelling: ``cpu_limit`` -> ``--cpu-limit``."""
-        return flag_for(self.name)
+        return self.cli_flag or flag_for(self.name)
 
     @property
     def title(self) -> str:
@@ -114,15 +117,27 @@ FIELDS: tuple[FieldHint, ...] = (
     ),
     FieldHint(
         "preset",
-        "Resource preset: small, medium, large, or one from config.toml",
+        "Resource preset: small, medium, large, or one from config.toml (a [[profile_list]] profile's slug)",
         "PRESET",
         "choice",
         advanced=True,
         container_only=True,
         choices="presets",
     ),
+    FieldHint(
+        "preset_options",
+        "The preset's options, as a profile's profile_options: NAME=VALUE (repeat the flag, or separate by commas)",
+        "NAME=VALUE",
+        advanced=True,
+        container_only=True,
+        repeat=True,
+        in_form=False,
+        cli_flag="--preset-option",
+    ),
 )
 HINTS: dict[str, FieldHint] = {h.name: h for h in FIELDS}
+#: The fields the notebook form and the terminal UI show, each as a widget of its own.
+FORM_FIELDS = tuple(h for h in FIELDS if h.in_form)
 #: Fields that only make sense for a container (refused on the local backend).
 CONTAINER_FIELDS = tuple(h.name for h in FIELDS if h.container_only)
 #: Fields a repository's .clauderon.toml (or a front end's defaults) may set: all but what names one session.

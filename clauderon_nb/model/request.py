@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from .fields import BackendName, Build, Cpu, Gpus, Identifier, Image, Memory, Policy, SessionName
+from .fields import BackendName, Build, Cpu, Gpus, Identifier, Image, Memory, Policy, PresetOptions, SessionName
 from .hints import CONTAINER_FIELDS, HINTS, local_backend_refusal
 from .limits import MAX_ARG_BYTES, MAX_PROMPT_BYTES
 from .settings_table import RESOURCE_FIELDS
@@ -67,6 +67,7 @@ class CreateSessionRequest(BaseModel):
     memory_request: Memory | None = Field(None, description=HINTS["memory_request"].help)
     gpus: Gpus | None = Field(None, description=HINTS["gpus"].help)
     preset: Identifier | None = Field(None, description=HINTS["preset"].help)
+    preset_options: PresetOptions | None = Field(None, description=HINTS["preset_options"].help)
 
     @field_validator("repo", mode="before")
     @classmethod

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 CREATE_WITH_BUNDLE = "application/x-clauderon-create"
 #: Request fields sent to the service when a client-side layer set them (never policy or built-in defaults);
 #: a preset is sent as the values it gave.
-SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f != "preset")
+SENT_FIELDS = tuple(f for f in DEFAULTABLE_FIELDS if f not in ("preset", "preset_options"))
 #: The sources a client sends values from (not "system": the service has its own /etc/clauderon).
 CLIENT_SOURCES = ("session", "preset", "repo", "devcontainer", "kernel", "user")
 
@@ -173,9 +173,18 @@ class RemoteManager:
             frontend=self.defaults,
             frontend_origin=self.defaults_origin,
             agents_elsewhere=True,
+            presets_elsewhere=True,
             system=load_system_config(),
             devcontainer=load_devcontainer(repo.root),
         )
+
+    def _own_preset(self, name: str) -> bool:
+        """Whether a preset is one of yours (built in, or in your config files): it is applied here and its
+        values sent; any other is the service's to apply."""
+        from ..config.files import load_system_config, load_user_config, presets_of
+        from ..config.presets import all_presets
+
+        return name in all_presets(presets_of(load_system_config(), load_user_config(self.home)))
 
     def trust_repo(self, repo: str | os.PathLike[str]) -> str:
         from ..config.trust import trust_files
@@ -201,6 +210,13 @@ class RemoteManager:
                 origins[key] = res.sources[key]
         if res.sources.get("backend") not in CLIENT_SOURCES:
             sent.pop("backend", None)
+        preset = res.settings.preset
+        if preset is not None and res.sources.get("preset") in CLIENT_SOURCES and not self._own_preset(preset):
+            sent["preset"] = preset  # one of the service's profiles: it applies it, and its options
+            origins["preset"] = res.sources["preset"]
+            if res.settings.preset_options:
+                sent["preset_options"] = res.settings.preset_options
+                origins["preset_options"] = res.sources["preset"]
         if "build" in sent:  # the service builds it and tags it by its hash
             sent.pop("image", None)
         from ..model.settings_table import DEVCONTAINER_KEYS
@@ -270,6 +286,7 @@ class RemoteManager:
                 max_cpu=data.get("max_cpu"),
                 max_memory=data.get("max_memory"),
                 bounds=[(str(k), str(v), str(w)) for k, v, w in data.get("bounds") or []],
+                preset_options=dict(data.get("preset_options") or {}),
             )
         except (KeyError, TypeError):
             raise ClauderonError("the clauderon service sent malformed options") from None

@@ -77,6 +77,7 @@ class OptionsAnswer(_Answer):
     max_memory: int | None
     bounds: list[list[str]]
     max_upload_size: int
+    preset_options: dict[str, dict[str, Any]] = {}
 
 
 class PlanViewAnswer(_Answer):

@@ -28,7 +28,7 @@ from ..config.files import (
     presets_of,
 )
 from ..config.policy import AdminPolicy, load_policy
-from ..config.presets import all_presets
+from ..config.presets import all_presets, describe, offered, options_of
 from ..config.resolve import Resolution, ResolvedSettings, resolve
 from ..config.trust import trust_refusal
 from ..errors import ConfigError, PolicyError
@@ -86,6 +86,7 @@ class Planner:
             frontend_origin=self.defaults_origin,
             system=load_system_config(),
             devcontainer=Devcontainer() if self.shared else load_devcontainer(repo.root),
+            groups=self.groups if self.shared else None,
             # On the service a plan may come before the repository is uploaded: its build is then "pending".
             build_tag=lambda build, backend, registry: build_tag(
                 repo.root,
@@ -300,6 +301,7 @@ class Planner:
         pulls = [p.value for p in PullPolicy if policy.allows("allowed_pull_policies", p)]
         found = policy.first("allowed_images")
         globs = list(found[0]) if found else []
+        presets = offered(all_presets(presets_of(system, user)), self.groups if self.shared else None)
         recent: list[str] = []
         for s in reversed(recent_sessions):
             image = s.settings.get("image")
@@ -307,7 +309,8 @@ class Planner:
                 recent.append(image)
         return Options(
             agents=sorted(a for a in all_agents(agents_of(system, user)) if policy.allows("allowed_agents", a)),
-            presets={k: v.description or "" for k, v in all_presets(presets_of(system, user)).items()},
+            presets={k: describe(v) for k, v in presets.items()},
+            preset_options={k: options_of(v) for k, v in presets.items() if v.profile_options},
             backends=backends,
             pull_policies=pulls,
             allowed_images=globs,

@@ -1,0 +1,153 @@
+"""Extra engine configuration without forking: ``extra_container_config`` for Docker, ``extra_pod_config`` and
+``extra_container_config`` for Kubernetes, and the service's ``modify_spec_hook``. Merged where they are
+safe, validated (the engine's known keys; the Kubernetes schemas), and never able to loosen containment
+unless the admin policy names the gate."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from clauderon_nb import ConfigError, SessionManager
+from clauderon_nb.errors import PolicyError
+from clauderon_nb.frontends.commands import describe
+
+from .test_plan import validate_manifests
+
+
+def _plan(repo: Path, backend: str, **fields: object) -> object:
+    return SessionManager().plan(repo=str(repo), prompt="x", backend=backend, **fields)
+
+
+def test_docker_extra_config_is_merged_into_the_create_arguments(home: Path, repo: Path) -> None:
+    (home / "docker-config.toml").write_text(
+        textwrap.dedent(
+            """
+            [extra_container_config]
+            shm_size = "256m"
+            dns = ["10.0.0.2"]
+            extra_hosts = { "pypi.internal" = "10.0.0.3" }
+            read_only = true
+            ulimits = [{ name = "nofile", soft = 1024, hard = 2048 }]
+            """
+        )
+    )
+    plan = _plan(repo, "docker")
+    spec = plan.spec  # type: ignore[attr-defined]
+    assert spec["shm_size"] == "256m" and spec["dns"] == ["10.0.0.2"] and spec["read_only"] is True
+    assert spec["extra_hosts"] == {"pypi.internal": "10.0.0.3"}
+    assert spec["cap_drop"] == ["ALL"] and spec["security_opt"] == ["no-new-privileges:true"]  # kept
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "privileged = true",
+            "extra_container_config privileged: loosens containment (privileged); refused unless the admin policy "
+            "lists 'privileged' in allow_extra_config",
+        ),
+        ('cap_add = ["SYS_ADMIN"]', "extra_container_config cap_add: loosens containment (capabilities)"),
+        ('pid_mode = "host"', "extra_container_config pid_mode: loosens containment (host_namespaces)"),
+        ('security_opt = ["seccomp=unconfined"]', "extra_container_config security_opt: loosens containment"),
+        ('devices = ["/dev/kvm:/dev/kvm"]', "extra_container_config devices: loosens containment (devices)"),
+        ('network_mode = "host"', "extra_container_config: network_mode is clauderon's to set; use network"),
+        ('volumes = { "/" = { bind = "/host" } }', "extra_container_config: volumes is clauderon's to set"),
+        ('environment = { A = "b" }', "extra_container_config: environment is clauderon's to set; use extra_env"),
+        ("no_such_key = 1", "extra_container_config: 'no_such_key' is not a key the Docker engine's create call"),
+    ],
+)
+def test_docker_extra_config_never_loosens_containment_by_itself(
+    home: Path, repo: Path, extra: str, message: str
+) -> None:
+    (home / "docker-config.toml").write_text(f"[extra_container_config]\n{extra}\n")
+    with pytest.raises((ConfigError, PolicyError)) as caught:
+        _plan(repo, "docker")
+    line, code = describe(caught.value)
+    assert message in line and "\n" not in line and code == 2, line
+
+
+def test_the_policy_may_name_a_gate_explicitly(home: Path, repo: Path) -> None:
+    (home / "docker-config.toml").write_text('[extra_container_config]\ncap_add = ["NET_ADMIN"]\n')
+    policy = home / "policy.toml"
+    policy.write_text('allow_extra_config = ["capabilities"]\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAUDERON_POLICY", str(policy))
+        assert _plan(repo, "docker").spec["cap_add"] == ["NET_ADMIN"]  # type: ignore[attr-defined]
+    policy.write_text('allow_extra_config = ["host_mounts"]\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAUDERON_POLICY", str(policy))
+        with pytest.raises(PolicyError, match="refused unless the admin policy lists 'capabilities'"):
+            _plan(repo, "docker")
+
+
+def test_kubernetes_extra_config_is_merged_and_schema_valid(home: Path, repo: Path) -> None:
+    (home / "k8s-config.toml").write_text(
+        textwrap.dedent(
+            """
+            git_remote_url = "https://example.org/org/app.git"
+            [extra_pod_config]
+            runtimeClassName = "gvisor"
+            terminationGracePeriodSeconds = 5
+            volumes = [{ name = "cache", emptyDir = { medium = "Memory" } }]
+            [extra_pod_config.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution]
+            nodeSelectorTerms = [{ matchExpressions = [{ key = "pool", operator = "In", values = ["agents"] }] }]
+            [extra_container_config]
+            volumeMounts = [{ name = "cache", mountPath = "/cache" }]
+            lifecycle = { preStop = { exec = { command = ["sh", "-c", "sleep 1"] } } }
+            """
+        )
+    )
+    plan = _plan(repo, "kubernetes")
+    manifests = plan.spec  # type: ignore[attr-defined]
+    validate_manifests(manifests)
+    pod = manifests[-1]["spec"]
+    assert pod["runtimeClassName"] == "gvisor" and pod["terminationGracePeriodSeconds"] == 5
+    assert [v["name"] for v in pod["volumes"]][-1] == "cache"  # added to clauderon's own volumes
+    agent = pod["containers"][0]
+    assert agent["volumeMounts"][-1] == {"name": "cache", "mountPath": "/cache"}
+    assert agent["securityContext"]["allowPrivilegeEscalation"] is False  # containment kept
+
+
+@pytest.mark.parametrize(
+    ("section", "extra", "message"),
+    [
+        ("extra_pod_config", "hostNetwork = true", "extra_pod_config hostNetwork: loosens containment (host_network)"),
+        ("extra_pod_config", "hostPID = true", "extra_pod_config hostPID: loosens containment (host_namespaces)"),
+        (
+            "extra_pod_config",
+            'volumes = [{ name = "root", hostPath = { path = "/" } }]',
+            "extra_pod_config volumes[].hostPath: loosens containment (host_mounts)",
+        ),
+        (
+            "extra_container_config",
+            "securityContext = { privileged = true }",
+            "extra_container_config securityContext.privileged: loosens containment (privileged)",
+        ),
+        (
+            "extra_container_config",
+            'securityContext = { capabilities = { add = ["SYS_ADMIN"] } }',
+            "extra_container_config securityContext.capabilities: loosens containment (capabilities)",
+        ),
+        (
+            "extra_pod_config",
+            "securityContext = { runAsUser = 0 }",
+            "extra_pod_config securityContext.runAsUser: loosens containment (root)",
+        ),
+        ("extra_pod_config", 'nodeName = "n1"', "extra_pod_config: nodeName is clauderon's to set; use node_selector"),
+        ("extra_container_config", 'env = [{ name = "A", value = "b" }]', "env is clauderon's to set; use extra_env"),
+        (
+            "extra_pod_config",
+            "terminationGracePeriodSeconds = 'soon'",
+            "extra_pod_config: not valid for Kubernetes",
+        ),
+    ],
+)
+def test_a_refused_extra_pod_config_is_one_line(home: Path, repo: Path, section: str, extra: str, message: str) -> None:
+    (home / "k8s-config.toml").write_text(f'git_remote_url = "https://example.org/org/app.git"\n[{section}]\n{extra}\n')
+    with pytest.raises((ConfigError, PolicyError)) as caught:
+        _plan(repo, "kubernetes")
+    line, code = describe(caught.value)
+    assert message in line and "\n" not in line and code == 2, line
