@@ -76,7 +76,7 @@ THIRD_PARTY = {
     "config": {"pydantic", "tomli", "json5"},
     "repos": set(),
     "render": set(),
-    "backends": {"docker", "kubernetes", "urllib3"},
+    "backends": {"docker", "kubernetes", "kubernetes_validate", "urllib3"},
     "sessions": set(),
     "remote": {"pydantic"},
     "service": {"tornado", "jupyterhub", "prometheus_client"},

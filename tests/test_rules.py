@@ -224,6 +224,8 @@ def _every_setting(tmp_path: Path) -> ResolvedSettings:
         tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
         priority_class_name="low",
         pids_limit=256,
+        extra_container_config={"lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}},
+        extra_pod_config={"runtimeClassName": "gvisor"},
     )
 
 

@@ -781,35 +781,17 @@ def _observed(state: str, status: str) -> Observed:
     return Observed(Status.FAILED, f"container is {state or 'in an unknown state'}")
 
 
-#: The create arguments (``render_docker``'s) that belong to the host config rather than the container's.
-_HOST_CONFIG_KEYS = frozenset(
-    (
-        "init",
-        "cap_drop",
-        "security_opt",
-        "network_mode",
-        "nano_cpus",
-        "mem_limit",
-        "cpu_shares",
-        "mem_reservation",
-        "pids_limit",
-        "device_requests",
-    )
-)
-_CONTAINER_KEYS = frozenset(
-    ("image", "command", "name", "hostname", "labels", "environment", "working_dir", "user", "tty", "stdin_open")
-)
-
-
 def create_container_args(api: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``render_docker``'s ``containers.create`` arguments as the engine API's create call takes them
     (container fields, and a host config made by docker-py's public ``create_host_config``)."""
-    unknown = set(kwargs) - _HOST_CONFIG_KEYS - _CONTAINER_KEYS - {"volumes"}
+    from ..model.extra_config import DOCKER_CONTAINER_KEYS, DOCKER_HOST_KEYS
+
+    unknown = set(kwargs) - DOCKER_HOST_KEYS - DOCKER_CONTAINER_KEYS
     if unknown:
         raise BackendError(f"cannot pass {', '.join(sorted(unknown))} to the Docker engine", step="create container")
     volumes: dict[str, dict[str, str]] = kwargs.get("volumes") or {}
-    host = {k: v for k, v in kwargs.items() if k in _HOST_CONFIG_KEYS}
-    config = {k: v for k, v in kwargs.items() if k in _CONTAINER_KEYS}
+    host = {k: v for k, v in kwargs.items() if k in DOCKER_HOST_KEYS}
+    config = {k: v for k, v in kwargs.items() if k in DOCKER_CONTAINER_KEYS and k != "volumes"}
     return {
         **config,
         "volumes": [mount["bind"] for mount in volumes.values()],

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 from ..model.image import parse_image
 from ..model.naming import LABEL_PREFIX, object_name, owner_label_matches
 from ..model.progress import ProgressCallback, ProgressEvent
@@ -503,3 +503,26 @@ def _observed(pod: Any) -> Observed:
         problem = _container_problem(status.container_statuses)
         return Observed(Status.FAILED, problem or f"pod failed: {status.message or status.reason}")
     return Observed(Status.FAILED, f"pod is in phase {status.phase or 'Unknown'}")
+
+
+def check_schemas(manifests: list[dict[str, Any]], where: str) -> None:
+    """The rendered objects against the Kubernetes schemas (strict: an unknown field is an error), for an
+    admin's ``extra_pod_config``/``extra_container_config``; one ``ConfigError`` line naming the field."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        raise ConfigError(
+            f"{where}: checking it against the Kubernetes schemas needs kubernetes-validate "
+            "(pip install 'clauderon-nb[kubernetes]')",
+            field="extra_pod_config",
+        ) from None
+    version = kubernetes_validate.latest_version()
+    for manifest in manifests:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path) or manifest.get("kind", "object")
+            message = " ".join(str(exc.message).split())[:300]
+            raise ConfigError(
+                f"{where}: not valid for Kubernetes {version}: {path}: {message}", field="extra_pod_config"
+            ) from None

@@ -248,6 +248,9 @@ class GeneralConfig(_File):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     # KubeSpawner-style profiles: each becomes a preset named by its slug (``config/profiles.py``).
     profile_list: list[Profile] = Field(default_factory=list)
+    # "package.module:function": receives the backend-neutral SessionSpec and returns it changed (like
+    # KubeSpawner's modify_pod_hook); the result is checked against the policy again.
+    modify_spec_hook: Annotated[str, BeforeValidator(_hook_ref)] | None = None
 
     @model_validator(mode="after")
     def _profiles_are_presets(self) -> GeneralConfig:
@@ -261,6 +264,13 @@ class GeneralConfig(_File):
         if len(defaults) > 1:
             raise ValueError(f"profile_list: {', '.join(defaults)} all say default = true; one may")
         return self
+
+
+def _hook_ref(value: Any, info: ValidationInfo) -> str:
+    pattern = r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*"
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise ValueError(f"{info.field_name} {value!r}: expected package.module:function")
+    return value
 
 
 def _registry_host(value: Any, info: ValidationInfo) -> str:
@@ -307,6 +317,27 @@ class DockerResources(_File):
     pids: Annotated[int, BeforeValidator(_pids)] | None = None  # processes the container may run at once
 
 
+def _extra(kind: str) -> Any:
+    """A validator for an ``extra_*_config`` table (``model/extra_config.py``: owned and unknown keys refused)."""
+
+    def check(value: Any, info: ValidationInfo) -> dict[str, Any]:
+        from ..model.extra_config import check_shape
+
+        if not isinstance(value, dict):
+            raise ValueError(f"{info.field_name} {value!r}: expected a table")
+        problem = check_shape(kind, value)
+        if problem:
+            raise ValueError(problem)
+        return dict(value)
+
+    return BeforeValidator(check)
+
+
+ExtraDocker = Annotated[dict[str, Any], _extra("docker")]
+ExtraPod = Annotated[dict[str, Any], _extra("pod")]
+ExtraContainer = Annotated[dict[str, Any], _extra("container")]
+
+
 class DockerConfig(_File):
     """``$CLAUDERON_HOME/docker-config.toml`` (the seed's format)."""
 
@@ -315,6 +346,8 @@ class DockerConfig(_File):
     network: Network | None = None
     extra_env: dict[EnvName, str] = Field(default_factory=dict)
     run_as_user: Annotated[int, BeforeValidator(_uid)] | None = None  # the agent's uid (and gid) in the container
+    # Merged into the create arguments; what would loosen containment needs the policy's allow_extra_config.
+    extra_container_config: ExtraDocker | None = None
 
 
 class KubernetesConfig(_File):
@@ -344,6 +377,10 @@ class KubernetesConfig(_File):
     priority_class_name: ObjectName | None = None
     registry_check: bool | None = None  # false: no registry request before a create (offline, air-gapped)
     build_push_registry: Annotated[str, BeforeValidator(_push_target)] | None = None
+    # Merged into the pod spec and the agent container (schema-checked); what would loosen containment needs
+    # the policy's allow_extra_config.
+    extra_pod_config: ExtraPod | None = None
+    extra_container_config: ExtraContainer | None = None
 
 
 # ``.clauderon.toml`` at a repository root: per-repo defaults, keyed like the create flags. Built from the

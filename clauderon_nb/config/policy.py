@@ -79,6 +79,14 @@ def _networks(value: Any, info: ValidationInfo) -> list[str]:
     return list(value)
 
 
+def _gates(value: Any, info: ValidationInfo) -> list[str]:
+    from ..model.extra_config import GATES
+
+    if not isinstance(value, list) or any(v not in GATES for v in value):
+        raise ValueError(f"{info.field_name} {value!r}: expected a list of {', '.join(GATES)}")
+    return list(value)
+
+
 def _names(value: Any, info: ValidationInfo) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f"{info.field_name} {value!r}: expected a list of user names")
@@ -154,10 +162,14 @@ class PolicyRules(BaseModel):
     idle_timeout: Duration | None = None
     delete_stopped_after: Duration | None = None
     delete_unused_repos_after: Duration | None = None  # the service's copy of a repository no session uses
+    # Extra engine configuration that loosens containment, by gate (privileged, capabilities, host_mounts, …):
+    # refused unless named here (model/extra_config.py says which key needs which gate).
+    allow_extra_config: Annotated[list[str], BeforeValidator(_gates)] | None = None
 
 
 #: How several groups combine: the most permissive value of each key.
 _LISTS = (
+    "allow_extra_config",
     "allowed_images",
     "allowed_backends",
     "allowed_pull_policies",
@@ -246,6 +258,27 @@ class AdminPolicy:
     """All policy files in force; a value must satisfy every one of them."""
 
     files: tuple[PolicyFile, ...] = ()
+
+    def check_extra_config(self, settings: dict[str, Any], sources: dict[str, str]) -> None:
+        """Extra engine configuration that would loosen containment: refused unless every policy file in force
+        names its gate in ``allow_extra_config`` (none in force: refused)."""
+        from ..model.extra_config import gates
+
+        docker = str(settings.get("backend")) == "docker"
+        for key, kind in (("extra_container_config", "docker" if docker else "container"), ("extra_pod_config", "pod")):
+            value = settings.get(key)
+            if not isinstance(value, dict):
+                continue
+            for gate, where in gates(kind, value):
+                refusing = next((f for f in self.files if gate not in (f.rules.allow_extra_config or [])), None)
+                if refusing is None and self.files:
+                    continue
+                said = f"policy {refusing.where_for('allow_extra_config')}" if refusing else "the admin policy"
+                raise PolicyError(
+                    f"{key} {where} ({sources.get(key)}): loosens containment ({gate}); refused unless {said} "
+                    f"lists '{gate}' in allow_extra_config",
+                    field=key,
+                )
 
     def first(self, key: str) -> tuple[Any, PolicyFile] | None:
         for f in self.files:
@@ -342,6 +375,7 @@ class AdminPolicy:
 
     def check(self, settings: dict[str, Any], sources: dict[str, str]) -> None:
         """Raise ``PolicyError`` (with ``.field``) for the first resolved value outside the bounds."""
+        self.check_extra_config(settings, sources)
         for f in self.files:
             r = f.rules
             for key, rule in (

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError, describe_validation_error, did_you_mean
 from ..model.build import BuildConfig
@@ -99,6 +99,10 @@ class ResolvedSettings:
     tolerations: list[dict[str, Any]] | None = None
     priority_class_name: str | None = None
     pids_limit: int | None = None  # Docker: processes the container may run at once
+    # The admin's extra engine configuration (model/extra_config.py): Docker's create arguments, or the
+    # Kubernetes agent container's fields; and the pod spec's.
+    extra_container_config: dict[str, Any] | None = None
+    extra_pod_config: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +199,23 @@ class _StoredSettings(BaseModel):
     tolerations: _Tolerations | None = None
     priority_class_name: ObjectName | None = None
     pids_limit: int | None = None
+    extra_container_config: dict[str, Any] | None = None
+    extra_pod_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _extra_config_shape(self) -> _StoredSettings:
+        """A stored extra configuration is read again like the file it came from (owned keys refused)."""
+        from ..model.extra_config import check_shape
+
+        docker = self.backend is Backend.DOCKER
+        for value, kind in (
+            (self.extra_container_config, "docker" if docker else "container"),
+            (self.extra_pod_config, "pod"),
+        ):
+            problem = check_shape(kind, value) if value is not None else None
+            if problem:
+                raise ValueError(problem)
+        return self
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,7 @@ def _user_values(backend: Backend, user: UserConfig, owner: str) -> tuple[dict[s
             "extra_env": d.extra_env or None,
             "run_as_user": d.run_as_user,
             "pids_limit": d.resources.pids,
+            "extra_container_config": d.extra_container_config,
         }
         return values, _where(user.docker)
     k = user.kubernetes.data

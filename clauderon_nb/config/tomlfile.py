@@ -43,10 +43,16 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+#: Tables passed to the engine as they are (model/extra_config.py refuses env and volumes in them).
+_ENGINE_TABLES = frozenset({"extra_container_config", "extra_pod_config"})
+
+
 def _find_secret(data: Any, trail: tuple[str, ...] = ()) -> str | None:
     if isinstance(data, dict):
         for key, value in data.items():
             path = (*trail, str(key))
+            if key in _ENGINE_TABLES:
+                continue  # the engine's own structures ("key" of a toleration); env in them is refused
             if key in _NAMES_A_SECRET:
                 if key == "registry_auth":
                     found = _find_secret(value, path)

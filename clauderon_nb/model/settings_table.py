@@ -29,6 +29,7 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
         "registry_auth",
         "run_as_user",
         "pids_limit",
+        "extra_container_config",
     ),
     "kubernetes": (
         *CONTAINER_KEYS,
@@ -43,13 +44,15 @@ BACKEND_KEYS: dict[str, tuple[str, ...]] = {
         "node_selector",
         "tolerations",
         "priority_class_name",
+        "extra_pod_config",
+        "extra_container_config",
         *_K8S_PLUMBING,
     ),
 }
 #: Resolved but not listed by ``config``/``--dry-run`` (secret-bearing, or plumbing).
 _NOT_SHOWN = {"extra_env", "registry_auth", "run_as_user", *_K8S_PLUMBING}
 #: Shown only when set (a devcontainer's extras, a push target): most sessions have none.
-SHOWN_WHEN_SET = ("build", *DEVCONTAINER_KEYS, "build_push_registry")
+SHOWN_WHEN_SET = ("build", *DEVCONTAINER_KEYS, "build_push_registry", "extra_container_config", "extra_pod_config")
 #: Settings shown by ``config``/``--dry-run``, per backend, in display order.
 SHOWN: dict[str, tuple[str, ...]] = {
     backend: ("backend", "agent", *(("preset",) if keys else ()), *(k for k in keys if k not in _NOT_SHOWN))

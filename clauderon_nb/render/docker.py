@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model.extra_config import merge
 from ..model.naming import WORKSPACE
 from ..model.redact import SECRET_MASK
 from ..model.units import docker_cpu_shares, docker_nano_cpus
@@ -53,4 +54,6 @@ def render_docker(spec: SessionSpec, secrets: Mapping[str, str] | None = None) -
         kwargs["pids_limit"] = s.pids_limit
     if s.gpus:  # docker-py turns each dict into a DeviceRequest (-1: every GPU)
         kwargs["device_requests"] = [{"count": s.gpus, "capabilities": [["gpu"]]}]
+    if s.extra_container_config:  # the admin's, checked against the policy (model/extra_config.py)
+        kwargs = merge(kwargs, s.extra_container_config)
     return kwargs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model.extra_config import merge
 from ..model.naming import WORKSPACE
 from ..model.redact import SECRET_MASK, redact_url, strip_credentials
 from ..model.units import k8s_cpu, k8s_memory
@@ -196,6 +197,10 @@ def render_kubernetes(spec: SessionSpec, secrets: Mapping[str, str] | None = Non
         pod_spec["priorityClassName"] = s.priority_class_name
     if s.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
+    if s.extra_container_config:  # the admin's, checked against the policy (model/extra_config.py)
+        pod_spec["containers"] = [merge(agent, s.extra_container_config)]
+    if s.extra_pod_config:
+        pod_spec = merge(pod_spec, s.extra_pod_config)
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -31,7 +31,7 @@ from ..config.policy import AdminPolicy, load_policy
 from ..config.presets import all_presets, describe, offered, options_of
 from ..config.resolve import Resolution, ResolvedSettings, resolve
 from ..config.trust import trust_refusal
-from ..errors import ConfigError, PolicyError
+from ..errors import ClauderonError, ConfigError, PolicyError
 from ..model.answers import Options
 from ..model.choices import Backend
 from ..model.display import show_value
@@ -188,21 +188,70 @@ class Planner:
             root_allowed=load_policy().for_user(self.owner, self.groups).allows_root(),
             deployment=deployment_id(self.home, create=False),
         )
+        spec = self._modified(spec)
+        settings = spec.settings
         if self.shared and settings.image and settings.build is None:
             spec = replace(spec, registry_refusal=registry_refusal(settings.image, self.owner, self.groups))
         check_arguments(spec)
         trust_note = trust_refusal(self.home, repo.root, res, secret_env=spec.secret_env)
         if trust_note:
             notes.append(trust_note)
+        native = render_native(spec)
+        if settings.backend is Backend.KUBERNETES and (settings.extra_pod_config or settings.extra_container_config):
+            from ..backends.kubernetes import check_schemas
+
+            key = "extra_pod_config" if settings.extra_pod_config else "extra_container_config"
+            check_schemas(native, f"{key} ({res.origins.get(key)})")
         return Plan(
             session_spec=spec,
             settings=settings,
             sources=res.sources,
             origins=res.origins,
-            spec=render_native(spec),
+            spec=native,
             notes=tuple(notes),
             needs_trust=bool(trust_note),
         )
+
+    def _modified(self, spec: SessionSpec) -> SessionSpec:
+        """The spec as the admin's ``modify_spec_hook`` returns it (config.toml), checked again: the hook may
+        change settings, the command and environment names, never what identifies the session or its uid,
+        and its result must pass the policy (its extra configuration too)."""
+        ref = (
+            load_user_config(self.home).general.data.modify_spec_hook
+            or load_system_config().general.data.modify_spec_hook
+        )
+        if not ref:
+            return spec
+        import importlib
+
+        where = f"modify_spec_hook {ref}"
+        module, _, function = ref.partition(":")
+        try:
+            hook = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{where}: cannot load it ({type(exc).__name__}: {exc})") from None
+        try:
+            out = hook(spec)
+        except ClauderonError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the admin's code: its failure is one line naming it
+            raise ConfigError(f"{where} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        if out is None:
+            return spec
+        if not isinstance(out, SessionSpec):
+            raise ConfigError(
+                f"{where} returned a {type(out).__name__}; expected the SessionSpec it was given, changed"
+            )
+        for field_name in _HOOK_FIXED:
+            if getattr(out, field_name) != getattr(spec, field_name):
+                raise PolicyError(
+                    f"{where} changed {field_name}: a hook may change the settings and the command, not what "
+                    "identifies the session or the uid it runs as"
+                )
+        changed = out.settings
+        values = {k: getattr(changed, k) for k in changed.__dataclass_fields__}
+        load_policy().for_user(self.owner, self.groups).check(values, {k: where for k in values})
+        return out
 
     def _agent_ids(self, settings: ResolvedSettings, origins: Mapping[str, str]) -> tuple[int, int]:
         """The uid and gid the agent runs as in its container: a devcontainer's numeric containerUser, else
@@ -320,6 +369,23 @@ class Planner:
             bounds=policy_bounds(policy),
         )
 
+
+#: What a modify_spec_hook may not change.
+_HOOK_FIXED = (
+    "session_id",
+    "name",
+    "owner",
+    "labels",
+    "repo_root",
+    "base_commit",
+    "branch",
+    "workspace",
+    "workspace_url",
+    "uid",
+    "gid",
+    "root_allowed",
+    "service_env",
+)
 
 _BOUND_SHOWN_AS = {
     "max_cpu": "cpu_limit",
