@@ -266,3 +266,78 @@ kubespawner_override = {{ mem_limit = "128M" }}
         config.write_text(before)
         for s in mgr.list():
             mgr.delete(s.name)
+
+
+# --- the forms: the preset's options as a choice each, and a free value -----------------------------------
+
+
+def test_the_notebook_form_offers_the_options_of_the_chosen_preset(profiles: Path, repo: Path) -> None:
+    from clauderon_nb import CreateSessionForm
+    from clauderon_nb.frontends.form_state import OTHER
+
+    form = CreateSessionForm(SessionManager())
+    form.fields["repo"].value = str(repo)
+    form.fields["prompt"].value = "x"
+    form.fields["backend"].value = "docker"
+    assert form.option_box.children == ()  # no preset chosen: no options
+    form.fields["preset"].value = "custom"
+    choice, free = form._option_widgets["image"]
+    assert list(choice.options) == [("SciPy", "scipy"), ("R", "r"), ("Other image…", OTHER)]
+    assert choice.value == "scipy" and free is not None and free.layout.display == "none"
+    assert "preset_options" not in form.values()  # the default choice is not repeated
+    assert form.plan.settings.image == "quay.io/jupyter/scipy-notebook:2024-05-27"
+    choice.value = "r"
+    assert form.values()["preset_options"] == "image=r"
+    assert form.plan.settings.image == "quay.io/jupyter/r-notebook:2024-05-27"
+    assert "--preset-option image=r" in form.magic.value
+    choice.value = OTHER
+    assert free.layout.display == ""
+    free.value = "docker.io/evil/miner:1"
+    assert "must be an image of quay.io/jupyter with a tag" in form.errors["preset_options"].value
+    assert form.create_button.disabled
+    free.value = "quay.io/jupyter/julia-notebook:2024-05-27"
+    assert form.errors["preset_options"].value == "" and not form.create_button.disabled
+    assert form.plan.settings.image == "quay.io/jupyter/julia-notebook:2024-05-27"
+    form.fields["preset"].value = "gpu"  # a preset without options: none shown
+    assert form.option_box.children == () and "preset_options" not in form.values()
+
+
+def test_the_terminal_form_offers_the_options_of_the_chosen_preset(profiles: Path, repo: Path) -> None:
+    pytest.importorskip("textual", reason="the terminal UI needs textual: pip install -e '.[test]'")
+    import asyncio
+
+    from textual.widgets import Input, Select, Static, TextArea
+
+    from clauderon_nb.frontends.form_state import OTHER
+    from clauderon_nb.frontends.tui import ClauderonTUI, CreateScreen
+
+    async def run() -> None:
+        app = ClauderonTUI(SessionManager(), interval=3600)
+        async with app.run_test(size=(110, 48)) as pilot:
+            await pilot.press("n")
+            screen = app.screen
+            assert isinstance(screen, CreateScreen)
+            screen.query_one("#f-repo", Input).value = str(repo)
+            screen.query_one("#f-prompt", TextArea).load_text("x")
+            screen.query_one("#f-backend", Select).value = "docker"
+            screen.query_one("#f-preset", Select).value = "custom"
+            await pilot.pause()
+            choice = screen.query_one("#po-image", Select)
+            free = screen.query_one("#pv-image", Input)
+            assert choice.value == "scipy" and not free.display
+            choice.value = "r"
+            await pilot.pause()
+            assert screen.values()["preset_options"] == "image=r"
+            choice.value = OTHER
+            await pilot.pause()
+            free.value = "docker.io/evil/miner:1"
+            await pilot.pause()
+            assert free.display
+            error = str(screen.query_one("#e-preset_options", Static).render())
+            assert "must be an image of quay.io/jupyter with a tag" in error
+            free.value = "quay.io/jupyter/julia-notebook:2024-05-27"
+            await pilot.pause()
+            assert str(screen.query_one("#e-preset_options", Static).render()) == ""
+            assert screen.plan is not None and screen.plan.settings.image.endswith("julia-notebook:2024-05-27")
+
+    asyncio.run(run())

@@ -97,3 +97,56 @@ def form_state(manager: Any, values: dict[str, str], *, prompt_touched: bool = F
     state.notes = list(plan.notes)
     state.ok = True
     return state
+
+
+#: The choice that stands for "a value of my own" (a profile option's ``unlisted_choice``).
+OTHER = "\u2026other"
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One option of the chosen preset, as both forms ask for it: a choice, and a free value when the option
+    takes one (shown when ``OTHER`` is chosen)."""
+
+    key: str
+    label: str
+    choices: list[tuple[str, str]]  # (label, value); OTHER last when a free value is taken
+    default: str
+    free_label: str | None = None  # the free value's label, when the option takes one
+    free_hint: str = ""  # what a free value must be (the validation message, else the regex)
+
+
+def option_fields(options: Any, preset: str) -> list[OptionField]:
+    """The option fields of ``preset`` (a profile's ``profile_options``), from the manager's ``Options``."""
+    described = (getattr(options, "preset_options", None) or {}).get(preset) or {}
+    out = []
+    for key, option in described.items():
+        choices = [(str(label), str(value)) for value, label in (option.get("choices") or {}).items()]
+        unlisted = option.get("unlisted")
+        if unlisted:
+            choices.append((f"{unlisted.get('display_name') or 'Other'}…", OTHER))
+        default = option.get("default") or (choices[0][1] if choices else OTHER)
+        hint = unlisted.get("validation_message") or unlisted.get("validation_regex") or "" if unlisted else ""
+        label = str(option.get("display_name") or key)
+        free = f"{label}: {unlisted.get('display_name') or 'Other'}" if unlisted else None
+        out.append(OptionField(key, label, choices, str(default), free, str(hint)))
+    return out
+
+
+def options_value(fields: list[OptionField], chosen: dict[str, tuple[str, str]]) -> str:
+    """The form's ``preset_options`` value (``NAME=VALUE,…``) from what each option shows: its choice, and the
+    free value typed beside it. A choice left at its default is not repeated; an empty free value is left out
+    (the preset's default applies until one is typed)."""
+    parts = []
+    for f in fields:
+        choice, free = chosen.get(f.key, (f.default, ""))
+        value = free.strip() if choice == OTHER else choice
+        if value and (choice == OTHER or value != f.default):
+            parts.append(f"{f.key}={value}")
+    return ",".join(parts)
+
+
+def choice_label(options: Any, field_name: str, value: str) -> str:
+    """How a choice reads in a form: a preset with its profile's name and description, else the value."""
+    described = (getattr(options, "presets", None) or {}).get(value) if field_name == "preset" else None
+    return f"{value} — {described}" if described else value

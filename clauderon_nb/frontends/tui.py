@@ -38,6 +38,7 @@ from ..model.progress import ProgressEvent, progress_fraction
 from ..model.session import Session, Status
 from .commandline import magic_line
 from .connect import Manager
+from .form_state import OTHER, OptionField, choice_label, option_fields, options_value
 
 if TYPE_CHECKING:
     from ..model.request import CreateSessionRequest
@@ -168,6 +169,9 @@ class CreateScreen(Screen[None]):
                 for hint in FORM_FIELDS:
                     if hint.advanced:
                         yield from self._field(hint.name)
+                        if hint.name == "preset":  # the chosen preset's options, mounted when it changes
+                            yield Vertical(id="preset-options")
+                            yield Static("", id="e-preset_options", classes="error")
             yield Static("", id="summary")
             yield Static("", id="command")
             yield ProgressBar(total=1.0, show_eta=False, id="progress")
@@ -207,7 +211,7 @@ class CreateScreen(Screen[None]):
         return list(dict.fromkeys(values))
 
     def _choices(self, name: str) -> list[tuple[str, str]]:
-        return [(v, v) for v in self._from_options(name)]
+        return [(choice_label(self.options, name, v), v) for v in self._from_options(name)]
 
     def _suggestions(self, name: str) -> list[str]:
         return self._from_options(name) if HINTS[name].widget == "combo" else []
@@ -243,6 +247,41 @@ class CreateScreen(Screen[None]):
 
     # --- values and validation --------------------------------------------------------
 
+    def _option_fields(self) -> list[OptionField]:
+        preset = self.query_one("#f-preset", Select)
+        chosen = "" if preset.is_blank() else str(preset.value)
+        return option_fields(self.options, chosen) if self.options is not None and chosen else []
+
+    @on(Select.Changed, "#f-preset")
+    async def _preset_changed(self) -> None:
+        """Another preset: its options, a choice each (and a free value where the profile takes one)."""
+        box = self.query_one("#preset-options", Vertical)
+        await box.remove_children()
+        widgets: list[Any] = []
+        for f in self._option_fields():
+            widgets.append(Label(f.label, classes="field-label"))
+            widgets.append(Select(f.choices, value=f.default, allow_blank=False, id=f"po-{f.key}", classes="field"))
+            if f.free_label is not None:
+                free = Input(placeholder=f.free_hint or f.free_label, id=f"pv-{f.key}", classes="field")
+                free.display = f.default == OTHER
+                widgets.append(free)
+        await box.mount_all(widgets)
+        self.validate()
+
+    def _option_values(self) -> str:
+        chosen: dict[str, tuple[str, str]] = {}
+        for f in self._option_fields():
+            choice = self.query(f"#po-{f.key}")
+            free = self.query(f"#pv-{f.key}")
+            if choice:
+                value = choice.first(Select).value
+                picked = f.default if value is Select.BLANK else str(value)
+                typed = free.first(Input).value if free else ""
+                if free:
+                    free.first(Input).display = picked == OTHER
+                chosen[f.key] = (picked, typed)
+        return options_value(self._option_fields(), chosen)
+
     def values(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for hint in FORM_FIELDS:
@@ -255,6 +294,9 @@ class CreateScreen(Screen[None]):
                 value = widget.value.strip() if isinstance(widget, Input) else ""
             if value:
                 out[hint.name] = value
+        options = self._option_values()
+        if options:
+            out["preset_options"] = options
         return out
 
     @on(Input.Changed)
@@ -278,6 +320,7 @@ class CreateScreen(Screen[None]):
         self.query_one("#command", Static).update("$ " + magic_line(values, prefix="clauderon-nb"))
         for hint in FORM_FIELDS:
             self.query_one(f"#e-{hint.name}", Static).update(state.errors.get(hint.name, ""))
+        self.query_one("#e-preset_options", Static).update(state.errors.get("preset_options", ""))
         for key, text in state.hints.items():
             field = self.query(f"#f-{key}")
             if field and isinstance(field.first(), Input):
@@ -544,6 +587,7 @@ class ClauderonTUI(App[None]):
     .field-label { margin-top: 1; }
     .error { color: $error; }
     #f-prompt { height: 5; }
+    #preset-options { height: auto; }
     #summary, #command, #progress-label { margin-top: 1; }
     #buttons { height: auto; margin-top: 1; }
     #help-box, #plan-box, #confirm-box { background: $panel; border: thick $primary; margin: 2 4; padding: 1 2; }

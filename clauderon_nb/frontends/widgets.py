@@ -25,6 +25,7 @@ from ..model.session import Session, Status
 from ..render.plan import Plan
 from .commandline import magic_line
 from .connect import Manager, manager_for
+from .form_state import OTHER, OptionField, choice_label, option_fields, options_value
 from .views import SessionTable, age_text, owner_totals
 
 ADVANCED_TITLE = "Advanced Container Settings"
@@ -67,6 +68,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         self.errors: dict[str, W.HTML] = {}
         basic: list[W.Widget] = []
         advanced: list[W.Widget] = []
+        # The chosen preset's options (a profile's profile_options): a choice each, and a free value.
+        self.option_box = W.VBox([])
+        self.errors["preset_options"] = W.HTML(layout=W.Layout(margin="0 0 0 8px"))
+        self._option_widgets: dict[str, tuple[W.Dropdown, W.Text | None]] = {}
         for hint in FORM_FIELDS:
             name = hint.name
             widget = self._make_widget(name)
@@ -74,7 +79,10 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
             self.errors[name] = W.HTML(layout=W.Layout(margin="0 0 0 8px"))
             row = W.HBox([widget, self.errors[name]])
             (advanced if HINTS[name].advanced else basic).append(row)
+            if name == "preset":
+                advanced.append(self.option_box)
             widget.observe(self._on_change, names="value")
+        self.fields["preset"].observe(self._on_preset, names="value")
         self.policy_hint = W.HTML(self._policy_text())
         self.advanced = W.Accordion(children=[W.VBox([self.policy_hint, *advanced])], selected_index=None)
         self.advanced.set_title(0, ADVANCED_TITLE)
@@ -147,7 +155,7 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
         if kind == "textarea":
             return W.Textarea(layout=W.Layout(width="640px"), rows=3, placeholder=hint.help, **common)
         if kind == "choice":
-            options = [("default", ""), *[(c, c) for c in self._choices(name)]]
+            options = [("default", ""), *[(choice_label(self.options, name, c), c) for c in self._choices(name)]]
             return W.Dropdown(options=options, value="", layout=W.Layout(width="360px"), **common)
         if kind == "combo":
             return W.Combobox(
@@ -186,14 +194,53 @@ class CreateSessionForm(W.VBox):  # type: ignore[misc]
     # --- validation ---------------------------------------------------------
 
     def values(self) -> dict[str, str]:
-        """The non-empty field values as typed."""
+        """The non-empty field values as typed (the preset's options as ``preset_options``)."""
         out = {}
         for name, widget in self.fields.items():
             value = widget.value
             text = value if name == "prompt" else str(value or "").strip()
             if text.strip():
                 out[name] = text
+        chosen = {
+            k: (str(c.value), str(f.value if f is not None else "")) for k, (c, f) in self._option_widgets.items()
+        }
+        options = options_value(self._option_fields(), chosen)
+        if options:
+            out["preset_options"] = options
         return out
+
+    def _option_fields(self) -> list[OptionField]:
+        preset = str(self.fields["preset"].value or "")
+        return option_fields(self.options, preset) if self.options is not None and preset else []
+
+    def _on_preset(self, _change: dict[str, Any]) -> None:
+        """Another preset: its options, each a choice (and a free value where the profile takes one)."""
+        self._option_widgets = {}
+        rows: list[W.Widget] = []
+        for f in self._option_fields():
+            choice = W.Dropdown(
+                options=f.choices, value=f.default, description=f.label, style=_STYLE, layout=W.Layout(width="360px")
+            )
+            free = None
+            if f.free_label is not None:
+                free = W.Text(
+                    description=f.free_label,
+                    placeholder=f.free_hint,
+                    style=_STYLE,
+                    continuous_update=True,
+                    layout=W.Layout(width="560px", display="" if f.default == OTHER else "none"),
+                )
+                free.observe(self._on_change, names="value")
+            choice.observe(self._on_option, names="value")
+            self._option_widgets[f.key] = (choice, free)
+            rows.append(W.HBox([choice, free] if free is not None else [choice]))
+        self.option_box.children = [*rows, self.errors["preset_options"]] if rows else []
+
+    def _on_option(self, change: dict[str, Any]) -> None:
+        for choice, free in self._option_widgets.values():
+            if free is not None:
+                free.layout.display = "" if choice.value == OTHER else "none"
+        self.validate()
 
     def _on_change(self, change: dict[str, Any]) -> None:
         owner = change.get("owner")
