@@ -93,6 +93,7 @@ def test_every_profile_becomes_a_preset_and_the_form_offers_them(profiles: Path,
                 "default": "scipy",
                 "unlisted": {
                     "display_name": "Other image",
+                    "display_name_in_choices": None,
                     "validation_regex": r"^quay\.io/jupyter/[a-z-]+:[\w.-]+$",
                     "validation_message": "must be an image of quay.io/jupyter with a tag",
                 },
@@ -341,3 +342,16 @@ def test_the_terminal_form_offers_the_options_of_the_chosen_preset(profiles: Pat
             assert screen.plan is not None and screen.plan.settings.image.endswith("julia-notebook:2024-05-27")
 
     asyncio.run(run())
+
+
+def test_an_unlisted_choice_reads_as_the_profile_says_among_the_choices(home: Path) -> None:
+    from clauderon_nb.frontends.form_state import OTHER, option_fields
+
+    (home / "config.toml").write_text(
+        '[[profile_list]]\ndisplay_name = "Any"\nslug = "any"\n'
+        "[profile_list.profile_options.image]\ndisplay_name = 'Image'\n"
+        "unlisted_choice = { enabled = true, display_name = 'Image', display_name_in_choices = 'Enter an image', "
+        "kubespawner_override = { image = '{value}' } }\n"
+    )
+    (field,) = option_fields(SessionManager().options(), "any")
+    assert (field.choices, field.default, field.free_label) == ([("Enter an image", OTHER)], OTHER, "Image: Image")

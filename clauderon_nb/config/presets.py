@@ -51,6 +51,7 @@ def options_of(preset: PresetConfig) -> dict[str, dict[str, Any]]:
             "default": default,
             "unlisted": {
                 "display_name": unlisted.display_name,
+                "display_name_in_choices": unlisted.display_name_in_choices,
                 "validation_regex": unlisted.validation_regex,
                 "validation_message": unlisted.validation_message,
             }

@@ -124,7 +124,8 @@ def option_fields(options: Any, preset: str) -> list[OptionField]:
         choices = [(str(label), str(value)) for value, label in (option.get("choices") or {}).items()]
         unlisted = option.get("unlisted")
         if unlisted:
-            choices.append((f"{unlisted.get('display_name') or 'Other'}…", OTHER))
+            among = unlisted.get("display_name_in_choices") or f"{unlisted.get('display_name') or 'Other'}…"
+            choices.append((str(among), OTHER))
         default = option.get("default") or (choices[0][1] if choices else OTHER)
         hint = unlisted.get("validation_message") or unlisted.get("validation_regex") or "" if unlisted else ""
         label = str(option.get("display_name") or key)

@@ -34,7 +34,8 @@ class Options:
     #: Every bound of the admin policy that applies to this user: (key, value as read, where it is set).
     bounds: list[tuple[str, str, str]] = field(default_factory=list)
     #: Per preset (a profile), its options: ``{option: {"display_name", "choices": {key: display name},
-    #: "default": key or None, "unlisted": {"display_name", "validation_regex", "validation_message"} or None}}``.
+    #: "default": key or None, "unlisted": {"display_name", "display_name_in_choices", "validation_regex",
+    #: "validation_message"} or None}}``.
     preset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
