@@ -262,6 +262,11 @@ kubespawner_override = {{ mem_limit = "128M" }}
         assert (session.settings["preset"], session.settings["preset_options"]) == ("team", {"memory": "large"})
         with pytest.raises(ConfigError, match="preset_options memory=huge: expected one of small, large"):
             mgr.create(repo=str(repo), prompt="x", agent="echo", preset="team", preset_options="memory=huge")
+        # A repository's own file choosing the service preset's options needs trust, as choosing an image does.
+        (repo / ".clauderon.toml").write_text('preset = "team"\npreset_options = { memory = "large" }\n')
+        with pytest.raises(ConfigError, match="chooses the options memory=large of the service's preset 'team'"):
+            mgr.create(repo=str(repo), prompt="x", agent="echo")
+        (repo / ".clauderon.toml").unlink()
         mgr.delete(session.name)
     finally:
         config.write_text(before)
@@ -355,3 +360,24 @@ def test_an_unlisted_choice_reads_as_the_profile_says_among_the_choices(home: Pa
     )
     (field,) = option_fields(SessionManager().options(), "any")
     assert (field.choices, field.default, field.free_label) == ([("Enter an image", OTHER)], OTHER, "Image: Image")
+
+
+def test_a_repository_that_picks_the_presets_image_by_its_options_needs_trust(
+    profiles: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository's file naming a preset picks among your own settings; naming its option's free value picks
+    the image that would get your credentials: that needs trust, as naming an image does."""
+    with profiles.open("a") as f:
+        f.write('\n[agents.cred]\ncommand = ["sh", "-c", "echo done"]\npass_env_optional = ["MY_AGENT_TOKEN"]\n')
+    monkeypatch.setenv("MY_AGENT_TOKEN", "tok-VERYSECRET")
+    mgr = SessionManager()
+    (repo / ".clauderon.toml").write_text('preset = "custom"\n')
+    assert not mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred").needs_trust
+    (repo / ".clauderon.toml").write_text(
+        'preset = "custom"\npreset_options = { image = "quay.io/jupyter/julia-notebook:1" }\n'
+    )
+    plan = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred")
+    assert plan.needs_trust and "chooses image 'quay.io/jupyter/julia-notebook:1'" in repr(plan)
+    # your own choice of the option is yours: nothing to confirm
+    own = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred", preset_options="image=r")
+    assert not own.needs_trust and own.settings.image == "quay.io/jupyter/r-notebook:2024-05-27"

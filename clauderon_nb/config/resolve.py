@@ -362,10 +362,19 @@ class _Inputs:
 
     def preset_options(self) -> dict[str, str] | None:
         """The options chosen for the preset in force: from the highest layer that gives some."""
-        for values in (self.session, self.repo_values, self.devcontainer_values, self.kernel_values):
+        return self.preset_options_from()[0]
+
+    def preset_options_from(self) -> tuple[dict[str, str] | None, str, str]:
+        """The chosen options, and the source and origin of the layer that gave them."""
+        for source, origin, values in (
+            ("session", "this request", self.session),
+            ("repo", self.repo_where, self.repo_values),
+            ("devcontainer", self.devcontainer_where, self.devcontainer_values),
+            ("kernel", self.kernel_origin, self.kernel_values),
+        ):
             if values.get("preset_options"):
-                return dict(values["preset_options"])
-        return None
+                return dict(values["preset_options"]), source, origin
+        return None, "default", "built-in default"
 
 
 def _preset_layer(name: str, named_by: str, source_origin: str, inputs: _Inputs) -> Layer:
@@ -615,11 +624,11 @@ def resolve(
     # 2. Every other setting, field by field, from the whole list.
     layers, preset_name, preset_layer = layers_for(inputs, backend)
     record("preset", preset_layer)
-    options = inputs.preset_options() if preset_name is not None else None
+    options, options_source, options_origin = inputs.preset_options_from()
     values: dict[str, Any] = {"backend": backend, "agent": agent_name, "preset": preset_name}
-    if options:
+    if options and preset_name is not None:
         values["preset_options"] = options
-        record("preset_options", preset_layer)
+        sources["preset_options"], origins["preset_options"] = options_source, options_origin
     picked: dict[str, Layer | None] = {}
     for key in BACKEND_KEYS[backend.value]:
         values[key], layer = _pick(key, layers)

@@ -95,6 +95,20 @@ def trust(home: Path, repo_root: Path) -> str:
     return digest
 
 
+def options_refusal(home: Path, repo_root: Path, res: Resolution) -> str | None:
+    """For a preset the service applies: the repository's own files choosing its options (which may pick the
+    image that gets your credentials) need trust, as choosing the image does."""
+    if res.sources.get("preset_options") not in REPO_SOURCES or is_trusted(home, repo_root):
+        return None
+    files = " and ".join(p.relative_to(repo_root).as_posix() for p in repo_files(repo_root))
+    chosen = ", ".join(f"{k}={v}" for k, v in (res.settings.preset_options or {}).items())
+    return (
+        f"the repository's {files} chooses the options {chosen} of the service's preset "
+        f"{res.settings.preset!r}, which may pick what receives your credentials; review it, then trust it once "
+        f"with `clauderon-nb trust {shlex.quote(str(repo_root))}` (or %clauderon trust), or override it with flags"
+    )
+
+
 def trust_refusal(
     home: Path, repo_root: Path, res: Resolution, *, secret_env: Sequence[str] = (), to_service: bool = False
 ) -> str | None:
@@ -107,6 +121,8 @@ def trust_refusal(
     from ..model.display import show_value
 
     chosen = [k for k in TRUSTED_KEYS if res.sources.get(k) in REPO_SOURCES]
+    if res.sources.get("preset_options") in REPO_SOURCES and res.sources.get("image") == "preset":
+        chosen.append("image")  # the repository chose the preset's image through its options (a free value)
     on_host = not to_service and res.sources.get("backend") == "repo" and res.settings.backend is Backend.LOCAL
     if on_host:
         chosen.append("backend")

@@ -194,7 +194,7 @@ class RemoteManager:
 
     def _body(self, request: CreateSessionRequest) -> tuple[dict[str, Any], Any, dict[str, str]]:
         """The JSON the service gets, the repository, and where each sent value came from."""
-        from ..config.trust import trust_refusal
+        from ..config.trust import options_refusal, trust_refusal
         from ..model.settings_json import request_json
         from ..repos.bundles import repo_key
         from ..repos.gitrepo import inspect_repo_cached, remote_url_cached
@@ -216,7 +216,10 @@ class RemoteManager:
             origins["preset"] = res.sources["preset"]
             if res.settings.preset_options:
                 sent["preset_options"] = res.settings.preset_options
-                origins["preset_options"] = res.sources["preset"]
+                origins["preset_options"] = res.sources.get("preset_options", res.sources["preset"])
+                refusal = options_refusal(self.home, repo.root, res)
+                if refusal:
+                    raise ConfigError(refusal, field="preset_options")
         if "build" in sent:  # the service builds it and tags it by its hash
             sent.pop("image", None)
         from ..model.settings_table import DEVCONTAINER_KEYS
