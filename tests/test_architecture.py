@@ -73,7 +73,7 @@ def test_the_service_client_needs_only_the_model_config_and_git() -> None:
 #: The third-party packages each layer may import (the standard library is free everywhere).
 THIRD_PARTY = {
     "model": {"pydantic"},
-    "config": {"pydantic", "tomli", "json5"},
+    "config": {"pydantic", "tomli", "json5", "yaml"},
     "repos": set(),
     "render": set(),
     "backends": {"docker", "kubernetes", "kubernetes_validate", "urllib3"},

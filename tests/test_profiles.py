@@ -381,3 +381,78 @@ def test_a_repository_that_picks_the_presets_image_by_its_options_needs_trust(
     # your own choice of the option is yours: nothing to confirm
     own = mgr.plan(repo=str(repo), prompt="x", backend="docker", agent="cred", preset_options="image=r")
     assert not own.needs_trust and own.settings.image == "quay.io/jupyter/r-notebook:2024-05-27"
+
+
+#: The same profiles as Zero to JupyterHub's Helm values hold them (what an admin already has).
+Z2JH_VALUES = r"""
+singleuser:
+  profileList:
+    - display_name: "Minimal environment"
+      description: "To avoid too much bells and whistles: Python."
+      default: true
+      kubespawner_override:
+        cpu_limit: 1
+        mem_limit: 2G
+    - display_name: "Datascience environment"
+      description: "If you want the additional bells and whistles: Python, R, and Julia."
+      kubespawner_override:
+        image: quay.io/jupyter/datascience-notebook:2024-05-27
+        image_pull_policy: IfNotPresent
+        cpu_limit: 2
+        cpu_guarantee: 0.5
+        mem_limit: 4G
+        mem_guarantee: 1G
+    - display_name: "GPU server"
+      slug: gpu
+      description: "One NVIDIA GPU, on the GPU pool."
+      allowed_groups: [gpu-users]
+      kubespawner_override:
+        image: quay.io/jupyter/pytorch-notebook:cuda12-2024-05-27
+        mem_limit: 16G
+        extra_resource_limits:
+          nvidia.com/gpu: "1"
+        node_selector:
+          cloud.google.com/gke-nodepool: gpu
+        tolerations:
+          - key: nvidia.com/gpu
+            operator: Exists
+            effect: NoSchedule
+            tolerationSeconds: 60
+    - display_name: "Choose your image"
+      slug: custom
+      profile_options:
+        image:
+          display_name: Image
+          choices:
+            scipy:
+              display_name: SciPy
+              default: true
+              kubespawner_override:
+                image: quay.io/jupyter/scipy-notebook:2024-05-27
+            r:
+              display_name: R
+              kubespawner_override:
+                image: quay.io/jupyter/r-notebook:2024-05-27
+          unlisted_choice:
+            enabled: true
+            display_name: Other image
+            validation_regex: '^quay\.io/jupyter/[a-z-]+:[\w.-]+$'
+            validation_message: must be an image of quay.io/jupyter with a tag
+            kubespawner_override:
+              image: "{value}"
+"""
+
+
+def test_the_helm_values_an_admin_has_give_the_same_presets(home: Path, repo: Path, tmp_path: Path) -> None:
+    pytest.importorskip("yaml", reason="reading YAML needs PyYAML (it comes with JupyterHub)")
+    from clauderon_nb.config.files import load_user_config, presets_of
+
+    (home / "config.toml").write_text(PROFILE_LIST)
+    from_toml = presets_of(load_user_config(home))
+    values = tmp_path / "values.yaml"
+    values.write_text(Z2JH_VALUES)
+    (home / "config.toml").write_text(f'profile_list_file = "{values}"\n')
+    assert presets_of(load_user_config(home)) == from_toml
+    values.write_text(Z2JH_VALUES.replace("mem_limit: 16G", "mem_limit: 16G\n        lifecycle_hooks: {}"))
+    with pytest.raises(ConfigError, match=r"profile 2 \('GPU server'\): kubespawner_override key 'lifecycle_hooks'"):
+        presets_of(load_user_config(home))

@@ -20,13 +20,14 @@ from pydantic import (
     model_validator,
 )
 
+from ..errors import ConfigError, describe_validation_error
 from ..model.fields import BackendName, Cpu, Gpus, Identifier, Image, Memory, Policy
 from ..model.hints import DEFAULTABLE_FIELDS
 from ..model.redact import has_credentials, is_env_name, redact_url
 from ..model.request import CreateSessionRequest
 from ..model.units import parse_memory
 from .environment import clauderon_home as clauderon_home  # re-exported
-from .profiles import Profile, ProfileOption, override_values
+from .profiles import Profile, ProfileOption, override_values, profiles_from_file
 from .tomlfile import load_toml, readable_file
 
 
@@ -248,6 +249,9 @@ class GeneralConfig(_File):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     # KubeSpawner-style profiles: each becomes a preset named by its slug (``config/profiles.py``).
     profile_list: list[Profile] = Field(default_factory=list)
+    # The same, from the file an admin already has: z2jh Helm values (singleuser.profileList), or a YAML or
+    # JSON list of profiles. Its profiles come after the inline ones.
+    profile_list_file: ExistingFile | None = None
     # "package.module:function": receives the backend-neutral SessionSpec and returns it changed (like
     # KubeSpawner's modify_pod_hook); the result is checked against the policy again.
     modify_spec_hook: Annotated[str, BeforeValidator(_hook_ref)] | None = None
@@ -484,11 +488,39 @@ def profile_preset(profile: Profile, where: str) -> PresetConfig:
 
 
 def presets_of(*configs: UserConfig) -> dict[str, PresetConfig]:
-    """The presets of the given configs, later ones winning by name (system, then user)."""
+    """The presets of the given configs, later ones winning by name (system, then user); a config's
+    ``profile_list_file`` is read when it changes (its profiles after the file's own)."""
     out: dict[str, PresetConfig] = {}
     for config in configs:
-        out.update(config.general.data.presets)
+        general = config.general.data
+        out.update(general.presets)
+        if general.profile_list_file is not None:
+            for name, preset in _file_presets(general.profile_list_file).items():
+                if name in general.presets:
+                    raise ConfigError(
+                        f"{general.profile_list_file}: profile {name!r} is also a preset of {config.general.path}; "
+                        "give the profile another slug",
+                        field="preset",
+                    )
+                out[name] = preset
     return out
+
+
+def _file_presets(path: Path) -> dict[str, PresetConfig]:
+    """The presets of a profile file, remembered while the file is unchanged."""
+    from .cache import remember, stat_key
+
+    def load() -> dict[str, PresetConfig]:
+        try:
+            presets: dict[str, PresetConfig] = {}
+            for index, profile in enumerate(profiles_from_file(path)):
+                presets[profile.name] = profile_preset(profile, f"profile {index} ({profile.display_name!r})")
+            return presets
+        except (OSError, ValueError) as exc:
+            text = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ConfigError(f"{path}: {text}" if str(path) not in text else text, field="preset") from None
+
+    return remember(("profile_list_file", str(path), stat_key(path)), load)
 
 
 def load_repo_config(repo_root: Path) -> Loaded:

@@ -138,3 +138,46 @@ class Profile(_Profile):
         if self.slug:
             return self.slug
         return re.sub(r"[^a-z0-9]+", "-", self.display_name.lower()).strip("-")[:63] or "profile"
+
+
+def profiles_from_file(path: Any) -> list[Profile]:
+    """The profiles of a YAML or JSON file: a list of profiles, a table with ``profile_list``, or Zero to
+    JupyterHub's Helm values (``singleuser.profileList``). ``ValueError`` (one line, naming the file)."""
+    import json
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from ..errors import describe_validation_error
+
+    file = Path(path)
+    text = file.read_text(encoding="utf-8", errors="replace")
+    if file.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"profile_list_file {file}: not JSON ({exc})") from None
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"profile_list_file {file}: reading YAML needs PyYAML (pip install pyyaml), or give a .json file"
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"profile_list_file {file}: not YAML ({' '.join(str(exc).split())[:200]})") from None
+    if isinstance(data, dict):
+        data = (data.get("singleuser") or {}).get("profileList") if "singleuser" in data else data.get("profile_list")
+    if not isinstance(data, list):
+        raise ValueError(
+            f"profile_list_file {file}: expected a list of profiles, profile_list, or singleuser.profileList"
+        )
+    out = []
+    for index, entry in enumerate(data):
+        try:
+            out.append(Profile.model_validate(entry))
+        except ValidationError as exc:
+            raise ValueError(f"profile_list_file {file}: profile {index}: {describe_validation_error(exc)}") from None
+    return out
