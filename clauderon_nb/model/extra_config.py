@@ -116,7 +116,6 @@ POD_GATED = {
     "hostNetwork": "host_network",
     "hostPID": "host_namespaces",
     "hostIPC": "host_namespaces",
-    "hostUsers": "host_namespaces",
     "shareProcessNamespace": "host_namespaces",
     "automountServiceAccountToken": "security",
     "securityContext": "root",
@@ -186,8 +185,6 @@ def gates(kind: str, value: dict[str, Any]) -> list[tuple[str, str]]:
         if key == "securityContext" and isinstance(val, dict):
             out += _security_gates(kind, val)
             continue
-        if gate == "host_namespaces" and key == "hostUsers" and val is not False:
-            continue  # hostUsers = false is a user namespace: tighter, not looser
         if gate == "security" and key == "automountServiceAccountToken" and val is not True:
             continue
         if gate and (gate != "host_network" or val) and (gate != "host_namespaces" or val):

@@ -100,7 +100,9 @@ class SessionManager:
         if self._store is not None:
             return self._store
         reader = Store(self.home / "sessions.sqlite", create=False)
-        return self.store if reader.exists else reader
+        if reader.exists:  # opened like any store (an existing file is never made again): kept for writes too
+            self._store = reader
+        return reader
 
     def backend(self, name: str) -> SessionBackend:
         if name not in self._backends:
