@@ -571,3 +571,29 @@ def test_start_checks_every_stored_setting_against_todays_policy(
     monkeypatch.delenv("CLAUDERON_POLICY")
     mgr.delete("g1")
     mgr.delete("g2")
+
+
+def test_the_spec_hook_runs_on_every_render_of_the_pod(
+    k8s: StandIn, repo: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """modify_spec_hook changes the pod at create, and again when start renders it from the stored session."""
+    (tmp_path / "k8s_hooks.py").write_text(
+        "from dataclasses import replace\n\n\n"
+        "def reviewed(spec):\n"
+        "    return replace(spec, command=[*spec.command[:-1], spec.command[-1] + ' (reviewed)'])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = home / "config.toml"
+    config.write_text('modify_spec_hook = "k8s_hooks:reviewed"\n' + config.read_text())
+    create(repo=str(repo), name="hooked")
+
+    def command() -> list[str]:
+        pod = k8s.objects[("pods", "team-a", obj("hooked"))]
+        return list(pod["spec"]["containers"][0]["command"])
+
+    assert command()[-1].endswith("(reviewed)")
+    mgr = SessionManager()
+    mgr.stop("hooked")
+    mgr.start("hooked")
+    assert command()[-1].endswith("(reviewed)") and not command()[-1].endswith("(reviewed) (reviewed)")
+    mgr.delete("hooked")

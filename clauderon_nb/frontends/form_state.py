@@ -127,7 +127,7 @@ def option_fields(options: Any, preset: str) -> list[OptionField]:
             among = unlisted.get("display_name_in_choices") or f"{unlisted.get('display_name') or 'Other'}…"
             choices.append((str(among), OTHER))
         default = option.get("default") or (choices[0][1] if choices else OTHER)
-        hint = unlisted.get("validation_message") or unlisted.get("validation_regex") or "" if unlisted else ""
+        hint = (unlisted.get("validation_message") or unlisted.get("validation_regex") or "") if unlisted else ""
         label = str(option.get("display_name") or key)
         free = f"{label}: {unlisted.get('display_name') or 'Other'}" if unlisted else None
         out.append(OptionField(key, label, choices, str(default), free, str(hint)))

@@ -340,7 +340,8 @@ class Planner:
             remote_in_secret=bool(render.get("remote_in_secret")),
             deployment=deployment_id(self.home, create=False),
         )
-        return replace(spec, secret_env=secret_env)
+        # The admin's hook runs on every render of the pod, as at create (and its result is checked again).
+        return self._modified(replace(spec, secret_env=secret_env))
 
     def options(self, recent_sessions: list[Session]) -> Options:
         """Choices and bounds for a form: agents, presets, and what the admin policy allows."""
