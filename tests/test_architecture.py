@@ -80,7 +80,7 @@ THIRD_PARTY = {
     "sessions": set(),
     "remote": {"pydantic"},
     "service": {"tornado", "jupyterhub", "prometheus_client"},
-    "frontends": {"IPython", "ipywidgets", "pydantic", "textual", "traitlets"},
+    "frontends": {"IPython", "ipywidgets", "pydantic", "pygments", "textual", "traitlets"},
 }
 
 

@@ -732,6 +732,37 @@ class DockerBackend:
             raise BackendError(_explain(exc), step="logs") from None
         return bytes(data).decode(errors="replace").replace("\r\n", "\n")  # a TTY writes CRLF
 
+    def changes(self, session: Session, base: str, limit: int = 8 * 1024 * 1024) -> str:
+        """The workspace against ``base`` as git's diff text — committed, uncommitted and untracked — read by
+        git inside the session's running container as its agent: the host never runs git in the workspace.
+        At most ``limit`` bytes are read (the parser bounds what is shown)."""
+        from ..model.git_ids import is_commit_hash
+
+        if not is_commit_hash(base):
+            raise BackendError(f"session {session.name!r} has no valid base commit recorded", step="diff")
+        rows = self.containers(session)
+        if not rows or rows[0].get("State") != "running":
+            raise BackendError(
+                f"session {session.name!r} is not running: its changes are read inside its container; start it",
+                step="diff",
+            )
+        script = (
+            f'cd {WORKSPACE} && git -c core.quotePath=false diff --find-renames --binary "$1" -- . ; '
+            "git ls-files -z --others --exclude-standard | "
+            "xargs -0 -r -n1 git -c core.quotePath=false diff --no-index --binary -- /dev/null ; true"
+        )
+        uid = session.agent_uid()
+        api = self.client.api
+        exec_id = self._api(
+            "diff", api.exec_create, rows[0]["Id"], ["sh", "-c", script, "clauderon-diff", base], user=f"{uid}:{uid}"
+        )
+        out = bytearray()
+        for chunk in self._api("diff", api.exec_start, exec_id, stream=True):
+            out += chunk
+            if len(out) > limit:
+                break
+        return bytes(out[:limit]).decode("utf-8", errors="replace")
+
     def local_images(self, limit: int = 200) -> list[str]:
         """Tags of the images the engine has (suggestions for an image field)."""
         rows = self._api("list images", self.client.api.images)

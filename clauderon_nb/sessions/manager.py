@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..config.policy import AdminPolicy
     from ..config.resolve import Resolution
     from ..model.answers import CullAction, ImageListing, Options
+    from ..model.diff import Diff
     from ..model.request import CreateSessionRequest
     from ..render.plan import Plan
     from ..repos.gitrepo import RepoInfo
@@ -305,6 +306,21 @@ class SessionManager:
         from .branches import bring_back
 
         return bring_back(self, session, dest, only_if_ahead=only_if_ahead)
+
+    def diff(self, name: str) -> Diff:
+        """What the agent changed against the session's base: its commits, and what it has not committed yet,
+        read by git inside the session's container (the host never runs git in the workspace). Docker sessions;
+        others are refused with one line."""
+        from ..model.diff import parse_diff
+
+        session = self.find(name)
+        changes = getattr(self.backend(session.backend), "changes", None)
+        if changes is None:
+            raise ClauderonError(
+                f"session {session.name!r} runs on the {session.backend} backend: its changes are read only inside a "
+                "Docker container; use `fetch` to bring its branch into your repository and diff it there"
+            )
+        return parse_diff(changes(session, session.base_commit() or ""))
 
     # --- lifecycle (sessions/lifecycle.py) ----------------------------------------
 
