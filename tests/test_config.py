@@ -45,6 +45,26 @@ def test_default_backend_follows_the_engine(repo: Path, monkeypatch: pytest.Monk
     assert plan(repo).backend == "docker"
 
 
+def test_a_docker_config_that_cannot_be_read_is_never_taken_for_no_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chosen context may hide in a config.json we cannot parse: that counts as an engine configured (its
+    failure is then an error), never as "no engine" and a run on the host."""
+    from clauderon_nb.config import environment
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setattr(environment, "DEFAULT_SOCKET", tmp_path / "no.sock")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert not environment.docker_engine_present()  # no config.json, no socket: no engine
+    (tmp_path / "config.json").write_text('{"currentContext": "default"}')
+    assert not environment.docker_engine_present()
+    (tmp_path / "config.json").write_text('{"currentContext": "remote"')  # cut short
+    assert environment.docker_engine_present()
+    (tmp_path / "config.json").write_text('{"currentContext": "remote"}')
+    assert environment.docker_engine_present()
+
+
 def test_field_by_field(repo: Path, write: Write) -> None:
     write(
         "docker-config.toml",

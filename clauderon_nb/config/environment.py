@@ -37,14 +37,17 @@ def docker_engine_present() -> bool:
 
 
 def _docker_context() -> str:
-    """The docker CLI's current context (``currentContext`` in its config.json), or ""."""
+    """The docker CLI's current context (``currentContext`` in its config.json), "" when none is chosen."""
     import json
 
     folder = os.environ.get("DOCKER_CONFIG", "").strip()
     path = Path(folder).expanduser() / "config.json" if folder else Path.home() / ".docker" / "config.json"
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return ""
+    except (OSError, ValueError):
+        # It may name a context we cannot read: never take that for "no engine" (and run on the host).
+        return f"(unreadable {path})"
     context = data.get("currentContext") if isinstance(data, dict) else None
     return context if isinstance(context, str) else ""

@@ -142,13 +142,11 @@ class DiffView:
 
 def _highlighter(path: str) -> Any:
     """A function that highlights one line of ``path``'s language (escaped text when none is known)."""
-    try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import get_lexer_for_filename
-        from pygments.util import ClassNotFound
-    except ImportError:
-        return html.escape
+    from pygments import highlight  # IPython's own dependency
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_for_filename
+    from pygments.util import ClassNotFound
+
     try:
         lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
     except ClassNotFound:

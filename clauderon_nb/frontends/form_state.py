@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ClauderonError, describe_validation_error
 from ..model.hints import HINTS
+
+if TYPE_CHECKING:
+    from ..model.answers import Options
 
 #: The fields a repository's own file may have chosen; marked when it needs trust.
 _TRUSTED_FIELDS = ("image", "agent", "backend")
@@ -116,9 +119,9 @@ class OptionField:
     free_hint: str = ""  # what a free value must be (the validation message, else the regex)
 
 
-def option_fields(options: Any, preset: str) -> list[OptionField]:
+def option_fields(options: Options, preset: str) -> list[OptionField]:
     """The option fields of ``preset`` (a profile's ``profile_options``), from the manager's ``Options``."""
-    described = (getattr(options, "preset_options", None) or {}).get(preset) or {}
+    described = options.preset_options.get(preset) or {}
     out = []
     for key, option in described.items():
         choices = [(str(label), str(value)) for value, label in (option.get("choices") or {}).items()]
@@ -147,7 +150,7 @@ def options_value(fields: list[OptionField], chosen: dict[str, tuple[str, str]])
     return ",".join(parts)
 
 
-def choice_label(options: Any, field_name: str, value: str) -> str:
+def choice_label(options: Options | None, field_name: str, value: str) -> str:
     """How a choice reads in a form: a preset with its profile's name and description, else the value."""
-    described = (getattr(options, "presets", None) or {}).get(value) if field_name == "preset" else None
+    described = options.presets.get(value) if options is not None and field_name == "preset" else None
     return f"{value} — {described}" if described else value
